@@ -1,0 +1,144 @@
+"""The run graph: submissions, their nodes and edges, results and messages.
+
+Status columns are only ever written through ``execution.states``.
+"""
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from jobs.models import Job, Step, Task
+
+from .states import NodeStatus, SubmissionStatus
+
+
+class Priority(models.TextChoices):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class Batch(models.Model):
+    """Submissions made together by naming several jobs in one request."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return str(self.uuid)
+
+
+class Submission(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="submissions")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
+    submission_name = models.CharField(max_length=256, blank=True)
+    email = models.EmailField(blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    params = models.JSONField(default=dict, blank=True, help_text="Parameter values by REST name, typed and with defaults filled in.")
+    status = models.CharField(max_length=16, choices=SubmissionStatus.choices, default=SubmissionStatus.SUBMITTED, db_index=True)
+    last_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.job.name} {self.uuid}"
+
+    @property
+    def file_id(self):
+        """The id in this submission's file names: ``<file_id><ending>``."""
+        return str(self.uuid)
+
+    @property
+    def is_active(self):
+        return self.status in SubmissionStatus.ACTIVE
+
+
+class Node(models.Model):
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="nodes")
+    key = models.CharField(max_length=128)
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="nodes")
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes")
+    enabled = models.BooleanField(default=True)
+    params = models.JSONField(default=dict, blank=True, help_text="Values that override the submission's for this node only.")
+    status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    command = models.TextField(blank=True, help_text="The rendered command line of the latest attempt.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["submission", "key"], name="unique_node_key_per_submission")]
+
+    def __str__(self):
+        return f"{self.key} ({self.status})"
+
+
+class Edge(models.Model):
+    """``source`` must finish before ``target`` starts."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="edges")
+    source = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="out_edges")
+    target = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="in_edges")
+    label = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["source", "target"], name="unique_edge")]
+
+    def __str__(self):
+        return f"{self.source.key} -> {self.target.key}"
+
+
+def result_path(result, filename):
+    # Stored names derive from ids only; a submitter's file name never picks a path.
+    return f"results/{result.submission.uuid}/{result.node.key if result.node_id else '_input'}/{filename}"
+
+
+class Result(models.Model):
+    """A file produced by a node, or the submitter's upload (no node)."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="results")
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.CASCADE, related_name="results")
+    name = models.CharField(max_length=255, help_text="<ID><ending>, the name steps see.")
+    ending = models.CharField(max_length=255, blank=True)
+    file = models.FileField(upload_to=result_path, max_length=512)
+    size = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Message(models.Model):
+    class Level(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="messages")
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.text

@@ -1,0 +1,374 @@
+"""The catalogue: queue types, backends, tasks and jobs.
+
+Rules live here, in ``clean()`` and model methods, so that admin, YAML import
+and the API enforce the same things with the same messages.
+"""
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from . import dag, params, promises, templating, validators
+
+NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
+ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name is letters, digits and '_', not starting with a digit")
+ALIAS = RegexValidator(r"^[A-Za-z0-9_]+$", "use letters, digits and '_'")
+# An ending is appended to the file-name id; it must never climb out of the working directory.
+ENDING = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+class Behaviour(models.TextChoices):
+    """What to do when a step ends in an exceptional way."""
+
+    CONTINUE = "continue", "continue: treat the step as succeeded"
+    TERMINATE = "terminate", "terminate: stop the submission, reporting it complete"
+    FAIL = "fail", "fail: fail the step and the submission"
+
+
+class QueueType(models.Model):
+    class ExecutionBehaviour(models.TextChoices):
+        LOCALHOST = "localhost", "localhost: shell command lines"
+        PYTHON = "python", "python: Python code in a separate interpreter"
+        R = "r", "r: R code run by Rscript"
+        JOB = "job", "job: run another job as a sub-job"
+
+    name = models.CharField(max_length=64, unique=True, validators=[NAME], help_text="Names the Dramatiq queues <name>, low_<name> and high_<name>.")
+    execution_behaviour = models.CharField(max_length=16, choices=ExecutionBehaviour.choices, default=ExecutionBehaviour.LOCALHOST)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def queue_names(self):
+        return [f"low_{self.name}", self.name, f"high_{self.name}"]
+
+
+class Backend(models.Model):
+    name = models.CharField(max_length=64, unique=True, validators=[NAME])
+    queue_type = models.ForeignKey(QueueType, on_delete=models.PROTECT, related_name="backends")
+    root_path = models.CharField(max_length=1024, blank=True, help_text="Directory under which steps get their working directories; empty means SLUICE_WORK_DIR.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.root_path and not self.root_path.startswith("/"):
+            raise ValidationError({"root_path": "must be an absolute path"})
+
+
+class Task(models.Model):
+    name = models.CharField(max_length=64, unique=True, validators=[NAME])
+    description = models.TextField(blank=True)
+    backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="tasks")
+    in_glob = models.CharField(max_length=512, blank=True, help_text="Comma-separated file endings this step reads, found among the results of earlier steps (nearest first); .input is the submitter's upload. $I1.. name them.")
+    out_glob = models.CharField(max_length=512, blank=True, help_text="Comma-separated file endings gathered as results after the step runs. $O1.. name them.")
+    stdout_glob = models.CharField(max_length=64, blank=True, help_text="If set, stdout is captured to <ID><ending> and kept as a result.")
+    executable = models.TextField(help_text="Shell line (localhost) or code (python, r). Placeholders: $I1 $O1 $P1 $VALUE $TMP $ID.")
+    incomplete_outputs_behaviour = models.CharField(max_length=16, choices=Behaviour.choices, default=Behaviour.FAIL, help_text="What to do when an out_glob file is missing.")
+    custom_exit_status = models.CharField(max_length=128, blank=True, help_text="Comma-separated non-zero exit codes that get the custom behaviour instead of failing.")
+    custom_exit_behaviour = models.CharField(max_length=16, choices=Behaviour.choices, default=Behaviour.CONTINUE)
+    dynamic = models.BooleanField(default=False, help_text="May the step add nodes and edges while it runs.")
+    timeout = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds before the step's whole process group is killed; empty means no limit.")
+    retries = models.PositiveSmallIntegerField(default=0, help_text="How many times a failed step is tried again.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def in_endings(self):
+        return templating.split_endings(self.in_glob)
+
+    @property
+    def out_endings(self):
+        return templating.split_endings(self.out_glob)
+
+    @property
+    def exit_statuses(self):
+        return {int(code) for code in self.custom_exit_status.replace(" ", "").split(",") if code}
+
+    def clean(self):
+        errors = {}
+        for field in ("in_glob", "out_glob", "stdout_glob"):
+            for ending in templating.split_endings(getattr(self, field)):
+                if not ENDING.match(ending) or ending in {".", ".."}:
+                    errors.setdefault(field, []).append(f"'{ending}' is not a file ending; use letters, digits and '._+-', no '/' or '*'")
+        if "," in self.stdout_glob:
+            errors.setdefault("stdout_glob", []).append("takes one ending, not a list")
+        for code in self.custom_exit_status.replace(" ", "").split(","):
+            if code and (not code.isdigit() or not 0 < int(code) < 256):
+                errors.setdefault("custom_exit_status", []).append(f"'{code}' is not an exit status between 1 and 255")
+        problems = self.placeholder_errors(parameter_count=None)
+        if problems:
+            errors.setdefault("executable", []).extend(problems)
+        if errors:
+            raise ValidationError(errors)
+
+    def placeholder_errors(self, parameter_count):
+        """Return messages for placeholders the task does not define.
+
+        ``parameter_count`` None skips the ``$P`` check (parameters may not be saved yet).
+        """
+        if self.backend_id and self.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB:
+            return []
+        limits = {"I": (len(self.in_endings), "in_glob defines"), "O": (len(self.out_endings), "out_glob defines")}
+        if parameter_count is not None:
+            limits["P"] = (parameter_count, "the task has")
+        problems = []
+        for placeholder in templating.placeholders(self.executable):
+            if placeholder.kind in limits:
+                limit, what = limits[placeholder.kind]
+                if placeholder.index > limit:
+                    noun = "parameter" if placeholder.kind == "P" else "ending"
+                    problems.append(f"{placeholder.text} is used but {what} {limit} {noun}{'' if limit == 1 else 's'}")
+        return problems
+
+    def check_parameters(self):
+        """Check ``$P`` placeholders against the saved parameters.
+
+        Raises:
+            ValidationError: on the ``executable`` field.
+        """
+        problems = self.placeholder_errors(parameter_count=self.parameters.count())
+        if problems:
+            raise ValidationError({"executable": problems})
+
+
+class Parameter(models.Model):
+    class Type(models.TextChoices):
+        STRING = "string"
+        INT = "int"
+        FLOAT = "float"
+        BOOL = "bool"
+        CHOICE = "choice"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="parameters")
+    position = models.PositiveSmallIntegerField(default=0, help_text="$P1 is the parameter with the lowest position.")
+    flag = models.CharField(max_length=64, blank=True, help_text="Written before the value, e.g. -z or --gap=.")
+    default = models.CharField(max_length=1024, blank=True)
+    bool_valued = models.BooleanField(default=False, help_text="The flag alone is written when the value is true, nothing when false.")
+    rest_alias = models.CharField(max_length=64, validators=[ALIAS], help_text="Submitters send the value as <task name>_<rest alias>.")
+    spacing = models.BooleanField(default=True, help_text="Put a space between flag and value.")
+    switchless = models.BooleanField(default=False, help_text="Write the value without its flag.")
+    type = models.CharField(max_length=8, choices=Type.choices, default=Type.STRING)
+    choices = models.CharField(max_length=1024, blank=True, help_text="Comma-separated allowed values for type 'choice'.")
+    required = models.BooleanField(default=False, help_text="A submission must give a value (a default also satisfies it).")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["task", "rest_alias"], name="unique_rest_alias_per_task")]
+
+    def __str__(self):
+        return self.rest_name
+
+    @property
+    def rest_name(self):
+        return f"{self.task.name}_{self.rest_alias}"
+
+    @property
+    def choice_list(self):
+        return [choice.strip() for choice in self.choices.split(",") if choice.strip()]
+
+    def spec(self):
+        return templating.ParamSpec(flag=self.flag, bool_valued=self.bool_valued, spacing=self.spacing, switchless=self.switchless)
+
+    def parse(self, raw):
+        """Return ``raw`` converted to this parameter's type.
+
+        Raises:
+            params.ParameterValueError: with a message naming the parameter.
+        """
+        kind = Parameter.Type.BOOL if self.bool_valued else self.type
+        try:
+            return params.coerce(kind, raw, self.choice_list)
+        except params.ParameterValueError as error:
+            raise params.ParameterValueError(f"parameter '{self.rest_name}' {error}") from None
+
+    def clean(self):
+        errors = {}
+        if self.type == Parameter.Type.CHOICE and not self.choice_list:
+            errors["choices"] = "a choice parameter needs a comma-separated list of choices"
+        if self.bool_valued and not self.flag:
+            errors["flag"] = "a bool-valued parameter needs a flag to write when true"
+        if self.bool_valued and self.switchless:
+            errors["switchless"] = "a bool-valued parameter cannot also be switchless"
+        if self.default != "" and self.task_id and "choices" not in errors:
+            try:
+                self.parse(self.default)
+            except params.ParameterValueError as error:
+                errors["default"] = str(error).replace(f"parameter '{self.rest_name}'", "the default")
+        if errors:
+            raise ValidationError(errors)
+
+
+class Environment(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="environment")
+    name = models.CharField(max_length=128, validators=[ENV_NAME])
+    value = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["task", "name"], name="unique_env_name_per_task")]
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
+
+
+class Configuration(models.Model):
+    """Software or data a task depends on, recorded for provenance."""
+
+    class Kind(models.TextChoices):
+        SOFTWARE = "software"
+        DATASET = "dataset"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="configurations")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SOFTWARE)
+    name = models.CharField(max_length=128)
+    version = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self):
+        return f"{self.name} {self.version}".strip()
+
+
+class Job(models.Model):
+    name = models.CharField(max_length=64, unique=True, validators=[NAME])
+    description = models.TextField(blank=True)
+    runnable = models.BooleanField(default=True, help_text="Only runnable jobs accept submissions.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def step_specs(self):
+        return [dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in self.steps.all()]
+
+    def check_steps(self):
+        """Check the saved steps form a valid graph.
+
+        Raises:
+            ValidationError: naming the step, the unknown key or the cycle.
+        """
+        try:
+            dag.check_steps(self.step_specs())
+        except dag.StepGraphError as error:
+            raise ValidationError({"steps": str(error)}) from None
+
+    def parameters(self):
+        """Return the parameters submitters may set, one per REST name, in step order."""
+        by_name = {}
+        for step in self.steps.select_related("task").prefetch_related("task__parameters"):
+            for parameter in step.task.parameters.all():
+                by_name.setdefault(parameter.rest_name, parameter)
+        return list(by_name.values())
+
+    def resolve_params(self, raw):
+        """Return ``{rest_name: value}`` for every parameter, typed, defaults filled in.
+
+        Raises:
+            ValidationError: keyed by REST name, one message per bad or missing value,
+            and for names the job does not take.
+        """
+        known = self.parameters()
+        names = {parameter.rest_name for parameter in known}
+        errors = {}
+        for name in sorted(set(raw) - names):
+            hint = f"; it takes {', '.join(sorted(names))}" if names else "; it takes no parameters"
+            errors[name] = f"job '{self.name}' has no parameter '{name}'{hint}"
+        values = {}
+        for parameter in known:
+            given = raw.get(parameter.rest_name)
+            if given is None or given == "":
+                given = parameter.default
+            if given == "":
+                if parameter.required:
+                    errors[parameter.rest_name] = f"parameter '{parameter.rest_name}' is required"
+                values[parameter.rest_name] = False if parameter.bool_valued else None
+                continue
+            try:
+                values[parameter.rest_name] = parameter.parse(given)
+            except params.ParameterValueError as error:
+                errors[parameter.rest_name] = str(error)
+        if errors:
+            raise ValidationError(errors)
+        return values
+
+    def validate_upload(self, data):
+        """Run every validator of the job on the uploaded bytes.
+
+        Raises:
+            ValidationError: on ``input_data``, naming the validator that refused.
+        """
+        for validator in self.validators.all():
+            try:
+                validators.validate(validator.validation_type, data)
+            except validators.UploadInvalid as error:
+                raise ValidationError({"input_data": f"validator '{validator.validation_type}' rejected the upload: {error}"}) from None
+
+
+class Step(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=64, validators=[NAME], help_text="Names the step within the job; defaults to the task name.")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="steps")
+    ordering = models.IntegerField(default=0, help_text="Steps with equal ordering run in parallel; used when no step names 'after'.")
+    after = models.JSONField(default=list, blank=True, help_text="Keys of steps this one runs after.")
+    enabled = models.BooleanField(default=True, help_text="A disabled step is skipped; the steps after it still run.")
+
+    class Meta:
+        ordering = ["ordering", "id"]
+        constraints = [models.UniqueConstraint(fields=["job", "key"], name="unique_step_key_per_job")]
+
+    def __str__(self):
+        return f"{self.job.name}.{self.key}" if self.job_id else self.key
+
+    def clean(self):
+        if not isinstance(self.after, list) or not all(isinstance(key, str) for key in self.after):
+            raise ValidationError({"after": "must be a list of step keys"})
+
+
+class Validator(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="validators")
+    validation_type = models.CharField(max_length=32, choices=[(name, name) for name in validators.VALIDATORS])
+
+    def __str__(self):
+        return self.validation_type
+
+
+class JobPromise(models.Model):
+    """A promise registered with a job: how its graph may grow at run time."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="promises")
+    kind = models.CharField(max_length=32, choices=[(kind, kind) for kind in promises.KINDS])
+    spec = models.JSONField(default=dict, blank=True, help_text="The promise's other fields, e.g. {\"tasks\": [\"M\"]} or {\"value\": 10}.")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.kind
+
+    def as_dict(self):
+        return {"kind": self.kind, **(self.spec or {})}
+
+    def clean(self):
+        if not isinstance(self.spec, dict):
+            raise ValidationError({"spec": "must be a mapping of the promise's fields"})
+        try:
+            promises.parse_promise(self.as_dict())
+        except promises.PromiseError as error:
+            raise ValidationError({"spec": str(error)}) from None

@@ -1,0 +1,143 @@
+"""Render a task's executable line: the seed service's placeholder language.
+
+Pure functions over plain data, no Django. The placeholders are:
+
+``$I1, $I2, ..``  the file for the 1st, 2nd.. ending of the task's ``in_glob``
+``$O1, $O2, ..``  the file for the 1st, 2nd.. ending of the task's ``out_glob``
+``$P1, $P2, ..``  the 1st, 2nd.. parameter, rendered with its flag rules
+``$VALUE``        the submitted input data as one quoted word (small inputs)
+``$TMP``          the node's working directory
+``$ID``           the file-name id; files are named ``<ID><ending>``
+
+Anything else that looks like ``$NAME`` (``$HOME``, ``${X}``, ``$1``) is left for
+the shell. Every value a submitter controls is passed through ``shlex.quote``;
+the executable itself and parameter flags are written by administrators.
+"""
+import re
+import shlex
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ParamSpec",
+    "Placeholder",
+    "RenderContext",
+    "TemplateError",
+    "placeholders",
+    "render",
+    "render_parameter",
+    "split_endings",
+]
+
+# $I<n>, $O<n>, $P<n>, or one of the named words not followed by a name character.
+_PATTERN = re.compile(r"\$(?:(?P<kind>[IOP])(?P<index>[1-9][0-9]*)|(?P<word>VALUE|TMP|ID)(?![A-Za-z0-9_]))")
+
+
+class TemplateError(ValueError):
+    """A placeholder names something the task does not define."""
+
+    def __init__(self, message, placeholder):
+        super().__init__(message)
+        self.placeholder = placeholder
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    text: str  # as written, e.g. "$I2"
+    kind: str  # "I", "O", "P" or the word
+    index: int = 0  # 1-based for I/O/P
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one parameter is written on the command line."""
+
+    flag: str = ""
+    bool_valued: bool = False
+    spacing: bool = True
+    switchless: bool = False
+
+
+@dataclass
+class RenderContext:
+    file_id: str
+    in_endings: list = field(default_factory=list)
+    out_endings: list = field(default_factory=list)
+    params: list = field(default_factory=list)  # [(ParamSpec, value)], in $P order
+    value: str = ""
+    tmp: str = ""
+
+
+def split_endings(glob):
+    """Split a comma-separated glob field (``".fa, .txt"``) into endings."""
+    return [part.strip() for part in (glob or "").split(",") if part.strip()]
+
+
+def placeholders(executable):
+    """Return the placeholders used in an executable line, in order of appearance."""
+    found = []
+    for match in _PATTERN.finditer(executable or ""):
+        if match["kind"]:
+            found.append(Placeholder(match[0], match["kind"], int(match["index"])))
+        else:
+            found.append(Placeholder(match[0], match["word"]))
+    return found
+
+
+def render_parameter(spec, value):
+    """Render one parameter as shell text, with the value quoted.
+
+    A bool-valued parameter is its bare flag when true and nothing when false.
+    A missing value (None or "") renders as nothing. A switchless parameter is
+    its value alone; otherwise flag and value, with a space when ``spacing``.
+    """
+    if spec.bool_valued:
+        return spec.flag if _truthy(value) else ""
+    if value is None or value == "":
+        return ""
+    quoted = shlex.quote(_text(value))
+    if spec.switchless or not spec.flag:
+        return quoted
+    return f"{spec.flag} {quoted}" if spec.spacing else f"{spec.flag}{quoted}"
+
+
+def render(executable, context):
+    """Return the executable with every placeholder replaced.
+
+    Raises:
+        TemplateError: a placeholder's index is beyond what the task defines.
+    """
+
+    def replace(match):
+        if match["word"] == "ID":
+            return shlex.quote(context.file_id)
+        if match["word"] == "TMP":
+            return shlex.quote(context.tmp)
+        if match["word"] == "VALUE":
+            return shlex.quote(_text(context.value))
+        index = int(match["index"]) - 1
+        if match["kind"] == "P":
+            if index >= len(context.params):
+                raise TemplateError(f"{match[0]} names parameter {index + 1} but the task has {len(context.params)}", match[0])
+            spec, value = context.params[index]
+            return render_parameter(spec, value)
+        endings = context.in_endings if match["kind"] == "I" else context.out_endings
+        if index >= len(endings):
+            glob = "in_glob" if match["kind"] == "I" else "out_glob"
+            raise TemplateError(f"{match[0]} names ending {index + 1} of {glob} but it has {len(endings)}", match[0])
+        return shlex.quote(f"{context.file_id}{endings[index]}")
+
+    return _PATTERN.sub(replace, executable)
+
+
+def _text(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _truthy(value):
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
