@@ -12,7 +12,14 @@ Pure functions over plain data, no Django. The placeholders are:
 Anything else that looks like ``$NAME`` (``$HOME``, ``${X}``, ``$1``) is left for
 the shell. Every value a submitter controls is passed through ``shlex.quote``;
 the executable itself and parameter flags are written by administrators.
+
+Code tasks (Python, R) are rendered with ``language="code"``: file names,
+``$ID`` and ``$TMP`` are written bare (they are built from ids and validated
+endings), and ``$P``/``$VALUE`` become double-quoted string literals that
+both Python and R read, so ``n <- as.integer($P1)`` works and no submitted
+value can become code.
 """
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -100,31 +107,38 @@ def render_parameter(spec, value):
     return f"{spec.flag} {quoted}" if spec.spacing else f"{spec.flag}{quoted}"
 
 
-def render(executable, context):
+def render(executable, context, language="shell"):
     """Return the executable with every placeholder replaced.
+
+    ``language`` is "shell" for command lines or "code" for Python and R.
 
     Raises:
         TemplateError: a placeholder's index is beyond what the task defines.
     """
 
+    if language not in ("shell", "code"):
+        raise ValueError(f"language must be 'shell' or 'code', got {language!r}")
+    name = shlex.quote if language == "shell" else str
+    literal = shlex.quote if language == "shell" else json.dumps
+
     def replace(match):
         if match["word"] == "ID":
-            return shlex.quote(context.file_id)
+            return name(context.file_id)
         if match["word"] == "TMP":
-            return shlex.quote(context.tmp)
+            return name(context.tmp)
         if match["word"] == "VALUE":
-            return shlex.quote(_text(context.value))
+            return literal(_text(context.value))
         index = int(match["index"]) - 1
         if match["kind"] == "P":
             if index >= len(context.params):
                 raise TemplateError(f"{match[0]} names parameter {index + 1} but the task has {len(context.params)}", match[0])
             spec, value = context.params[index]
-            return render_parameter(spec, value)
+            return render_parameter(spec, value) if language == "shell" else literal(_text(value))
         endings = context.in_endings if match["kind"] == "I" else context.out_endings
         if index >= len(endings):
             glob = "in_glob" if match["kind"] == "I" else "out_glob"
             raise TemplateError(f"{match[0]} names ending {index + 1} of {glob} but it has {len(endings)}", match[0])
-        return shlex.quote(f"{context.file_id}{endings[index]}")
+        return name(f"{context.file_id}{endings[index]}")
 
     return _PATTERN.sub(replace, executable)
 

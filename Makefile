@@ -1,0 +1,37 @@
+# Sluice: the two everyday commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1:8000
+
+.PHONY: setup demo test install migrate examples clean
+
+## setup: install into .venv, migrate, load examples/ (idempotent)
+setup: install migrate examples
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+examples: migrate
+	$(PY) manage.py loadjobs examples/*.yaml
+
+## demo: setup, create the local-only admin/admin user, serve on http://$(HOST)
+demo: setup
+	DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@localhost 2>/dev/null || true
+	@echo "Sluice on http://$(HOST)/  (admin: admin / admin, for local use only)"
+	$(PY) manage.py runserver $(HOST)
+
+## test: install, then run the whole suite
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

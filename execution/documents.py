@@ -1,0 +1,49 @@
+"""The JSON document of a submission, shared by the API and ``runjob --json``."""
+
+__all__ = ["result_url", "submission_document"]
+
+
+def result_url(result):
+    return f"/api/submissions/{result.submission.uuid}/results/{result.pk}/"
+
+
+def _time(value):
+    return value.isoformat() if value else None
+
+
+def submission_document(submission):
+    """Return the status document of ``submission`` as plain JSON-ready data."""
+    nodes = list(submission.nodes.select_related("task"))
+    keys = {node.pk: node.key for node in nodes}
+    return {
+        "uuid": str(submission.uuid),
+        "job": submission.job.name,
+        "submission_name": submission.submission_name,
+        "status": submission.status,
+        "last_message": submission.last_message,
+        "created_at": _time(submission.created_at),
+        "started_at": _time(submission.started_at),
+        "finished_at": _time(submission.finished_at),
+        "params": submission.params,
+        "nodes": [
+            {
+                "key": node.key,
+                "task": node.task.name,
+                "status": node.status,
+                "started_at": _time(node.started_at),
+                "finished_at": _time(node.finished_at),
+                "exit_code": node.exit_code,
+                "attempt": node.attempt,
+                "message": node.message,
+            }
+            for node in nodes
+        ],
+        "results": [
+            {"name": result.name, "node": keys.get(result.node_id), "url": result_url(result), "size": result.size}
+            for result in submission.results.select_related("submission")
+        ],
+        "messages": [
+            {"at": _time(message.created_at), "level": message.level, "node": keys.get(message.node_id), "text": message.text}
+            for message in submission.messages.all()
+        ],
+    }

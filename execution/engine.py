@@ -1,0 +1,298 @@
+"""The engine: create submissions, advance their graphs, run their nodes.
+
+Every function takes ids or rows, works through ``states`` for status
+changes and returns the ids of nodes that should now run, so the same code
+serves the in-process runner and the broker actors.
+"""
+import logging
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+
+from jobs import templating
+from jobs.models import Job, QueueType
+
+from . import executors, graph, verdicts
+from .errors import MissingInput, SubmissionInvalid
+from .models import Edge, Message, Node, Priority, Result, Submission
+from .states import NodeStatus, SubmissionStatus, move_node, move_submission
+
+log = logging.getLogger(__name__)
+
+__all__ = ["advance", "cancel", "record", "run_node", "submit"]
+
+# $VALUE carries the upload as one word only when it is this small.
+VALUE_LIMIT = 64 * 1024
+
+
+def submit(job, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, priority=Priority.NORMAL, batch=None, disabled=()):
+    """Validate and store a submission of ``job`` with its run graph.
+
+    ``input_data`` is the upload as bytes (or None); ``params`` maps REST
+    names to raw values; ``disabled`` names step keys to skip this time.
+
+    Raises:
+        SubmissionInvalid: the job is not runnable, a parameter is missing or
+            ill-typed, or a validator refuses the upload.
+    """
+    if not job.runnable:
+        raise SubmissionInvalid({"job": f"job '{job.name}' is not runnable"})
+    unknown = set(disabled) - {step.key for step in job.steps.all()}
+    if unknown:
+        raise SubmissionInvalid({"disabled": f"job '{job.name}' has no step {', '.join(sorted(unknown))}"})
+    try:
+        values = job.resolve_params(params or {})
+        if input_data is not None:
+            job.validate_upload(input_data)
+    except ValidationError as error:
+        raise SubmissionInvalid(error.message_dict) from None
+    with transaction.atomic():
+        submission = Submission.objects.create(
+            job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch
+        )
+        if input_data is not None:
+            result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=len(input_data))
+            result.file.save(result.name, ContentFile(input_data), save=True)
+        _instantiate(submission, job, set(disabled))
+        record(submission.pk, f"submitted to job '{job.name}'")
+    return submission
+
+
+def _instantiate(submission, job, disabled):
+    """Create one node per step and the edges the steps imply."""
+    steps = list(job.steps.select_related("task"))
+    nodes = Node.objects.bulk_create(
+        Node(submission=submission, key=step.key, task=step.task, step=step, enabled=step.enabled and step.key not in disabled) for step in steps
+    )
+    by_key = {node.key: node for node in nodes}
+    Edge.objects.bulk_create(
+        Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in graph_edges(job)
+    )
+
+
+def graph_edges(job):
+    from jobs import dag
+
+    return dag.step_edges(job.step_specs())
+
+
+def advance(submission_id):
+    """Skip disabled nodes, queue ready ones, finish the submission when nothing is left.
+
+    Returns the ids of the nodes this call queued.
+    """
+    submission = Submission.objects.only("status").get(pk=submission_id)
+    if submission.status in SubmissionStatus.TERMINAL:
+        return []
+    nodes = {node["key"]: node for node in Node.objects.filter(submission_id=submission_id).values("id", "key", "status", "enabled")}
+    statuses = {key: node["status"] for key, node in nodes.items()}
+    edges = _edge_keys(submission_id)
+    step_plan = graph.plan(statuses, edges, disabled={key for key, node in nodes.items() if not node["enabled"]})
+    for key in step_plan.skip:
+        if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.SKIPPED, message="disabled: skipped"):
+            statuses[key] = NodeStatus.SKIPPED
+    queued = []
+    for key in step_plan.ready:
+        if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.QUEUED):
+            statuses[key] = NodeStatus.QUEUED
+            queued.append(nodes[key]["id"])
+    final = graph.outcome(statuses)
+    if final is not None:
+        _finish(submission_id, final, statuses)
+    return queued
+
+
+def _finish(submission_id, status, statuses):
+    done = sum(1 for value in statuses.values() if value in NodeStatus.DONE)
+    text = f"{status}: {done} of {len(statuses)} steps done"
+    if move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
+        record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
+        log.info("Submission %s finished as %s.", submission_id, status)
+
+
+def run_node(node_id):
+    """Run a queued node once and return the ids of nodes that should run next.
+
+    A node that is no longer queued (a duplicate message, a cancel) is left alone.
+    """
+    if not move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=F("attempt") + 1, exit_code=None, message=""):
+        return []
+    node = Node.objects.select_related("submission__job", "task__backend__queue_type").get(pk=node_id)
+    submission = node.submission
+    if submission.status in SubmissionStatus.TERMINAL:
+        move_node(node_id, NodeStatus.RUNNING, NodeStatus.CANCELLED, message=f"submission is {submission.status}")
+        return []
+    move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
+    record(submission.pk, f"step '{node.key}' started (attempt {node.attempt})", node=node)
+    workdir = _workdir(node)
+    try:
+        retry = _attempt(node, workdir)
+    finally:
+        if not settings.SLUICE_KEEP_WORK_DIRS:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return ([node.pk] if retry else []) + advance(submission.pk)
+
+
+def _attempt(node, workdir):
+    """Run the node's process and record the verdict; return True when it should be retried."""
+    Result.objects.filter(node=node).delete()  # a retry replaces a failed attempt's files
+    try:
+        run = _prepare(node, workdir)
+        outcome = executors.execute(run)
+    except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
+        return _fail(node, str(error), retryable=False)
+    Node.objects.filter(pk=node.pk).update(command=outcome.command)
+    _store_results(node, outcome.outputs)
+    verdict = verdicts.judge(
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        timeout=run.timeout,
+        missing=outcome.missing,
+        custom_statuses=node.task.exit_statuses,
+        custom_behaviour=node.task.custom_exit_behaviour,
+        incomplete_behaviour=node.task.incomplete_outputs_behaviour,
+    )
+    if not verdict.succeeded:
+        detail = f"{verdict.message}\n{outcome.stderr_tail}".strip()
+        return _fail(node, detail, exit_code=outcome.exit_code, retryable=True)
+    move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=verdict.message)
+    record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({verdict.message})" if verdict.message else ""), node=node)
+    if verdict.terminate:
+        stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {verdict.message}", remaining=NodeStatus.SKIPPED)
+    return False
+
+
+def _fail(node, detail, exit_code=None, retryable=True):
+    """Record a failed attempt; queue a retry if the task allows one, else fail the submission."""
+    summary = detail.splitlines()[0] if detail else "failed"
+    if retryable and node.attempt <= node.task.retries:
+        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, exit_code=exit_code, message=detail, finished_at=None):
+            record(node.submission_id, f"step '{node.key}' attempt {node.attempt} failed: {summary}; retrying", level=Message.Level.WARNING, node=node)
+            return True
+        return False
+    if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, exit_code=exit_code, message=detail):
+        record(node.submission_id, f"step '{node.key}' failed: {summary}", level=Message.Level.ERROR, node=node)
+        stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}' failed: {summary}", remaining=NodeStatus.CANCELLED)
+    return False
+
+
+def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
+    """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it."""
+    if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
+        return False
+    for node_id in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", flat=True):
+        move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"not run: {text}")
+    record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
+    return True
+
+
+def cancel(submission_id, reason="cancelled by request"):
+    """Cancel a submission and its unfinished nodes; returns True if it was still active."""
+    return stop(submission_id, SubmissionStatus.CANCELLED, reason)
+
+
+def record(submission_id, text, level=Message.Level.INFO, node=None):
+    """Add a message to the submission's timeline and make it the last message."""
+    Message.objects.create(submission_id=submission_id, node=node, level=level, text=text)
+    Submission.objects.filter(pk=submission_id).update(last_message=text)
+
+
+def _edge_keys(submission_id):
+    return list(Edge.objects.filter(submission_id=submission_id).values_list("source__key", "target__key"))
+
+
+def _workdir(node):
+    root = Path(node.task.backend.root_path or settings.SLUICE_WORK_DIR)
+    return root / str(node.submission.uuid) / f"{node.pk}-{node.attempt}"
+
+
+def _prepare(node, workdir):
+    """Build the plain-data description of this attempt."""
+    task = node.task
+    submission = node.submission
+    values = {**submission.params, **node.params}
+    behaviour = task.backend.queue_type.execution_behaviour
+    if behaviour == QueueType.ExecutionBehaviour.JOB:
+        raise ValueError(f"step '{node.key}': sub-job tasks are not supported yet")
+    return executors.NodeRun(
+        behaviour=behaviour,
+        executable=task.executable,
+        workdir=workdir,
+        file_id=submission.file_id,
+        in_endings=task.in_endings,
+        out_endings=task.out_endings,
+        stdout_ending=task.stdout_glob,
+        params=[(parameter.spec(), values.get(parameter.rest_name)) for parameter in task.parameters.all()],
+        value=_value(submission),
+        environment={variable.name: variable.value for variable in task.environment.all()},
+        timeout=task.timeout,
+        inputs=_inputs(node, task.in_endings),
+    )
+
+
+def _inputs(node, endings):
+    """Map each in-glob ending to a writer of the nearest ancestor's file with that ending.
+
+    Raises:
+        MissingInput: no ancestor, nor the upload, has a file with an ending.
+    """
+    if not endings:
+        return {}
+    ancestors = graph.ancestors_nearest_first(node.key, _edge_keys(node.submission_id))
+    rank = {key: position for position, key in enumerate(ancestors)}
+    candidates = Result.objects.filter(submission_id=node.submission_id, ending__in=endings).select_related("node")
+    best = {}
+    for result in candidates:
+        if result.node_id is None:
+            position = len(rank)  # the upload comes after every ancestor
+        elif result.node.key in rank and result.node.status in NodeStatus.DONE:
+            position = rank[result.node.key]
+        else:
+            continue
+        if result.ending not in best or position < best[result.ending][0]:
+            best[result.ending] = (position, result)
+    missing = [ending for ending in endings if ending not in best]
+    if missing:
+        raise MissingInput(node.key, missing[0])
+    return {ending: _writer(result) for ending, (_, result) in best.items()}
+
+
+def _writer(result):
+    def write(destination):
+        with result.file.open("rb") as source, open(destination, "wb") as target:
+            shutil.copyfileobj(source, target)
+
+    return write
+
+
+def _value(submission):
+    upload = Result.objects.filter(submission=submission, node__isnull=True, ending=".input").first()
+    if upload is None or upload.size > VALUE_LIMIT:
+        return ""
+    with upload.file.open("rb") as handle:
+        return handle.read().decode("utf-8", "replace")
+
+
+def _store_results(node, outputs):
+    for ending, path in outputs:
+        result = Result(submission_id=node.submission_id, node=node, name=path.name, ending=ending, size=path.stat().st_size)
+        with open(path, "rb") as handle:
+            result.file.save(path.name, File(handle), save=True)
+
+
+def job_by_name(name):
+    """Return the job called ``name``.
+
+    Raises:
+        SubmissionInvalid: there is no such job.
+    """
+    try:
+        return Job.objects.get(name=name)
+    except Job.DoesNotExist:
+        raise SubmissionInvalid({"job": f"there is no job '{name}'"}) from None

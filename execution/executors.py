@@ -1,0 +1,186 @@
+"""Run one node's process: stage inputs, render, execute, gather outputs.
+
+Everything here works on a prepared ``Job`` description (``NodeRun``) and
+the file system; the engine loads rows, calls ``execute`` and saves what it
+returns. Processes run in their own session (process group) so a timeout
+or a cancel kills the whole tree, never the worker.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from jobs import templating
+
+__all__ = ["NodeRun", "ProcessOutcome", "execute", "kill_group"]
+
+SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+# Seconds between SIGTERM and SIGKILL when a process group must stop.
+KILL_GRACE = 1.0
+
+
+@dataclass
+class NodeRun:
+    """Everything needed to run one attempt of one node, as plain data."""
+
+    behaviour: str  # localhost | python | r
+    executable: str
+    workdir: Path
+    file_id: str
+    in_endings: list
+    out_endings: list
+    stdout_ending: str = ""
+    params: list = field(default_factory=list)  # [(ParamSpec, value)]
+    value: str = ""
+    environment: dict = field(default_factory=dict)
+    timeout: int | None = None
+    inputs: dict = field(default_factory=dict)  # ending -> callable(dest_path) that writes the file
+
+
+@dataclass
+class ProcessOutcome:
+    command: str
+    exit_code: int | None
+    timed_out: bool
+    duration: float
+    outputs: list  # [(ending, Path)]
+    missing: list  # endings with no file
+    stderr_tail: str
+
+
+def execute(run, on_start=None):
+    """Run ``run`` to completion and return what happened.
+
+    ``on_start(pid)`` is called once the process exists (the engine records
+    it so that a cancel can find the process group).
+
+    Raises:
+        templating.TemplateError: the executable names something undefined.
+        OSError: the working directory or interpreter is unusable.
+    """
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    staged = _stage(run)
+    argv, command = _command(run)
+    stdout_name = f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout"
+    env = {**os.environ, **run.environment, **_sluice_env(run)}
+    started = time.monotonic()
+    with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "wb") as stderr:
+        process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+        if on_start:
+            on_start(process.pid)
+        timed_out = False
+        try:
+            exit_code = process.wait(timeout=run.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(process.pid)
+            exit_code = process.wait()
+        finally:
+            if process.returncode is None:  # an exception (e.g. KeyboardInterrupt) while waiting
+                kill_group(process.pid)
+                process.wait()
+    outputs, missing = _gather(run, staged)
+    return ProcessOutcome(command, exit_code, timed_out, time.monotonic() - started, outputs, missing, _tail(run.workdir / ".stderr"))
+
+
+def kill_group(pid, grace=KILL_GRACE):
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _stage(run):
+    """Write every input into the working directory as <ID><ending>; return their names."""
+    names = set()
+    for ending, write in run.inputs.items():
+        name = f"{run.file_id}{ending}"
+        write(run.workdir / name)
+        names.add(name)
+    return names
+
+
+def _command(run):
+    context = templating.RenderContext(
+        file_id=run.file_id,
+        in_endings=run.in_endings,
+        out_endings=run.out_endings,
+        params=run.params,
+        value=run.value,
+        tmp=str(run.workdir),
+    )
+    if run.behaviour == "localhost":
+        line = templating.render(run.executable, context, language="shell")
+        return [SHELL, "-c", line], line
+    code = templating.render(run.executable, context, language="code")
+    if run.behaviour == "python":
+        script, interpreter = ".script.py", settings.SLUICE_PYTHON or sys.executable
+    elif run.behaviour == "r":
+        script, interpreter = ".script.R", settings.SLUICE_RSCRIPT
+    else:
+        raise ValueError(f"queue type behaviour {run.behaviour!r} cannot run a process")
+    (run.workdir / script).write_text(code)
+    return [interpreter, script], f"{interpreter} {script}"
+
+
+def _sluice_env(run):
+    """Values a task may read from its environment instead of placeholders."""
+    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir)}
+    for number, ending in enumerate(run.in_endings, start=1):
+        env[f"SLUICE_I{number}"] = f"{run.file_id}{ending}"
+    for number, ending in enumerate(run.out_endings, start=1):
+        env[f"SLUICE_O{number}"] = f"{run.file_id}{ending}"
+    for number, (_, value) in enumerate(run.params, start=1):
+        env[f"SLUICE_P{number}"] = templating._text(value)
+    return env
+
+
+def _gather(run, staged):
+    """Return ([(ending, path)], [missing endings]) for the out-globs and stdout."""
+    endings = list(run.out_endings)
+    if run.stdout_ending and run.stdout_ending not in endings:
+        endings.append(run.stdout_ending)
+    outputs, missing, taken = [], [], set(staged)
+    files = sorted(path for path in run.workdir.iterdir() if path.is_file() and not path.name.startswith("."))
+    for ending in endings:
+        found = [path for path in files if path.name.endswith(ending) and path.name not in taken]
+        taken.update(path.name for path in found)
+        if found:
+            outputs.extend((ending, path) for path in found)
+        elif ending != run.stdout_ending:
+            missing.append(ending)
+    return outputs, missing
+
+
+def _tail(path):
+    limit = settings.SLUICE_STDERR_TAIL
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            return handle.read().decode("utf-8", "replace").strip()
+    except FileNotFoundError:
+        return ""
+
+
+def remove_workdir(path):
+    shutil.rmtree(path, ignore_errors=True)

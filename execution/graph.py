@@ -1,0 +1,83 @@
+"""Ready-set computation over a run graph. Pure functions, no Django.
+
+In the spirit of ``graphlib``: the caller holds the statuses, asks what may
+start, applies it, and asks again. Nodes are keys; edges are
+``(before, after)`` pairs; statuses are the node status strings.
+"""
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .states import NodeStatus, SubmissionStatus
+
+__all__ = ["Plan", "ancestors_nearest_first", "outcome", "plan"]
+
+
+@dataclass
+class Plan:
+    ready: list = field(default_factory=list)  # pending, enabled, every predecessor done: start these
+    skip: list = field(default_factory=list)  # pending, disabled, every predecessor done (or to be skipped)
+
+
+def plan(statuses, edges, disabled=()):
+    """Return which pending nodes may start now and which disabled ones to skip.
+
+    A disabled node is skipped as soon as it would have been ready, and counts
+    as done for the nodes after it, so a chain of disabled nodes is skipped in
+    one call. Keys in ``ready`` and ``skip`` keep the order of ``statuses``.
+
+    Raises:
+        ValueError: an edge names a node that is not in ``statuses``.
+    """
+    predecessors = defaultdict(list)
+    for before, after in edges:
+        for key in (before, after):
+            if key not in statuses:
+                raise ValueError(f"edge {before!r} -> {after!r} names unknown node {key!r}")
+        predecessors[after].append(before)
+    disabled = set(disabled)
+    done = {key for key, status in statuses.items() if status in NodeStatus.DONE}
+    result = Plan()
+    changed = True
+    while changed:
+        changed = False
+        for key, status in statuses.items():
+            if status != NodeStatus.PENDING or key in result.skip or key in result.ready:
+                continue
+            if all(before in done for before in predecessors[key]):
+                if key in disabled:
+                    result.skip.append(key)
+                    done.add(key)
+                    changed = True
+                else:
+                    result.ready.append(key)
+    return result
+
+
+def outcome(statuses):
+    """Return the submission status the node statuses imply, or None while any node is active."""
+    values = set(statuses.values())
+    if values & NodeStatus.ACTIVE:
+        return None
+    if NodeStatus.FAILED in values:
+        return SubmissionStatus.ERROR
+    if NodeStatus.CANCELLED in values:
+        return SubmissionStatus.CANCELLED
+    return SubmissionStatus.COMPLETE
+
+
+def ancestors_nearest_first(key, edges):
+    """Return the ancestors of ``key``, breadth-first: parents, then grandparents..."""
+    predecessors = defaultdict(list)
+    for before, after in edges:
+        predecessors[after].append(before)
+    order, seen, frontier = [], {key}, [key]
+    while frontier:
+        next_frontier = []
+        for node in frontier:
+            for before in predecessors[node]:
+                if before not in seen:
+                    seen.add(before)
+                    order.append(before)
+                    next_frontier.append(before)
+        frontier = next_frontier
+    return order

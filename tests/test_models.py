@@ -1,0 +1,146 @@
+"""Catalogue validation: the rules admin, YAML and the API share."""
+import pytest
+from django.core.exceptions import ValidationError
+
+from jobs.models import JobPromise, Parameter, Step
+from jobs.params import ParameterValueError, coerce
+from jobs.validators import VALIDATORS, UploadInvalid, validate
+from tests.factories import make_backend, make_job, make_parameter, make_task
+
+pytestmark = pytest.mark.django_db
+
+
+def errors_of(instance):
+    with pytest.raises(ValidationError) as caught:
+        instance.full_clean()
+    return caught.value.message_dict
+
+
+def test_a_placeholder_beyond_the_in_glob_is_refused():
+    task = make_task("t", "cat $I1 $I3", in_glob=".a,.b")
+    assert errors_of(task)["executable"] == ["$I3 is used but in_glob defines 2 endings"]
+
+
+def test_an_out_placeholder_without_an_out_glob_is_refused():
+    task = make_task("t", "cmd > $O1")
+    assert errors_of(task)["executable"] == ["$O1 is used but out_glob defines 0 endings"]
+
+
+def test_a_parameter_placeholder_beyond_the_parameters_is_refused():
+    task = make_task("t", "cmd $P1 $P2")
+    make_parameter(task, "a", flag="-a")
+    with pytest.raises(ValidationError, match=r"\$P2 is used but the task has 1 parameter"):
+        task.check_parameters()
+    make_parameter(task, "b", flag="-b")
+    task.check_parameters()
+
+
+def test_globs_must_be_file_endings_not_paths():
+    task = make_task("t", "true", out_glob="../../etc/passwd, .ok", stdout_glob="*.x")
+    errors = errors_of(task)
+    assert "'../../etc/passwd' is not a file ending" in errors["out_glob"][0]
+    assert "'*.x' is not a file ending" in errors["stdout_glob"][0]
+
+
+def test_custom_exit_statuses_must_be_exit_codes():
+    errors = errors_of(make_task("t", "true", custom_exit_status="1, x, 300"))
+    assert errors["custom_exit_status"] == ["'x' is not an exit status between 1 and 255", "'300' is not an exit status between 1 and 255"]
+    assert make_task("u", "true", custom_exit_status="1, 70").exit_statuses == {1, 70}
+
+
+def test_a_backend_root_must_be_absolute():
+    backend = make_backend(root_path="relative/dir")
+    assert errors_of(backend)["root_path"] == ["must be an absolute path"]
+
+
+def test_parameter_rules_name_the_field():
+    task = make_task("t", "true")
+    choice = Parameter(task=task, rest_alias="c", type="choice")
+    assert "needs a comma-separated list" in errors_of(choice)["choices"][0]
+    flagless = Parameter(task=task, rest_alias="b", bool_valued=True)
+    assert "needs a flag" in errors_of(flagless)["flag"][0]
+    bad_default = Parameter(task=task, rest_alias="n", type="int", default="ten", flag="-n")
+    assert errors_of(bad_default)["default"] == ["the default must be an integer, got 'ten'"]
+
+
+def test_rest_names_join_task_name_and_alias():
+    task = make_task("align", "true")
+    assert make_parameter(task, "gap", flag="-g").rest_name == "align_gap"
+
+
+def test_a_step_after_must_be_a_list_of_keys():
+    step = Step(job=make_job(), key="a", task=make_task("t", "true"), after="b")
+    assert errors_of(step)["after"] == ["must be a list of step keys"]
+
+
+def test_job_check_steps_reports_cycles():
+    a, b = make_task("a", "true"), make_task("b", "true")
+    job = make_job(steps=[("a", a, {"after": ["b"]}), ("b", b, {"after": ["a"]})])
+    with pytest.raises(ValidationError, match="steps form a cycle"):
+        job.check_steps()
+
+
+def test_job_promises_are_validated():
+    job = make_job()
+    assert "needs 'tasks'" in errors_of(JobPromise(job=job, kind="only_tasks", spec={}))["spec"][0]
+    assert "positive integer" in errors_of(JobPromise(job=job, kind="max_nodes", spec={"value": 0}))["spec"][0]
+    JobPromise(job=job, kind="max_nodes", spec={"value": 5}).full_clean()
+
+
+def test_job_parameters_are_listed_once_per_rest_name():
+    task = make_task("t", "true")
+    make_parameter(task, "x", flag="-x")
+    job = make_job(steps=[("one", task), ("two", task)])
+    assert [p.rest_name for p in job.parameters()] == ["t_x"]
+
+
+@pytest.mark.parametrize(
+    "kind, raw, expected",
+    [("int", " 12 ", 12), ("float", "1.5", 1.5), ("bool", "Yes", True), ("bool", "off", False), ("string", 7, "7"), ("choice", "b", "b")],
+)
+def test_coerce_accepts_good_values(kind, raw, expected):
+    assert coerce(kind, raw, ["a", "b"]) == expected
+
+
+@pytest.mark.parametrize("kind, raw", [("int", "1.5"), ("int", True), ("float", "x"), ("bool", "maybe"), ("choice", "z")])
+def test_coerce_refuses_bad_values(kind, raw):
+    with pytest.raises(ParameterValueError):
+        coerce(kind, raw, ["a", "b"])
+
+
+GOOD = {
+    "none": b"anything",
+    "fasta": b">seq1\nACDEFGHIK\nLMN\n",
+    "seq": b"ACGTACGT\n",
+    "pdb": b"HEADER    TEST\nATOM      1  N   MET A   1      11.104   6.134  -6.504  1.00  0.00           N\nEND\n",
+    "png": b"\x89PNG\r\n\x1a\n....",
+    "gif": b"GIF89a....",
+    "jpeg": b"\xff\xd8\xff\xe0....",
+    "json": b'{"a": [1, 2]}',
+    "csv": b"a,b\n1,2\n3,4\n",
+}
+BAD = {
+    "fasta": b">seq1\nAC GT 12\n",
+    "seq": b"",
+    "pdb": b"hello\n",
+    "png": b"GIF89a",
+    "gif": b"\x89PNG",
+    "jpeg": b"nope",
+    "json": b"{",
+    "csv": b"a,b\n1\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_validators_accept_good_uploads(name):
+    validate(name, GOOD[name])
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_validators_refuse_bad_uploads_saying_why(name):
+    with pytest.raises(UploadInvalid, match="expected"):
+        validate(name, BAD[name])
+
+
+def test_every_registered_validator_is_tested():
+    assert set(VALIDATORS) == set(GOOD)
