@@ -201,7 +201,9 @@ class Parameter(models.Model):
             errors["flag"] = "a bool-valued parameter needs a flag to write when true"
         if self.bool_valued and self.switchless:
             errors["switchless"] = "a bool-valued parameter cannot also be switchless"
-        if self.default != "" and self.task_id and "choices" not in errors:
+        # On a task's add page the task is not saved yet, but it is set on the parameter.
+        has_task = self.task_id is not None or Parameter.task.is_cached(self)
+        if self.default != "" and has_task and "choices" not in errors:
             try:
                 self.parse(self.default)
             except params.ParameterValueError as error:
@@ -366,6 +368,8 @@ class JobPromise(models.Model):
         return {"kind": self.kind, **(self.spec or {})}
 
     def clean(self):
+        if self.spec is None:  # a blank form field: kinds without fields need none
+            self.spec = {}
         if not isinstance(self.spec, dict):
             raise ValidationError({"spec": "must be a mapping of the promise's fields"})
         try:

@@ -144,3 +144,17 @@ def test_validators_refuse_bad_uploads_saying_why(name):
 
 def test_every_registered_validator_is_tested():
     assert set(VALIDATORS) == set(GOOD)
+
+
+def test_a_bad_default_is_refused_before_the_task_is_saved():
+    from jobs.models import Task
+
+    task = Task(name="new", executable="true", backend=make_backend())
+    parameter = Parameter(task=task, rest_alias="n", type="int", default="abc", flag="-n")
+    assert errors_of(parameter)["default"] == ["the default must be an integer, got 'abc'"]
+
+
+def test_a_promise_without_fields_accepts_a_blank_spec():
+    promise = JobPromise(job=make_job(), kind="no_new_nodes", spec=None)
+    promise.full_clean()
+    assert promise.spec == {}

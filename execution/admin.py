@@ -1,0 +1,107 @@
+"""Admin screens for runs: read-only views of submissions and batches.
+
+Runs change only through ``execution.states`` (and the engine above it), so
+nothing here can add or edit a submission, a node or a status.
+"""
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils.html import format_html
+
+from .models import Batch, Message, Node, Result, Submission
+from .states import SubmissionStatus
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows rows and offers no way to add, change or delete them."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        # Listed explicitly because the form factory refuses non-editable fields such as uuid.
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class NodeInline(ReadOnlyInline):
+    model = Node
+    fields = ("key", "task", "status", "attempt", "exit_code", "started_at", "finished_at", "message")
+
+
+class ResultInline(ReadOnlyInline):
+    model = Result
+    fields = ("name", "size", "node", "file_link")
+
+    @admin.display(description="file")
+    def file_link(self, obj):
+        if not obj.file:
+            return "-"
+        return format_html('<a href="{}">download</a>', obj.file.url)
+
+
+class MessageInline(ReadOnlyInline):
+    model = Message
+    fields = ("created_at", "level", "node", "text")
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    inlines = (NodeInline, ResultInline, MessageInline)
+    list_display = ("uuid", "job", "status", "submission_name", "user", "created_at", "finished_at")
+    list_filter = ("status", "job")
+    list_select_related = ("job", "user")
+    search_fields = ("uuid", "submission_name", "email")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a run that workers are still executing would pull rows from under them.
+        if obj is not None and obj.status in SubmissionStatus.ACTIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        """Delete the finished submissions of ``queryset``; keep the active ones."""
+        active = queryset.filter(status__in=SubmissionStatus.ACTIVE).count()
+        queryset.exclude(status__in=SubmissionStatus.ACTIVE).delete()
+        if active:
+            self.message_user(request, f"Kept {active} submission(s) that are still active; cancel them first.", messages.WARNING)
+
+
+class BatchSubmissionInline(ReadOnlyInline):
+    model = Submission
+    fields = ("uuid", "job", "status", "submission_name", "created_at")
+    show_change_link = True
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    inlines = (BatchSubmissionInline,)
+    list_display = ("uuid", "created_at", "submission_count")
+    search_fields = ("uuid",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(submission_count=Count("submissions"))
+
+    @admin.display(description="submissions", ordering="submission_count")
+    def submission_count(self, obj):
+        return obj.submission_count
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

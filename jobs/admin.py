@@ -1,0 +1,245 @@
+"""Admin screens for the catalogue: queue types, backends, tasks and jobs.
+
+The rules themselves live on the models and in ``jobs.dag``; the formsets
+here only gather the unsaved inline rows so those rules can see them.
+"""
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Count
+from django.http import HttpResponse
+from django.utils.text import Truncator
+
+from . import dag, services
+from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator
+
+MONOSPACE = {"style": "font-family: monospace; width: 90%;", "rows": 4, "cols": 100}
+
+
+def kept_forms(formset):
+    """Return the forms of ``formset`` that will be saved: filled in or existing, not deleted."""
+    kept = []
+    for form in formset.forms:
+        if not (form.has_changed() or form.instance.pk):
+            continue
+        if formset.can_delete and form.cleaned_data.get("DELETE"):
+            continue
+        kept.append(form)
+    return kept
+
+
+# Queue types and backends
+
+
+@admin.register(QueueType)
+class QueueTypeAdmin(admin.ModelAdmin):
+    list_display = ("name", "execution_behaviour", "queues", "backend_count")
+    list_filter = ("execution_behaviour",)
+    search_fields = ("name",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(backend_count=Count("backends"))
+
+    @admin.display(description="Dramatiq queues")
+    def queues(self, obj):
+        return ", ".join(obj.queue_names())
+
+    @admin.display(description="backends", ordering="backend_count")
+    def backend_count(self, obj):
+        return obj.backend_count
+
+
+@admin.register(Backend)
+class BackendAdmin(admin.ModelAdmin):
+    list_display = ("name", "queue_type", "execution_behaviour", "root_path")
+    list_filter = ("queue_type", "queue_type__execution_behaviour")
+    list_select_related = ("queue_type",)
+    search_fields = ("name", "root_path", "queue_type__name")
+
+    @admin.display(description="execution behaviour", ordering="queue_type__execution_behaviour")
+    def execution_behaviour(self, obj):
+        return obj.queue_type.get_execution_behaviour_display()
+
+
+# Tasks
+
+
+class ParameterFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        """Refuse ``$P`` placeholders beyond the parameters being saved."""
+        super().clean()
+        count = len(kept_forms(self))
+        # Task.clean() already reports $I/$O problems; add only those the count reveals.
+        already = set(self.instance.placeholder_errors(parameter_count=None))
+        problems = [p for p in self.instance.placeholder_errors(parameter_count=count) if p not in already]
+        if problems:
+            raise ValidationError(problems)
+
+
+class ParameterInline(admin.TabularInline):
+    model = Parameter
+    formset = ParameterFormSet
+    ordering = ("position", "id")
+    extra = 0
+    fields = (
+        "position", "rest_alias", "flag", "default", "type", "choices",
+        "bool_valued", "spacing", "switchless", "required", "description",
+    )
+    # A one-line description keeps the tabular rows readable.
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 30})}}
+
+
+class EnvironmentInline(admin.TabularInline):
+    model = Environment
+    extra = 0
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 60})}}
+
+
+class ConfigurationInline(admin.TabularInline):
+    model = Configuration
+    extra = 0
+
+
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = Task
+        fields = "__all__"
+        widgets = {"executable": forms.Textarea(attrs=MONOSPACE)}
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    form = TaskForm
+    inlines = (ParameterInline, EnvironmentInline, ConfigurationInline)
+    list_display = ("name", "backend", "in_glob", "out_glob", "short_executable", "dynamic", "timeout", "retries")
+    list_filter = ("backend", "dynamic", "incomplete_outputs_behaviour", "custom_exit_behaviour")
+    list_select_related = ("backend",)
+    search_fields = ("name", "description", "executable")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "backend")}),
+        ("Files", {"fields": ("in_glob", "out_glob", "stdout_glob")}),
+        ("Command", {"fields": ("executable", "dynamic", "timeout", "retries")}),
+        ("Behaviours", {"fields": ("incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour")}),
+    )
+
+    @admin.display(description="executable", ordering="executable")
+    def short_executable(self, obj):
+        return Truncator(obj.executable).chars(60)
+
+
+# Jobs
+
+
+class KeyListField(forms.CharField):
+    """A list of step keys edited as comma-separated text: ``"a, b"`` <-> ``["a", "b"]``."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return [key.strip() for key in text.split(",") if key.strip()]
+
+    def prepare_value(self, value):
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value)
+        return value
+
+
+class StepForm(forms.ModelForm):
+    after = KeyListField(required=False, help_text="Keys of steps this one runs after, comma-separated.")
+
+    class Meta:
+        model = Step
+        fields = ("key", "task", "ordering", "after", "enabled")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].required = False
+
+    def clean(self):
+        """Default the key to the task's name."""
+        cleaned = super().clean()
+        if not cleaned.get("key") and cleaned.get("task"):
+            cleaned["key"] = cleaned["task"].name
+        return cleaned
+
+
+class StepFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved."""
+        super().clean()
+        if any(self.errors):
+            return  # Row errors first: a row without a valid key cannot be placed in the graph.
+        specs = [dag.StepSpec(f.cleaned_data["key"], f.cleaned_data["ordering"], tuple(f.cleaned_data["after"])) for f in kept_forms(self)]
+        try:
+            dag.check_steps(specs)
+        except dag.StepGraphError as error:
+            raise ValidationError(str(error)) from None
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    form = StepForm
+    formset = StepFormSet
+    extra = 0
+    autocomplete_fields = ("task",)
+
+
+class ValidatorInline(admin.TabularInline):
+    model = Validator
+    extra = 0
+
+
+class PromiseForm(forms.ModelForm):
+    class Meta:
+        model = JobPromise
+        fields = ("kind", "spec")
+        widgets = {"spec": forms.Textarea(attrs={**MONOSPACE, "rows": 1})}
+
+    def clean_spec(self):
+        """Read an empty spec as no fields, as kinds like no_new_nodes need none."""
+        return self.cleaned_data["spec"] or {}
+
+
+class JobPromiseInline(admin.TabularInline):
+    model = JobPromise
+    form = PromiseForm
+    extra = 0
+    verbose_name = "promise"
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    inlines = (StepInline, ValidatorInline, JobPromiseInline)
+    list_display = ("name", "runnable", "step_count", "short_description")
+    list_editable = ("runnable",)
+    list_filter = ("runnable",)
+    search_fields = ("name", "description")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("export_yaml", "duplicate")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(step_count=Count("steps"))
+
+    @admin.display(description="steps", ordering="step_count")
+    def step_count(self, obj):
+        return obj.step_count
+
+    @admin.display(description="description")
+    def short_description(self, obj):
+        return Truncator(obj.description).chars(80)
+
+    @admin.action(description="Export selected jobs as YAML")
+    def export_yaml(self, request, queryset):
+        # Imported on use: the admin loads at start-up, the YAML layer only when asked for.
+        from . import yaml_io
+
+        text = yaml_io.dump_text(list(queryset.values_list("name", flat=True)))
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="sluice-jobs.yaml"'
+        return response
+
+    @admin.action(description="Duplicate selected jobs")
+    def duplicate(self, request, queryset):
+        for job in queryset:
+            copy = services.duplicate_job(job)
+            self.message_user(request, f"Copied job '{job.name}' to '{copy.name}'; the copy is not runnable.", messages.SUCCESS)

@@ -1,0 +1,282 @@
+"""Admin screens: pages render, inline validation, actions, read-only runs."""
+import re
+import sys
+import types
+
+import pytest
+from django.core.files.base import ContentFile
+
+import jobs
+
+from execution.models import Batch, Message, Node, Result, Submission
+from jobs.models import Job, JobPromise, Step, Task, Validator
+from jobs.services import duplicate_job
+from tests.factories import make_backend, make_job, make_parameter, make_queue_type, make_task
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def catalogue(db):
+    """One of each catalogue row, and a submission with a node, a result and a message."""
+    task = make_task(name="align", executable="align $P1", in_glob=".input", out_glob=".aln")
+    make_parameter(task, rest_alias="gap", flag="-g")
+    job = make_job(name="pipeline", steps=[task])
+    submission = Submission.objects.create(job=job, batch=Batch.objects.create(), submission_name="first")
+    node = Node.objects.create(submission=submission, key="align", task=task)
+    Result.objects.create(submission=submission, node=node, name="x.aln", file=ContentFile(b"ACGT", name="x.aln"), size=4)
+    Message.objects.create(submission=submission, node=node, text="align started")
+    return types.SimpleNamespace(task=task, job=job, submission=submission, node=node)
+
+
+def form_data(client, url, fields, rows=None):
+    """Return POST data for the admin add form at ``url``: ``fields`` plus inline ``rows`` by prefix."""
+    rows = rows or {}
+    page = client.get(url)
+    data = dict(fields)
+    for inline in page.context["inline_admin_formsets"]:
+        prefix = inline.formset.prefix
+        data.update({f"{prefix}-TOTAL_FORMS": len(rows.get(prefix, [])), f"{prefix}-INITIAL_FORMS": 0})
+        data.update({f"{prefix}-MIN_NUM_FORMS": 0, f"{prefix}-MAX_NUM_FORMS": 1000})
+        for index, row in enumerate(rows.get(prefix, [])):
+            data.update({f"{prefix}-{index}-{name}": value for name, value in row.items()})
+    assert set(rows) <= {inline.formset.prefix for inline in page.context["inline_admin_formsets"]}
+    return data
+
+
+def shown_data(page):
+    """Return POST data that resubmits the admin change form ``page`` as it is shown."""
+    forms = [page.context["adminform"].form]
+    for inline in page.context["inline_admin_formsets"]:
+        forms += [inline.formset.management_form, *inline.formset.forms]
+    data = {}
+    for bound in (bound for form in forms for bound in form):
+        value = bound.field.prepare_value(bound.value())
+        if value is not None and value is not False:
+            data[bound.html_name] = "on" if value is True else value
+    return data
+
+
+def inline_errors(response, prefix):
+    """Return the formset-wide error messages of the inline ``prefix`` on a re-rendered form."""
+    for inline in response.context["inline_admin_formsets"]:
+        if inline.formset.prefix == prefix:
+            return list(inline.formset.non_form_errors())
+    raise AssertionError(f"no inline with prefix {prefix!r}")
+
+
+def task_fields(name="t", executable="true", **fields):
+    return {
+        "name": name,
+        "backend": make_backend().pk,
+        "executable": executable,
+        "incomplete_outputs_behaviour": "fail",
+        "custom_exit_behaviour": "continue",
+        "retries": 0,
+        **fields,
+    }
+
+
+def step_row(key, task, after="", ordering=0):
+    return {"key": key, "task": task.pk, "after": after, "ordering": ordering, "enabled": "on"}
+
+
+def parameter_row(alias, position=0):
+    return {"rest_alias": alias, "position": position, "type": "string", "spacing": "on"}
+
+
+CATALOGUE_MODELS = ["queuetype", "backend", "task", "job"]
+
+
+@pytest.mark.parametrize("model", [*(f"jobs/{m}" for m in CATALOGUE_MODELS), "execution/submission", "execution/batch"])
+def test_staff_sees_every_changelist(admin_client, catalogue, model):
+    assert admin_client.get(f"/admin/{model}/").status_code == 200
+
+
+@pytest.mark.parametrize("model", CATALOGUE_MODELS)
+def test_staff_sees_catalogue_add_and_change_pages(admin_client, catalogue, model):
+    first = {"queuetype": make_queue_type, "backend": make_backend, "task": lambda: catalogue.task, "job": lambda: catalogue.job}[model]()
+    assert admin_client.get(f"/admin/jobs/{model}/add/").status_code == 200
+    assert admin_client.get(f"/admin/jobs/{model}/{first.pk}/change/").status_code == 200
+
+
+@pytest.mark.parametrize("model", ["submission", "batch"])
+def test_runs_are_view_only(admin_client, catalogue, model):
+    obj = catalogue.submission if model == "submission" else catalogue.submission.batch
+    url = f"/admin/execution/{model}/{obj.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert admin_client.get(f"/admin/execution/{model}/add/").status_code == 403
+    assert admin_client.post(url, {"status": "complete"}).status_code == 403
+
+
+def test_submission_page_shows_nodes_results_and_messages_without_a_status_field(admin_client, catalogue):
+    page = admin_client.get(f"/admin/execution/submission/{catalogue.submission.pk}/change/")
+    html = page.content.decode()
+    assert 'name="status"' not in html
+    assert "align started" in html
+    assert catalogue.submission.results.get().file.url in html
+    catalogue.submission.refresh_from_db()
+    assert catalogue.submission.status == "submitted"
+
+
+def test_an_active_submission_cannot_be_deleted(admin_client, catalogue):
+    assert admin_client.get(f"/admin/execution/submission/{catalogue.submission.pk}/delete/").status_code == 403
+
+
+def test_submissions_are_found_by_uuid(admin_client, catalogue):
+    page = admin_client.get("/admin/execution/submission/", {"q": str(catalogue.submission.uuid)})
+    assert list(page.context["cl"].result_list) == [catalogue.submission]
+
+
+def test_it_refuses_a_task_using_more_parameters_than_it_has(admin_client, db):
+    url = "/admin/jobs/task/add/"
+    data = form_data(admin_client, url, task_fields(executable="run $P1 $P2"), {"parameters": [parameter_row("a")]})
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert inline_errors(response, "parameters") == ["$P2 is used but the task has 1 parameter"]
+    assert not Task.objects.filter(name="t").exists()
+
+
+def test_it_saves_a_task_whose_parameters_cover_its_placeholders(admin_client, db):
+    url = "/admin/jobs/task/add/"
+    rows = {"parameters": [parameter_row("a", 0), parameter_row("b", 1)]}
+    response = admin_client.post(url, form_data(admin_client, url, task_fields(executable="run $P1 $P2"), rows))
+    assert response.status_code == 302
+    assert list(Task.objects.get(name="t").parameters.values_list("rest_alias", flat=True)) == ["a", "b"]
+
+
+def test_it_refuses_deleting_a_parameter_the_executable_still_uses(admin_client, db):
+    task = make_task(name="t", executable="run $P1 $P2")
+    make_parameter(task, rest_alias="a")
+    make_parameter(task, rest_alias="b")
+    url = f"/admin/jobs/task/{task.pk}/change/"
+    data = {**shown_data(admin_client.get(url)), "parameters-1-DELETE": "on"}
+    response = admin_client.post(url, data)
+    assert inline_errors(response, "parameters") == ["$P2 is used but the task has 1 parameter"]
+    assert task.parameters.count() == 2
+
+
+def test_resubmitting_a_task_unchanged_saves(admin_client, db):
+    task = make_task(name="t", executable="run $P1 $P2", timeout=5)
+    make_parameter(task, rest_alias="a")
+    make_parameter(task, rest_alias="b")
+    url = f"/admin/jobs/task/{task.pk}/change/"
+    assert admin_client.post(url, shown_data(admin_client.get(url))).status_code == 302
+    task.refresh_from_db()
+    assert (task.timeout, task.parameters.count()) == (5, 2)
+
+
+def test_it_rejects_a_cyclic_job(admin_client, db):
+    task = make_task(name="m")
+    url = "/admin/jobs/job/add/"
+    rows = {"steps": [step_row("a", task, after="b"), step_row("b", task, after="a")]}
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "loop", "runnable": "on"}, rows))
+    assert response.status_code == 200
+    [message] = inline_errors(response, "steps")
+    assert re.fullmatch(r"steps form a cycle: (a -> b -> a|b -> a -> b)", message)
+    assert not Job.objects.filter(name="loop").exists()
+
+
+def test_it_rejects_a_step_after_an_unknown_key(admin_client, db):
+    task = make_task(name="m")
+    url = "/admin/jobs/job/add/"
+    rows = {"steps": [step_row("a", task, after="nope")]}
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "j"}, rows))
+    assert inline_errors(response, "steps") == ["step 'a' runs after unknown step 'nope'"]
+
+
+def test_after_text_saves_as_a_list(admin_client, db):
+    task = make_task(name="m")
+    url = "/admin/jobs/job/add/"
+    rows = {"steps": [step_row("a", task), step_row("b", task), step_row("c", task, after=" a, b ,")]}
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "j"}, rows))
+    assert response.status_code == 302
+    assert Step.objects.get(job__name="j", key="c").after == ["a", "b"]
+    assert Step.objects.get(job__name="j", key="a").after == []
+
+
+def test_change_page_shows_after_as_text(admin_client, db):
+    task = make_task(name="m")
+    job = make_job(name="j", steps=[("a", task), ("b", task), ("c", task, {"after": ["a", "b"]})])
+    page = admin_client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert 'value="a, b"' in page.content.decode()
+
+
+def test_editing_after_on_the_change_page_keeps_a_list(admin_client, db):
+    task = make_task(name="m")
+    job = make_job(name="j", steps=[("a", task), ("b", task), ("c", task, {"after": ["a", "b"]})])
+    url = f"/admin/jobs/job/{job.pk}/change/"
+    data = {**shown_data(admin_client.get(url)), "steps-2-after": "b"}
+    assert admin_client.post(url, data).status_code == 302
+    assert Step.objects.get(job=job, key="c").after == ["b"]
+    assert Step.objects.get(job=job, key="a").after == []
+
+
+def test_step_key_defaults_to_the_task_name(admin_client, db):
+    task = make_task(name="count")
+    url = "/admin/jobs/job/add/"
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "j"}, {"steps": [step_row("", task)]}))
+    assert response.status_code == 302
+    assert list(Job.objects.get(name="j").steps.values_list("key", flat=True)) == ["count"]
+
+
+def test_runnable_is_editable_from_the_job_list(admin_client, db):
+    job = make_job(name="j")
+    data = {"form-TOTAL_FORMS": 1, "form-INITIAL_FORMS": 1, "form-0-id": job.pk, "_save": "Save"}
+    assert admin_client.post("/admin/jobs/job/", data).status_code == 302
+    job.refresh_from_db()
+    assert not job.runnable
+
+
+def test_export_action_asks_yaml_io_for_the_selected_jobs(admin_client, db, monkeypatch):
+    make_job(name="kept")
+    chosen = make_job(name="chosen")
+    fake = types.SimpleNamespace(dump_text=lambda job_names=None: f"jobs: {job_names}\n")
+    # Both, so the stand-in wins whether or not the real module was imported already.
+    monkeypatch.setitem(sys.modules, "jobs.yaml_io", fake)
+    monkeypatch.setattr(jobs, "yaml_io", fake, raising=False)
+    response = admin_client.post("/admin/jobs/job/", {"action": "export_yaml", "_selected_action": [chosen.pk]})
+    assert response["Content-Disposition"] == 'attachment; filename="sluice-jobs.yaml"'
+    assert response.content.decode() == "jobs: ['chosen']\n"
+
+
+def test_export_action_returns_yaml_naming_the_job(admin_client, db):
+    job = make_job(name="exported", steps=[make_task(name="m")])
+    response = admin_client.post("/admin/jobs/job/", {"action": "export_yaml", "_selected_action": [job.pk]})
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="sluice-jobs.yaml"'
+    assert "exported" in response.content.decode()
+
+
+def test_duplicate_action_copies_the_job_with_its_steps(admin_client, db):
+    task = make_task(name="m")
+    job = make_job(name="orig", steps=[("a", task), ("b", task, {"after": ["a"]})])
+    for _ in range(2):
+        response = admin_client.post("/admin/jobs/job/", {"action": "duplicate", "_selected_action": [job.pk]})
+        assert response.status_code == 302
+    copy = Job.objects.get(name="orig-copy")
+    assert [(s.key, s.task, s.after) for s in copy.steps.all()] == [("a", task, []), ("b", task, ["a"])]
+    assert not copy.runnable
+    assert Job.objects.filter(name="orig-copy-2").exists()
+
+
+def test_duplicate_job_copies_validators_and_promises_and_leaves_the_original(db):
+    job = make_job(name="orig", steps=[make_task(name="m")])
+    Validator.objects.create(job=job, validation_type="fasta")
+    JobPromise.objects.create(job=job, kind="max_nodes", spec={"value": 3})
+    copy = duplicate_job(job, new_name="other")
+    job.refresh_from_db()
+    assert (job.name, job.runnable, job.steps.count()) == ("orig", True, 1)
+    assert [v.validation_type for v in copy.validators.all()] == ["fasta"]
+    assert [p.as_dict() for p in copy.promises.all()] == [{"kind": "max_nodes", "value": 3}]
+
+
+def test_anonymous_user_is_redirected_to_login(client, db):
+    response = client.get("/admin/jobs/job/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
