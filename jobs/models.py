@@ -6,7 +6,7 @@ and the API enforce the same things with the same messages.
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from . import dag, params, promises, templating, validators
@@ -74,8 +74,8 @@ class Task(models.Model):
     custom_exit_status = models.CharField(max_length=128, blank=True, help_text="Comma-separated non-zero exit codes that get the custom behaviour instead of failing.")
     custom_exit_behaviour = models.CharField(max_length=16, choices=Behaviour.choices, default=Behaviour.CONTINUE)
     dynamic = models.BooleanField(default=False, help_text="May the step add nodes and edges while it runs.")
-    timeout = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds before the step's whole process group is killed; empty means no limit.")
-    retries = models.PositiveSmallIntegerField(default=0, help_text="How many times a failed step is tried again.")
+    timeout = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)], help_text="Seconds before the step's whole process group is killed; empty means no limit.")
+    retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)], help_text="How many times a failed step is tried again.")
 
     class Meta:
         ordering = ["name"]
@@ -346,6 +346,9 @@ class Step(models.Model):
 class Validator(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="validators")
     validation_type = models.CharField(max_length=32, choices=[(name, name) for name in validators.VALIDATORS])
+
+    class Meta:
+        ordering = ["id"]
 
     def __str__(self):
         return self.validation_type
