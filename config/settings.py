@@ -24,6 +24,7 @@ def env_list(name, default=""):
 
 
 DATA_DIR = Path(os.environ.get("SLUICE_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite will not create the directory of its file
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The fallback key is only good for local use; production sets DJANGO_SECRET_KEY.
@@ -37,12 +38,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_q",
     "jobs",
     "execution",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,6 +89,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests run workers in threads, which need a database file they can all open.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -101,6 +106,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise looks here even when serving from the apps
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files straight from the apps in the embedded mode (no collectstatic needed).
+WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR / "media"
 
@@ -120,4 +132,35 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SLUICE_LOG_LEVEL", "WARNING")},
+}
+
+# --- Running steps -----------------------------------------------------------
+# Empty: the embedded mode (an in-process broker; `manage.py up`). redis://… for
+# workers on other processes and hosts (`manage.py worker`).
+BROKER_URL = os.environ.get("BROKER_URL", "")
+# A running node's lease: renewed by its worker's heartbeat; when it lapses the
+# reconciler treats the worker as dead and runs the node again.
+SLUICE_LEASE_SECONDS = float(os.environ.get("SLUICE_LEASE_SECONDS", "30"))
+# How often a worker checks on the node it runs (cancel, lease renewal).
+SLUICE_HEARTBEAT_SECONDS = float(os.environ.get("SLUICE_HEARTBEAT_SECONDS", "0.5"))
+# A node queued this long without starting has its message sent again.
+SLUICE_REQUEUE_SECONDS = float(os.environ.get("SLUICE_REQUEUE_SECONDS", "60"))
+# How often the reconciler runs (the `up` loop; the django-q2 schedule uses minutes).
+SLUICE_RECONCILE_SECONDS = float(os.environ.get("SLUICE_RECONCILE_SECONDS", "10"))
+# Retries wait SLUICE_RETRY_BACKOFF * 2**(attempt-1) seconds, at most SLUICE_RETRY_BACKOFF_MAX.
+SLUICE_RETRY_BACKOFF = float(os.environ.get("SLUICE_RETRY_BACKOFF", "1"))
+SLUICE_RETRY_BACKOFF_MAX = float(os.environ.get("SLUICE_RETRY_BACKOFF_MAX", "300"))
+# Times a node is run again after its worker died, when its task allows fewer retries.
+SLUICE_LOST_NODE_RETRIES = int(os.environ.get("SLUICE_LOST_NODE_RETRIES", "2"))
+# Finished submissions older than this many days are deleted with their files (0: keep).
+SLUICE_RETENTION_DAYS = int(os.environ.get("SLUICE_RETENTION_DAYS", "0"))
+
+Q_CLUSTER = {
+    "name": "sluice",
+    "orm": "default",  # django-q2's ORM broker: schedules need no other server
+    "workers": int(os.environ.get("SLUICE_Q_WORKERS", "1")),
+    "timeout": 600,
+    "retry": 660,
+    "catch_up": False,
+    "log_level": os.environ.get("SLUICE_LOG_LEVEL", "WARNING"),
 }

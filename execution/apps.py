@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ExecutionConfig(AppConfig):
     name = "execution"
     verbose_name = "Runs"
+
+    def ready(self):
+        # The broker must exist before the actors module registers its actors on it.
+        from . import broker
+
+        broker.setup()
+        from . import actors  # noqa: F401

@@ -6,14 +6,18 @@ serves the in-process runner and the broker actors.
 """
 import logging
 import shutil
+import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from jobs import templating
 from jobs.models import Job, QueueType
@@ -98,8 +102,9 @@ def advance(submission_id):
         if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.SKIPPED, message="disabled: skipped"):
             statuses[key] = NodeStatus.SKIPPED
     queued = []
+    now = timezone.now()
     for key in step_plan.ready:
-        if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.QUEUED):
+        if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
             statuses[key] = NodeStatus.QUEUED
             queued.append(nodes[key]["id"])
     final = graph.outcome(statuses)
@@ -116,12 +121,21 @@ def _finish(submission_id, status, statuses):
         log.info("Submission %s finished as %s.", submission_id, status)
 
 
-def run_node(node_id):
+def run_node(node_id, worker="", watch=False):
     """Run a queued node once and return the ids of nodes that should run next.
 
-    A node that is no longer queued (a duplicate message, a cancel) is left alone.
+    A node that is no longer queued (a duplicate message, a cancel) is left
+    alone. ``worker`` names the claimant (host:pid). With ``watch``, a
+    heartbeat renews the node's lease while it runs and kills its process
+    group as soon as the node stops being ``running`` (a cancel), so a
+    reconciler can tell live workers from dead ones.
     """
-    if not move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=F("attempt") + 1, exit_code=None, message=""):
+    lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
+    claimed = move_node(
+        node_id, NodeStatus.QUEUED, NodeStatus.RUNNING,
+        attempt=F("attempt") + 1, exit_code=None, message="", worker=worker, pid=None, lease_expires_at=lease, not_before=None,
+    )
+    if not claimed:
         return []
     node = Node.objects.select_related("submission__job", "task__backend__queue_type").get(pk=node_id)
     submission = node.submission
@@ -131,23 +145,29 @@ def run_node(node_id):
     move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
     record(submission.pk, f"step '{node.key}' started (attempt {node.attempt})", node=node)
     workdir = _workdir(node)
+    heartbeat = Heartbeat(node.pk) if watch else None
     try:
-        retry = _attempt(node, workdir)
+        retry = _attempt(node, workdir, heartbeat)
     finally:
+        if heartbeat:
+            heartbeat.stop()
         if not settings.SLUICE_KEEP_WORK_DIRS:
             shutil.rmtree(workdir, ignore_errors=True)
     return ([node.pk] if retry else []) + advance(submission.pk)
 
 
-def _attempt(node, workdir):
+def _attempt(node, workdir, heartbeat=None):
     """Run the node's process and record the verdict; return True when it should be retried."""
-    Result.objects.filter(node=node).delete()  # a retry replaces a failed attempt's files
+    _delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
         run = _prepare(node, workdir)
-        outcome = executors.execute(run)
+        if heartbeat:
+            heartbeat.start()
+        outcome = executors.execute(run, on_start=heartbeat.watch if heartbeat else None)
     except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
         return _fail(node, str(error), retryable=False)
-    Node.objects.filter(pk=node.pk).update(command=outcome.command)
+    if not Node.objects.filter(pk=node.pk, status=NodeStatus.RUNNING).update(command=outcome.command):
+        return False  # cancelled (or taken over) while it ran: its outputs are not wanted
     _store_results(node, outcome.outputs)
     verdict = verdicts.judge(
         exit_code=outcome.exit_code,
@@ -172,8 +192,14 @@ def _fail(node, detail, exit_code=None, retryable=True):
     """Record a failed attempt; queue a retry if the task allows one, else fail the submission."""
     summary = detail.splitlines()[0] if detail else "failed"
     if retryable and node.attempt <= node.task.retries:
-        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, exit_code=exit_code, message=detail, finished_at=None):
-            record(node.submission_id, f"step '{node.key}' attempt {node.attempt} failed: {summary}; retrying", level=Message.Level.WARNING, node=node)
+        delay = retry_delay(node.attempt)
+        now = timezone.now()
+        requeued = move_node(
+            node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED,
+            exit_code=exit_code, message=detail, finished_at=None, queued_at=now, not_before=now + timedelta(seconds=delay), lease_expires_at=None,
+        )
+        if requeued:
+            record(node.submission_id, f"step '{node.key}' attempt {node.attempt} failed: {summary}; retrying in {delay:g} s", level=Message.Level.WARNING, node=node)
             return True
         return False
     if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, exit_code=exit_code, message=detail):
@@ -193,8 +219,60 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
 
 
 def cancel(submission_id, reason="cancelled by request"):
-    """Cancel a submission and its unfinished nodes; returns True if it was still active."""
+    """Cancel a submission and its unfinished nodes; returns True if it was still active.
+
+    Running nodes become ``cancelled`` at once; the heartbeat of the worker
+    running each one sees that within a beat and kills its process group.
+    """
     return stop(submission_id, SubmissionStatus.CANCELLED, reason)
+
+
+def retry_delay(attempt):
+    """Seconds to wait before retry number ``attempt``: exponential, capped."""
+    return min(settings.SLUICE_RETRY_BACKOFF * 2 ** (attempt - 1), settings.SLUICE_RETRY_BACKOFF_MAX)
+
+
+class Heartbeat:
+    """Watch a running node from a side thread: renew its lease, kill it if cancelled."""
+
+    def __init__(self, node_id):
+        self.node_id = node_id
+        self.pid = None
+        self.killed = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{node_id}", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def watch(self, pid):
+        """Record the process group to kill; called once the step's process exists."""
+        self.pid = pid
+        Node.objects.filter(pk=self.node_id, status=NodeStatus.RUNNING).update(pid=pid)
+
+    def stop(self):
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self):
+        renew_every = settings.SLUICE_LEASE_SECONDS / 3
+        renewed = time.monotonic()
+        try:
+            while not self._stopped.wait(settings.SLUICE_HEARTBEAT_SECONDS):
+                if time.monotonic() - renewed >= renew_every:
+                    lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
+                    still_running = Node.objects.filter(pk=self.node_id, status=NodeStatus.RUNNING).update(lease_expires_at=lease)
+                    renewed = time.monotonic()
+                else:
+                    still_running = Node.objects.filter(pk=self.node_id, status=NodeStatus.RUNNING).exists()
+                if not still_running and self.pid:
+                    log.info("Node %s is no longer running here; killing process group %s.", self.node_id, self.pid)
+                    executors.kill_group(self.pid)
+                    self.killed = True
+                    return
+        finally:
+            connection.close()  # this thread's own connection
 
 
 def record(submission_id, text, level=Message.Level.INFO, node=None):
@@ -277,6 +355,13 @@ def _value(submission):
         return ""
     with upload.file.open("rb") as handle:
         return handle.read().decode("utf-8", "replace")
+
+
+def _delete_results(results):
+    """Delete result rows and their stored files."""
+    for result in results:
+        result.file.delete(save=False)
+        result.delete()
 
 
 def _store_results(node, outputs):

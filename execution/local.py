@@ -7,7 +7,10 @@ submission in the database, so its document, results and messages are the
 same as those of a submission run by workers.
 """
 import logging
+import time
 from pathlib import Path
+
+from django.utils import timezone
 
 from jobs.models import Job
 
@@ -66,6 +69,7 @@ class SynchronousRunner:
         while queue:
             # One thing at a time: the oldest ready node first, which keeps runs reproducible.
             node_id = queue.pop(0)
+            _wait_for_backoff(node_id)
             queue.extend(engine.run_node(node_id))
         self._reconcile(submission)
         submission.refresh_from_db()
@@ -76,6 +80,7 @@ class SynchronousRunner:
         leftover = list(Node.objects.filter(submission=submission, status=NodeStatus.QUEUED).values_list("pk", flat=True))
         while leftover:
             for node_id in leftover:
+                _wait_for_backoff(node_id)
                 engine.run_node(node_id)
             leftover = list(Node.objects.filter(submission=submission, status=NodeStatus.QUEUED).values_list("pk", flat=True))
         engine.advance(submission.pk)
@@ -117,6 +122,13 @@ class SynchronousRunner:
     def last(self):
         """The most recent submission, or None."""
         return self.submissions[-1] if self.submissions else None
+
+
+def _wait_for_backoff(node_id):
+    """Sleep until a retried node's backoff has passed."""
+    not_before = Node.objects.filter(pk=node_id).values_list("not_before", flat=True).first()
+    if not_before:
+        time.sleep(max(0.0, (not_before - timezone.now()).total_seconds()))
 
 
 def result_path(result):

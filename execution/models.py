@@ -75,8 +75,13 @@ class Node(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     command = models.TextField(blank=True, help_text="The rendered command line of the latest attempt.")
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When the node's latest message was sent.")
+    not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then.")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker running the node.")
+    pid = models.IntegerField(null=True, blank=True, help_text="Process group of the running step.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["id"]

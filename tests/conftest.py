@@ -7,6 +7,7 @@ def isolated_storage(settings, tmp_path):
     """Keep each test's media and working directories apart."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.SLUICE_WORK_DIR = tmp_path / "work"
+    settings.SLUICE_RETRY_BACKOFF = 0
     return tmp_path
 
 

@@ -1,0 +1,12 @@
+"""Dramatiq actors: thin wrappers that take an id and call one domain function."""
+import dramatiq
+
+from . import dispatch
+
+
+# The engine records failures on the node and the reconciler re-sends lost
+# work, so a broker-level retry would only duplicate that: no retries, and no
+# exception is "expected" (any that escapes is logged as an error).
+@dramatiq.actor(actor_name="sluice.run_node", queue_name="localhost", max_retries=0, throws=())
+def run_node(node_id):
+    dispatch.process(node_id)

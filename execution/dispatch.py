@@ -1,0 +1,93 @@
+"""Send nodes to workers, and run what a worker receives.
+
+``send`` puts "run node N" on the queue of the node's backend at its
+submission's priority, after the current transaction commits. ``process`` is
+what a worker does with such a message: run the node, then either carry on
+with its one successor itself (the fast path) or send the successors on.
+"""
+import logging
+import os
+import socket
+
+import dramatiq
+from django.db import transaction
+from django.utils import timezone
+
+from . import broker, engine
+from .models import Node
+from .states import NodeStatus
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WORKER_ID", "process", "send", "serve", "start"]
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# Queues this process consumes; None means all of them (the embedded mode).
+_served = None
+
+
+def serve(queues):
+    """Declare the queues this process consumes (None: every queue)."""
+    global _served, WORKER_ID
+    _served = set(queues) if queues is not None else None
+    WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def start(submission_id):
+    """Queue the ready nodes of a new submission and send them; returns their ids."""
+    node_ids = engine.advance(submission_id)
+    send(node_ids)
+    return node_ids
+
+
+def send(node_ids):
+    """Send "run node N" for each id once the current transaction commits."""
+    if node_ids:
+        ids = list(node_ids)
+        transaction.on_commit(lambda: _enqueue(ids))
+
+
+def _enqueue(node_ids):
+    from .actors import run_node
+
+    current = dramatiq.get_broker()
+    now = timezone.now()
+    for node in Node.objects.filter(pk__in=node_ids).select_related("submission", "task__backend__queue_type"):
+        queue = queue_of(node)
+        current.declare_queue(queue)
+        delay = None
+        if node.not_before and node.not_before > now:
+            delay = int((node.not_before - now).total_seconds() * 1000)
+        current.enqueue(run_node.message(node.pk).copy(queue_name=queue), delay=delay)
+
+
+def queue_of(node):
+    """Return the queue a node's message goes to."""
+    return broker.queue_name(node.task.backend.queue_type.name, node.submission.priority)
+
+
+def process(node_id):
+    """Run node ``node_id`` and what follows it, as a worker does with one message.
+
+    Fast path: when exactly one node became ready, it waits for no backoff
+    and its queue is one this process serves, run it here at once instead of
+    a broker round trip. The claim in ``engine.run_node`` is a conditional
+    update, so a duplicate message for that node stays harmless; if this
+    process dies first, the node is still ``queued`` and the reconciler
+    re-sends it.
+    """
+    while node_id is not None:
+        next_ids = engine.run_node(node_id, worker=WORKER_ID, watch=True)
+        node_id = _inline(next_ids)
+        send([other for other in next_ids if other != node_id])
+
+
+def _inline(node_ids):
+    if len(node_ids) != 1:
+        return None
+    node = Node.objects.select_related("submission", "task__backend__queue_type").filter(pk=node_ids[0], status=NodeStatus.QUEUED).first()
+    if node is None or node.not_before is not None:
+        return None
+    if _served is not None and queue_of(node) not in _served:
+        return None
+    return node.pk

@@ -1,0 +1,103 @@
+"""Find work the broker or a dead worker lost, and set it going again.
+
+Safe to run anywhere, any number of times at once: every change is a
+conditional update, and a re-sent message for a node that has meanwhile
+started is ignored by the claim.
+"""
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import dispatch, engine, executors
+from .models import Message, Node, Submission
+from .states import NodeStatus, SubmissionStatus, move_node
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Report", "reconcile", "recover"]
+
+
+@dataclass
+class Report:
+    rerun: list = field(default_factory=list)  # running nodes whose worker died, queued again
+    crashed: list = field(default_factory=list)  # submissions ended because a node was lost too often
+    resent: list = field(default_factory=list)  # queued nodes whose message was sent again
+    advanced: list = field(default_factory=list)  # nodes queued for submissions nobody was moving
+
+    def __bool__(self):
+        return bool(self.rerun or self.crashed or self.resent or self.advanced)
+
+
+def reconcile(now=None):
+    """Re-run nodes with lapsed leases, re-send stale queued nodes, advance stalled submissions."""
+    now = now or timezone.now()
+    report = Report()
+    lost = Node.objects.filter(status=NodeStatus.RUNNING, lease_expires_at__lt=now)
+    for node in lost.select_related("task"):
+        _rerun(node, f"its worker {node.worker or '(unknown)'} stopped renewing its lease", report)
+    stale = Node.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.SLUICE_REQUEUE_SECONDS))
+    _resend(stale.exclude(not_before__gt=now), now, report)
+    _advance_stalled(report)
+    if report:
+        log.warning("Reconciler: re-ran %s, crashed %s, re-sent %s, advanced %s.", report.rerun, report.crashed, report.resent, report.advanced)
+    return report
+
+
+def recover():
+    """On start of the embedded mode: nothing from a previous process is still running."""
+    report = Report()
+    for node in Node.objects.filter(status=NodeStatus.RUNNING).select_related("task"):
+        _rerun(node, "the server stopped while it ran", report)
+    _resend(Node.objects.filter(status=NodeStatus.QUEUED), timezone.now(), report)
+    _advance_stalled(report)
+    return report
+
+
+def _rerun(node, reason, report):
+    _kill_orphan(node)
+    limit = max(node.task.retries, settings.SLUICE_LOST_NODE_RETRIES)
+    if node.attempt <= limit:
+        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, queued_at=timezone.now(), lease_expires_at=None, worker="", pid=None):
+            engine.record(node.submission_id, f"step '{node.key}' attempt {node.attempt} was lost ({reason}); running it again", Message.Level.WARNING, node)
+            dispatch.send([node.pk])
+            report.rerun.append(node.pk)
+        return
+    text = f"step '{node.key}' was lost {node.attempt} times ({reason}); giving up"
+    if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, message=text):
+        if engine.stop(node.submission_id, SubmissionStatus.CRASH, text):
+            report.crashed.append(node.submission_id)
+
+
+def _kill_orphan(node):
+    """Kill the step's process group if it was started on this host and still lives."""
+    host = node.worker.rpartition(":")[0]
+    if not node.pid or host != socket.gethostname():
+        return
+    try:
+        if os.getpgid(node.pid) == node.pid:
+            executors.kill_group(node.pid)
+    except ProcessLookupError:
+        pass
+
+
+def _resend(nodes, now, report):
+    ids = list(nodes.values_list("pk", flat=True))
+    if ids:
+        Node.objects.filter(pk__in=ids, status=NodeStatus.QUEUED).update(queued_at=now)
+        dispatch.send(ids)
+        report.resent.extend(ids)
+
+
+def _advance_stalled(report):
+    """Advance active submissions with no node queued, running or waiting (a crash between steps)."""
+    moving = Node.objects.filter(status__in=[NodeStatus.QUEUED, NodeStatus.RUNNING, NodeStatus.WAITING]).values("submission_id")
+    stalled = Submission.objects.filter(status__in=[SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING]).exclude(pk__in=moving)
+    for submission_id in stalled.values_list("pk", flat=True):
+        ids = engine.advance(submission_id)
+        dispatch.send(ids)
+        report.advanced.extend(ids)

@@ -1,0 +1,91 @@
+"""Start and stop in-process Dramatiq workers; shared by `up` and `worker`."""
+import logging
+import signal
+import threading
+
+import dramatiq
+from django.conf import settings
+from django.db import close_old_connections
+
+from jobs.models import QueueType
+
+from . import broker, dispatch, engine, executors, reconcile
+from .models import Node
+from .states import NodeStatus, move_node
+
+log = logging.getLogger(__name__)
+
+__all__ = ["all_queues", "start_worker", "stop_worker", "wait_for_signal", "ReconcileLoop"]
+
+
+def all_queues():
+    """Every queue of every queue type in the catalogue, at all three priorities."""
+    return broker.queue_names(QueueType.objects.values_list("name", flat=True))
+
+
+def start_worker(queues=None, threads=4):
+    """Start a Dramatiq worker in this process on ``queues`` (None: all of them)."""
+    current = dramatiq.get_broker()
+    names = all_queues() if queues is None else list(queues)
+    for name in names:
+        current.declare_queue(name)
+    dispatch.serve(None if queues is None else names)
+    worker = dramatiq.Worker(current, queues=set(names), worker_threads=threads, worker_timeout=100)
+    worker.start()
+    log.info("Worker %s consuming %s with %s threads.", dispatch.WORKER_ID, ", ".join(names), threads)
+    return worker
+
+
+def stop_worker(worker, grace=10.0):
+    """Stop consuming, give running steps ``grace`` seconds, then hand the rest back.
+
+    Steps still running after the grace period are killed and queued again at
+    once, so another worker takes them over without waiting for their lease.
+    """
+    stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int(grace * 1000)}, daemon=True)
+    stopper.start()
+    stopper.join(grace + 1)
+    close_old_connections()
+    for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID):
+        if node.pid:
+            executors.kill_group(node.pid)
+        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, lease_expires_at=None, worker="", pid=None):
+            engine.record(node.submission_id, f"step '{node.key}' was interrupted by a worker shutdown; running it again", node=node)
+            dispatch.send([node.pk])
+
+
+class ReconcileLoop(threading.Thread):
+    """Run the reconciler every ``interval`` seconds until stopped."""
+
+    def __init__(self, interval=None):
+        super().__init__(name="reconciler", daemon=True)
+        self.interval = interval or settings.SLUICE_RECONCILE_SECONDS
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(self.interval):
+            try:
+                reconcile.reconcile()
+            except Exception:  # a database hiccup must not end the loop; the next pass retries
+                log.exception("Reconciler pass failed; trying again in %s s.", self.interval)
+            finally:
+                close_old_connections()
+
+    def stop(self):
+        self.stopped.set()
+
+
+def wait_for_signal():
+    """Block until SIGTERM or SIGINT; return the signal's name."""
+    received = threading.Event()
+    name = {}
+
+    def handler(signum, frame):
+        name["signal"] = signal.Signals(signum).name
+        received.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+    while not received.wait(0.5):
+        pass
+    return name["signal"]
