@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html
 
-from .models import Batch, Message, Node, Result, Submission
+from . import engine, retention
+from .models import Batch, Message, Node, PeriodicSubmission, Result, Submission
 from .states import SubmissionStatus
 
 
@@ -60,6 +61,12 @@ class SubmissionAdmin(admin.ModelAdmin):
     list_select_related = ("job", "user")
     search_fields = ("uuid", "submission_name", "email")
     date_hierarchy = "created_at"
+    actions = ("cancel_submissions",)
+
+    @admin.action(description="Cancel selected submissions")
+    def cancel_submissions(self, request, queryset):
+        cancelled = sum(engine.cancel(pk, reason=f"cancelled by {request.user.get_username()} in admin") for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Cancelled {cancelled} submission(s); the others had already finished.")
 
     def has_add_permission(self, request):
         return False
@@ -76,7 +83,7 @@ class SubmissionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         """Delete the finished submissions of ``queryset``; keep the active ones."""
         active = queryset.filter(status__in=SubmissionStatus.ACTIVE).count()
-        queryset.exclude(status__in=SubmissionStatus.ACTIVE).delete()
+        retention.delete_submissions(queryset)
         if active:
             self.message_user(request, f"Kept {active} submission(s) that are still active; cancel them first.", messages.WARNING)
 
@@ -105,3 +112,12 @@ class BatchAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(PeriodicSubmission)
+class PeriodicSubmissionAdmin(admin.ModelAdmin):
+    list_display = ("job", "every_minutes", "enabled", "next_run_at", "last_submission", "last_error")
+    list_filter = ("enabled", "job")
+    list_editable = ("enabled",)
+    raw_id_fields = ("last_submission",)
+    readonly_fields = ("last_submission", "last_error")

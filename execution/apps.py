@@ -11,3 +11,6 @@ class ExecutionConfig(AppConfig):
 
         broker.setup()
         from . import actors  # noqa: F401
+        from . import schedules
+
+        schedules.connect()

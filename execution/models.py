@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from jobs.models import Job, Step, Task
 
@@ -147,3 +148,34 @@ class Message(models.Model):
 
     def __str__(self):
         return self.text
+
+
+class PeriodicSubmission(models.Model):
+    """Submit a job with given parameters every so often (seed 001 ran these on celery beat)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="periodic_submissions")
+    submission_name = models.CharField(max_length=256, blank=True)
+    params = models.JSONField(default=dict, blank=True, help_text="Parameter values by REST name, e.g. {\"numbers_count\": 10}.")
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    every_minutes = models.PositiveIntegerField(default=60, help_text="Minutes between submissions (at least 1).")
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(default=timezone.now, help_text="When the next submission is made.")
+    last_submission = models.ForeignKey(Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["next_run_at"]
+
+    def __str__(self):
+        return f"{self.job.name} every {self.every_minutes} min"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.every_minutes < 1:
+            raise ValidationError({"every_minutes": "must be at least 1"})
+        if self.job_id:
+            try:
+                self.params = self.job.resolve_params(self.params or {})
+            except ValidationError as error:
+                raise ValidationError({"params": [f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items()]}) from None

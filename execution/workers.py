@@ -6,10 +6,11 @@ import threading
 import dramatiq
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from jobs.models import QueueType
 
-from . import broker, dispatch, engine, executors, reconcile
+from . import broker, dispatch, engine, executors, schedules
 from .models import Node
 from .states import NodeStatus, move_node
 
@@ -30,7 +31,8 @@ def start_worker(queues=None, threads=4):
     for name in names:
         current.declare_queue(name)
     dispatch.serve(None if queues is None else names)
-    worker = dramatiq.Worker(current, queues=set(names), worker_threads=threads, worker_timeout=100)
+    # With no explicit list, also consume queues declared later (a queue type added while running).
+    worker = dramatiq.Worker(current, queues=None if queues is None else set(names), worker_threads=threads, worker_timeout=100)
     worker.start()
     log.info("Worker %s consuming %s with %s threads.", dispatch.WORKER_ID, ", ".join(names), threads)
     return worker
@@ -47,15 +49,17 @@ def stop_worker(worker, grace=10.0):
     stopper.join(grace + 1)
     close_old_connections()
     for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID):
-        if node.pid:
-            executors.kill_group(node.pid)
-        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, lease_expires_at=None, worker="", pid=None):
+        # Hand the node back before killing it, so the attempt's thread sees it is no longer
+        # its own and records no failure.
+        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, lease_expires_at=None, worker="", pid=None, queued_at=timezone.now()):
             engine.record(node.submission_id, f"step '{node.key}' was interrupted by a worker shutdown; running it again", node=node)
             dispatch.send([node.pk])
+        if node.pid:
+            executors.kill_group(node.pid)
 
 
 class ReconcileLoop(threading.Thread):
-    """Run the reconciler every ``interval`` seconds until stopped."""
+    """Every ``interval`` seconds make due periodic submissions and run the reconciler."""
 
     def __init__(self, interval=None):
         super().__init__(name="reconciler", daemon=True)
@@ -65,7 +69,7 @@ class ReconcileLoop(threading.Thread):
     def run(self):
         while not self.stopped.wait(self.interval):
             try:
-                reconcile.reconcile()
+                schedules.tick()
             except Exception:  # a database hiccup must not end the loop; the next pass retries
                 log.exception("Reconciler pass failed; trying again in %s s.", self.interval)
             finally:

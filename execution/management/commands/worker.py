@@ -34,7 +34,8 @@ class Command(BaseCommand):
 
     def _run(self, options):
         worker = workers.start_worker(options["queues"], threads=options["threads"])
-        self.stdout.write(f"Worker {os.getpid()} consuming {', '.join(sorted(worker.consumer_whitelist))}")
+        queues = ", ".join(sorted(worker.consumer_whitelist)) if worker.consumer_whitelist else "every queue"
+        self.stdout.write(f"Worker {os.getpid()} consuming {queues}")
         received = workers.wait_for_signal()
         self.stdout.write(f"Worker {os.getpid()} got {received}; stopping.")
         workers.stop_worker(worker, grace=options["grace"])
