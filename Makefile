@@ -29,9 +29,11 @@ demo: setup
 	@echo "Sluice on http://$(HOST)/  (admin: admin / admin, for local use only)"
 	$(PY) manage.py runserver $(HOST)
 
-## test: install, then run the whole suite
+## test: install, then run the whole suite: fast tests (SQLite, stub broker), then the
+## real-servers suite (PostgreSQL and Redis started on loopback by the suite itself)
 test: install
 	$(PY) -m pytest
+	$(PY) -m tests.realservers
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -24,7 +24,7 @@ def all_queues():
     return broker.queue_names(QueueType.objects.values_list("name", flat=True))
 
 
-def start_worker(queues=None, threads=4):
+def start_worker(queues=None, threads=4, prefetch=None):
     """Start a Dramatiq worker in this process on ``queues`` (None: all of them)."""
     current = dramatiq.get_broker()
     names = all_queues() if queues is None else list(queues)
@@ -33,6 +33,9 @@ def start_worker(queues=None, threads=4):
     dispatch.serve(None if queues is None else names)
     # With no explicit list, also consume queues declared later (a queue type added while running).
     worker = dramatiq.Worker(current, queues=None if queues is None else set(names), worker_threads=threads, worker_timeout=100)
+    # Dramatiq holds up to 2 messages per thread by default. Steps can run for hours, so a busy
+    # worker must not sit on a message an idle one could start: hold only what the threads run.
+    worker.queue_prefetch = prefetch or threads
     worker.start()
     log.info("Worker %s consuming %s with %s threads.", dispatch.WORKER_ID, ", ".join(names), threads)
     return worker

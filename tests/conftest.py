@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -24,3 +26,7 @@ def other_user(db):
 @pytest.fixture
 def staff(db):
     return get_user_model().objects.create_user("staff", password="pw-staff-123", is_staff=True, is_superuser=True)
+
+
+# The real-servers suite needs the servers `python -m tests.realservers` starts.
+collect_ignore = [] if os.environ.get("SLUICE_REAL_SERVERS") else ["realservers"]

@@ -1,0 +1,117 @@
+"""Distributed mode on real servers: PostgreSQL, Redis, worker processes killed for real."""
+import os
+import signal
+import time
+
+import pytest
+
+from execution import dispatch, engine
+from execution.models import Node, Result
+from tests.factories import make_job, make_task
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def wait_until(predicate, timeout=30, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def finished(submission, timeout=60):
+    def done():
+        submission.refresh_from_db()
+        return submission.status in ("complete", "error", "crash", "cancelled")
+
+    wait_until(done, timeout, f"submission {submission.uuid} to finish")
+    return submission
+
+
+def start(job, **kwargs):
+    submission = engine.submit(job, **kwargs)
+    dispatch.start(submission.pk)
+    return submission
+
+
+def test_independent_steps_run_in_parallel_on_separate_processes(processes):
+    processes.start("worker", "--processes", "1", "--threads", "1")
+    processes.start("worker", "--processes", "1", "--threads", "1")
+    root = make_task("root", "true")
+    left, right = make_task("left", "sleep 1"), make_task("right", "sleep 1")
+    job = make_job(steps=[("root", root, {"ordering": 0}), ("left", left, {"ordering": 1}), ("right", right, {"ordering": 1})])
+    submission = finished(start(job))
+    nodes = {node.key: node for node in submission.nodes.all()}
+    assert submission.status == "complete"
+    assert nodes["left"].started_at < nodes["right"].finished_at and nodes["right"].started_at < nodes["left"].finished_at
+    assert nodes["left"].worker != nodes["right"].worker
+
+
+def test_priorities_route_to_their_own_queues(processes):
+    processes.start("worker", "--queues", "high_localhost", "--threads", "1")
+    job = make_job(steps=[make_task("t", "true")])
+    high = start(job, priority="high")
+    normal = start(job, priority="normal")
+    assert finished(high).status == "complete"
+    time.sleep(1)
+    normal.refresh_from_db()
+    assert normal.nodes.get().status == "queued", "a worker on high_localhost only must not take a normal-priority node"
+    processes.start("worker", "--queues", "localhost", "--threads", "1")
+    assert finished(normal).status == "complete"
+
+
+def test_a_step_survives_kill_9_of_its_worker(processes):
+    first = processes.start("worker", "--processes", "1", "--threads", "1")
+    task = make_task("slow", "sleep 2; echo done > $O1", out_glob=".out")
+    submission = start(make_job(steps=[task]))
+    node = wait_until(lambda: Node.objects.filter(submission=submission, status="running", pid__isnull=False).first(), message="the step to start")
+    victim_pid = int(node.worker.rsplit(":", 1)[1])
+    assert victim_pid == first.pid
+    processes.start("worker", "--processes", "1", "--threads", "1")
+    processes.start("reconcile", "--every", "0.5")
+    os.kill(victim_pid, signal.SIGKILL)
+    submission = finished(submission)
+    node = submission.nodes.get()
+    assert submission.status == "complete"
+    assert node.attempt == 2 and node.worker != f"{node.worker.rsplit(':', 1)[0]}:{victim_pid}"
+    assert Result.objects.filter(submission=submission).count() == 1
+    assert "was lost" in " ".join(submission.messages.values_list("text", flat=True))
+
+
+def test_every_submission_completes_across_a_redis_restart(processes, redis_server):
+    processes.start("worker", "--processes", "2", "--threads", "2")
+    processes.start("reconcile", "--every", "0.5")
+    steps = [make_task(name, "sleep 0.3") for name in ("a", "b", "c")]
+    job = make_job(steps=steps)
+    submissions = [start(job) for _ in range(6)]
+    wait_until(lambda: Node.objects.filter(status="succeeded").exists(), message="the first step to finish")
+    redis_server.restart(down_for=1.0)
+    for submission in submissions:
+        assert finished(submission, timeout=90).status == "complete", submission.last_message
+        assert submission.nodes.filter(status="succeeded").count() == 3
+
+
+def test_cancel_kills_a_running_sleep_tree_on_another_process(processes, tmp_path):
+    processes.start("worker", "--threads", "1")
+    marker = tmp_path / "grandchild.pid"
+    task = make_task("sleeper", f"sh -c 'echo $$ > {marker}; exec sleep 60' & sleep 60; wait")
+    submission = start(make_job(steps=[task]))
+    wait_until(lambda: marker.exists() and marker.read_text().strip(), message="the sleep tree to start")
+    grandchild = int(marker.read_text())
+    cancelled_at = time.monotonic()
+    assert engine.cancel(submission.pk)
+    wait_until(lambda: not _alive(grandchild), timeout=5, message="the grandchild to die")
+    assert time.monotonic() - cancelled_at < 2
+    submission.refresh_from_db()
+    assert submission.status == "cancelled"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
