@@ -27,7 +27,7 @@ examples: migrate
 demo: setup
 	DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@localhost 2>/dev/null || true
 	@echo "Sluice on http://$(HOST)/  (admin: admin / admin, for local use only)"
-	$(PY) manage.py runserver $(HOST)
+	$(PY) manage.py up --addr $(HOST)
 
 ## test: install, then run the whole suite: fast tests (SQLite, stub broker), then the
 ## real-servers suite (PostgreSQL and Redis started on loopback by the suite itself)
