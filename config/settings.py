@@ -38,9 +38,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "jobs",
     "execution",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +127,9 @@ SLUICE_WORK_DIR = Path(os.environ.get("SLUICE_WORK_DIR", DATA_DIR / "work")).res
 SLUICE_KEEP_WORK_DIRS = env_bool("SLUICE_KEEP_WORK_DIRS", False)
 # How much of a failed node's stderr is kept in its message.
 SLUICE_STDERR_TAIL = int(os.environ.get("SLUICE_STDERR_TAIL", "2000"))
+# Environment variables a step inherits from its worker (besides its task's own and SLUICE_*).
+# Nothing else passes, so the worker's secrets (DJANGO_SECRET_KEY, DATABASE_URL…) never reach a step.
+SLUICE_STEP_ENV = env_list("SLUICE_STEP_ENV", "PATH,HOME,LANG,LC_ALL,LC_CTYPE,TZ,TMPDIR,USER,LOGNAME,SHELL")
 # Interpreters for the python and r queue types.
 SLUICE_PYTHON = os.environ.get("SLUICE_PYTHON", "") or None
 SLUICE_RSCRIPT = os.environ.get("SLUICE_RSCRIPT", "Rscript")
@@ -163,4 +171,62 @@ Q_CLUSTER = {
     "retry": 660,
     "catch_up": False,
     "log_level": os.environ.get("SLUICE_LOG_LEVEL", "WARNING"),
+}
+
+# --- Submissions over the API ----------------------------------------------------
+# Largest accepted upload, in bytes (larger ones get 413).
+SLUICE_MAX_UPLOAD_BYTES = int(os.environ.get("SLUICE_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
+# Active submissions one user (or, for anonymous ones, one client IP) may have before new ones are
+# sent to the low_ queues (QUEUE_HOG_SIZE) or refused with 429 (QUEUE_HARD_LIMIT). 0 disables a limit.
+QUEUE_HOG_SIZE = int(os.environ.get("QUEUE_HOG_SIZE", "10"))
+QUEUE_HARD_LIMIT = int(os.environ.get("QUEUE_HARD_LIMIT", "50"))
+# Priority of logged-in users' submissions when they are under QUEUE_HOG_SIZE: "high" or "normal".
+SLUICE_LOGGED_IN_PRIORITY = os.environ.get("SLUICE_LOGGED_IN_PRIORITY", "high")
+# Require login for every job (a job can also require it on its own).
+SLUICE_LOGIN_REQUIRED = env_bool("SLUICE_LOGIN_REQUIRED", False)
+# Base of links in e-mails, e.g. https://sluice.example.org
+SLUICE_BASE_URL = os.environ.get("SLUICE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Forget a submitter's e-mail address once the completion mail is sent.
+EMAIL_DELETE_AFTER_USE = env_bool("EMAIL_DELETE_AFTER_USE", True)
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "sluice@localhost")
+# Uploads above this many bytes are streamed to a temporary file rather than held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # non-file form fields and JSON bodies
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its WWW-Authenticate header makes anonymous callers get 401, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "api.errors.handle_exception",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "URL_FORMAT_OVERRIDE": None,  # ?format= is the graph endpoints' own parameter
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sluice API",
+    "DESCRIPTION": "Submit data to analysis jobs, poll their progress and fetch their results.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.add_job_parameters"],
 }

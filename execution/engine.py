@@ -22,7 +22,7 @@ from django.utils import timezone
 from jobs import templating
 from jobs.models import Job, QueueType
 
-from . import executors, graph, verdicts
+from . import executors, graph, notify, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
@@ -119,6 +119,7 @@ def _finish(submission_id, status, statuses):
     if move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
         record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
         log.info("Submission %s finished as %s.", submission_id, status)
+        notify.submission_finished(submission_id)
 
 
 def run_node(node_id, worker="", watch=False):
@@ -215,6 +216,7 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
     for node_id in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", flat=True):
         move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"not run: {text}")
     record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
+    notify.submission_finished(submission_id)
     return True
 
 

@@ -1,6 +1,6 @@
 """Errors of the run layer. Each carries the data a caller needs to report it."""
 
-__all__ = ["MissingInput", "SluiceError", "SubmissionInvalid"]
+__all__ = ["LoginRequired", "MissingInput", "QuotaExceeded", "SluiceError", "SubmissionInvalid", "UploadTooLarge"]
 
 
 class SluiceError(Exception):
@@ -23,3 +23,25 @@ class MissingInput(SluiceError):
         self.ending = ending
         where = "the submitter's upload" if ending == ".input" else f"an earlier step's '{ending}' file"
         super().__init__(f"step '{node_key}' reads {where} but there is none")
+
+
+class LoginRequired(SluiceError):
+    """The job only accepts submissions from logged-in users."""
+
+
+class QuotaExceeded(SluiceError):
+    """The submitter already has as many active submissions as allowed."""
+
+    def __init__(self, active, limit):
+        self.active = active
+        self.limit = limit
+        super().__init__(f"you have {active} active submissions and the limit is {limit}; wait for some to finish")
+
+
+class UploadTooLarge(SluiceError):
+    """The upload is bigger than SLUICE_MAX_UPLOAD_BYTES."""
+
+    def __init__(self, size, limit):
+        self.size = size
+        self.limit = limit
+        super().__init__(f"input_data is {size} bytes and the limit is {limit}")

@@ -68,7 +68,8 @@ def execute(run, on_start=None):
     staged = _stage(run)
     argv, command = _command(run)
     stdout_name = f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout"
-    env = {**os.environ, **run.environment, **_sluice_env(run)}
+    inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
+    env = {**inherited, **run.environment, **_sluice_env(run)}
     started = time.monotonic()
     with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "wb") as stderr:
         process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
@@ -79,24 +80,31 @@ def execute(run, on_start=None):
             exit_code = process.wait(timeout=run.timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            kill_group(process.pid)
+            kill_group(process.pid, reap=process.poll)
             exit_code = process.wait()
         finally:
             if process.returncode is None:  # an exception (e.g. KeyboardInterrupt) while waiting
-                kill_group(process.pid)
+                kill_group(process.pid, reap=process.poll)
                 process.wait()
     outputs, missing = _gather(run, staged)
     return ProcessOutcome(command, exit_code, timed_out, time.monotonic() - started, outputs, missing, _tail(run.workdir / ".stderr"))
 
 
-def kill_group(pid, grace=KILL_GRACE):
-    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds."""
+def kill_group(pid, grace=KILL_GRACE, reap=None):
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    ``reap`` (the leader's ``Popen.poll``) is called while waiting when this
+    thread owns the leader: an unreaped leader is a zombie that keeps the group
+    "alive" and would make every kill wait the whole grace period.
+    """
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        if reap:
+            reap()
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -158,15 +166,15 @@ def _gather(run, staged):
     endings = list(run.out_endings)
     if run.stdout_ending and run.stdout_ending not in endings:
         endings.append(run.stdout_ending)
-    outputs, missing, taken = [], [], set(staged)
-    files = sorted(path for path in run.workdir.iterdir() if path.is_file() and not path.name.startswith("."))
-    for ending in endings:
-        found = [path for path in files if path.name.endswith(ending) and path.name not in taken]
-        taken.update(path.name for path in found)
-        if found:
-            outputs.extend((ending, path) for path in found)
-        elif ending != run.stdout_ending:
-            missing.append(ending)
+    files = sorted(path for path in run.workdir.iterdir() if path.is_file() and not path.name.startswith(".") and path.name not in staged)
+    # A file belongs to the longest ending it has, so ".gz.txt" is not taken by ".txt".
+    by_ending = {ending: [] for ending in endings}
+    for path in files:
+        matching = [ending for ending in endings if path.name.endswith(ending)]
+        if matching:
+            by_ending[max(matching, key=len)].append(path)
+    outputs = [(ending, path) for ending in endings for path in by_ending[ending]]
+    missing = [ending for ending in endings if not by_ending[ending] and ending != run.stdout_ending]
     return outputs, missing
 
 

@@ -63,6 +63,19 @@ class Submission(models.Model):
     def is_active(self):
         return self.status in SubmissionStatus.ACTIVE
 
+    def visible_to(self, user):
+        """May ``user`` see this submission?
+
+        Staff see everything. A submission made by a logged-in user is theirs
+        alone; an anonymous one is reachable by anyone holding its uuid (the
+        uuid is random and unguessable, as in the seed service).
+        """
+        if user is not None and user.is_authenticated and user.is_staff:
+            return True
+        if self.user_id is None:
+            return True
+        return user is not None and user.is_authenticated and user.pk == self.user_id
+
 
 class Node(models.Model):
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="nodes")

@@ -2,6 +2,7 @@
 import logging
 import signal
 import threading
+import time
 
 import dramatiq
 from django.conf import settings
@@ -70,9 +71,13 @@ class ReconcileLoop(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self):
+        purged_at = 0.0
         while not self.stopped.wait(self.interval):
             try:
                 schedules.tick()
+                if time.monotonic() - purged_at > 3600:  # retention, hourly as the django-q2 schedule does
+                    schedules.purge()
+                    purged_at = time.monotonic()
             except Exception:  # a database hiccup must not end the loop; the next pass retries
                 log.exception("Reconciler pass failed; trying again in %s s.", self.interval)
             finally:

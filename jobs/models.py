@@ -248,6 +248,7 @@ class Job(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[NAME])
     description = models.TextField(blank=True)
     runnable = models.BooleanField(default=True, help_text="Only runnable jobs accept submissions.")
+    login_required = models.BooleanField(default=False, help_text="Only logged-in users may submit (anonymous submission is allowed otherwise).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -212,6 +212,7 @@ READERS = {
             "name": _text,
             "description": _text,
             "runnable": _flag,
+            "login_required": _flag,
             "validators": _list(_text),
             "steps": _list(_step),
             "promises": _list(_promise),
@@ -362,7 +363,7 @@ def _write_configurations(task, items, path):
 
 def _write_job(fields, path):
     job, created = _upsert(Job, fields["name"])
-    _assign(job, fields, ["description", "runnable"])
+    _assign(job, fields, ["description", "runnable", "login_required"])
     _save(job, path)
     _write_steps(job, fields.get("steps", []), f"{path}.steps")
     _check(job.check_steps, job, path)
@@ -509,6 +510,7 @@ def _dump_job(job):
         "name": job.name,
         "description": job.description,
         "runnable": job.runnable,
+        "login_required": job.login_required,
         "validators": [validator.validation_type for validator in job.validators.order_by("id")],
         "steps": [
             {"id": step.key, "task": step.task.name, "ordering": step.ordering, "after": list(step.after), "enabled": step.enabled}

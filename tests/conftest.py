@@ -1,7 +1,13 @@
 import os
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from dramatiq.middleware import Middleware
+
+from execution import broker as broker_module
+from execution import workers
+from execution.actors import run_node
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +32,46 @@ def other_user(db):
 @pytest.fixture
 def staff(db):
     return get_user_model().objects.create_user("staff", password="pw-staff-123", is_staff=True, is_superuser=True)
+
+
+class Enqueued(Middleware):
+    """Record the queue of every message sent, to see where nodes were routed."""
+
+    def __init__(self):
+        self.queues = []
+
+    def after_enqueue(self, broker, message, delay):
+        self.queues.append(message.queue_name)
+
+
+@pytest.fixture
+def broker(settings):
+    """A fresh stub broker per test, so workers' middleware does not pile up on one."""
+    settings.SLUICE_HEARTBEAT_SECONDS = 0.1
+    current = broker_module.setup()
+    current.declare_actor(run_node)
+    run_node.broker = current
+    current.recorder = Enqueued()
+    current.add_middleware(current.recorder)
+    yield current
+    current.flush_all()
+
+
+@pytest.fixture
+def worker(broker):
+    running = workers.start_worker(None, threads=4)
+    yield running
+    running.stop()
+
+
+def wait_for(submission, statuses=("complete", "error", "crash", "cancelled"), timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        submission.refresh_from_db()
+        if submission.status in statuses:
+            return submission
+        time.sleep(0.05)
+    raise AssertionError(f"submission stayed {submission.status}: {submission.last_message}")
 
 
 # The real-servers suite needs the servers `python -m tests.realservers` starts.

@@ -236,3 +236,26 @@ def test_results_keep_the_rendered_command_and_messages_tell_the_story():
     assert texts[0] == "submitted to job 'job'"
     assert texts[-1] == "complete: 1 of 1 steps done"
     assert submission.started_at and submission.finished_at
+
+
+def test_a_step_does_not_inherit_the_workers_secrets(monkeypatch):
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "top-secret")
+    task = make_task("env", 'printf "%s|%s" "${DJANGO_SECRET_KEY:-none}" "$PATH" > $O1', out_glob=".out")
+    secret, path = result_text(run(make_job(steps=[task])), ".out").split("|")
+    assert secret == "none" and path
+
+
+def test_an_output_belongs_to_its_longest_ending():
+    task = make_task("two", "echo a > $ID.txt; echo b > $ID.gz.txt", out_glob=".txt,.gz.txt")
+    submission = run(make_job(steps=[task]))
+    assert submission.status == "complete"
+    assert sorted(submission.results.values_list("ending", flat=True)) == [".gz.txt", ".txt"]
+
+
+def test_a_timeout_kill_does_not_wait_for_the_whole_grace_period():
+    import time
+
+    task = make_task("slow", "sleep 30", timeout=1)
+    started = time.monotonic()
+    run(make_job(steps=[task]))
+    assert time.monotonic() - started < 1.8

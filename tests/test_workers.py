@@ -5,56 +5,14 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from dramatiq.middleware import Middleware
 
-from execution import broker as broker_module
 from execution import dispatch, engine, reconcile, retention, schedules, workers
-from execution.actors import run_node
 from execution.models import Node, PeriodicSubmission, Result, Submission
 from execution.states import NodeStatus, move_node
+from tests.conftest import wait_for
 from tests.factories import make_job, make_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Enqueued(Middleware):
-    """Record the queue of every message sent, to see where nodes were routed."""
-
-    def __init__(self):
-        self.queues = []
-
-    def after_enqueue(self, broker, message, delay):
-        self.queues.append(message.queue_name)
-
-
-@pytest.fixture
-def broker(settings):
-    """A fresh stub broker per test, so workers' middleware does not pile up on one."""
-    settings.SLUICE_HEARTBEAT_SECONDS = 0.1
-    current = broker_module.setup()
-    current.declare_actor(run_node)
-    run_node.broker = current
-    current.recorder = Enqueued()
-    current.add_middleware(current.recorder)
-    yield current
-    current.flush_all()
-
-
-@pytest.fixture
-def worker(broker):
-    running = workers.start_worker(None, threads=4)
-    yield running
-    running.stop()
-
-
-def wait_for(submission, statuses=("complete", "error", "crash", "cancelled"), timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        submission.refresh_from_db()
-        if submission.status in statuses:
-            return submission
-        time.sleep(0.05)
-    raise AssertionError(f"submission stayed {submission.status}: {submission.last_message}")
 
 
 def start(job, **kwargs):

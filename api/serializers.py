@@ -1,0 +1,160 @@
+"""Serializers: the shapes of API requests and responses, for parsing and for the OpenAPI schema.
+
+Responses are built by the domain (``execution.documents``) so that the API and
+``runjob --json`` print the same document; these classes describe them.
+"""
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ParameterSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The REST name: <task>_<alias>.")
+    type = serializers.ChoiceField(choices=["string", "int", "float", "bool", "choice"])
+    default = serializers.CharField(allow_blank=True)
+    required = serializers.BooleanField()
+    description = serializers.CharField(allow_blank=True)
+    choices = serializers.ListField(child=serializers.CharField())
+
+
+class EndpointSerializer(serializers.Serializer):
+    job = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    url = serializers.CharField(help_text="Where to POST submissions.")
+    login_required = serializers.BooleanField()
+    takes_input = serializers.BooleanField(help_text="Whether a step reads the upload (input_data).")
+    validators = serializers.ListField(child=serializers.CharField())
+    parameters = ParameterSerializer(many=True)
+
+
+class StepSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    task = serializers.CharField()
+    ordering = serializers.IntegerField()
+    after = serializers.ListField(child=serializers.CharField())
+    enabled = serializers.BooleanField()
+
+
+class JobSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    runnable = serializers.BooleanField()
+    login_required = serializers.BooleanField()
+    url = serializers.CharField()
+    graph_url = serializers.CharField()
+
+
+class JobDetailSerializer(JobSerializer):
+    steps = StepSerializer(many=True)
+    parameters = ParameterSerializer(many=True)
+    validators = serializers.ListField(child=serializers.CharField())
+    promises = serializers.ListField(child=serializers.DictField())
+
+
+class SubmitSerializer(serializers.Serializer):
+    """A submission. Parameters are further fields, named by their REST names (see /api/endpoints/)."""
+
+    job = serializers.CharField(max_length=2000, help_text="A job's name; comma-separated names make a batch.")
+    submission_name = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254, help_text="Mailed a link when the submission finishes.")
+    input_data = serializers.FileField(required=False, help_text="The upload (multipart), or its text (JSON); steps read it as <ID>.input.")
+
+
+class NodeSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    task = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    exit_code = serializers.IntegerField(allow_null=True)
+    attempt = serializers.IntegerField()
+    message = serializers.CharField(allow_blank=True)
+
+
+class ResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    node = serializers.CharField(allow_null=True)
+    url = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class MessageSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    level = serializers.CharField()
+    node = serializers.CharField(allow_null=True)
+    text = serializers.CharField()
+
+
+class SubmissionSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    url = serializers.CharField()
+    job = serializers.CharField()
+    submission_name = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    last_message = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    params = serializers.DictField()
+    nodes = NodeSerializer(many=True)
+    results = ResultSerializer(many=True)
+    messages = MessageSerializer(many=True)
+
+
+class SubmissionSummarySerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    url = serializers.CharField()
+    job = serializers.CharField()
+    submission_name = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class BatchSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    url = serializers.CharField()
+    status = serializers.CharField(help_text="complete when every submission is; otherwise the least finished status.")
+    submissions = SubmissionSummarySerializer(many=True)
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    task = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["node", "wildcard"])
+    status = serializers.CharField()
+    label = serializers.CharField()
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    # "from" is a Python keyword, so the field is declared under another name and renamed.
+    source = serializers.CharField()
+    to = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["edge", "possible"])
+    label = serializers.CharField(allow_blank=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("source")
+        return fields
+
+
+class GraphSerializer(serializers.Serializer):
+    nodes = GraphNodeSerializer(many=True)
+    edges = GraphEdgeSerializer(many=True)
+
+
+class JobTimeSerializer(serializers.Serializer):
+    job = serializers.CharField()
+    count = serializers.IntegerField()
+    mean_seconds = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+
+
+class ActionSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    status = serializers.CharField()
+    detail = serializers.CharField()

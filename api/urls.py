@@ -1,0 +1,24 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("endpoints/", views.EndpointList.as_view()),
+    path("jobs/", views.JobList.as_view()),
+    path("jobs/<str:name>/", views.JobDetail.as_view()),
+    path("jobs/<str:name>/graph/", views.JobGraph.as_view()),
+    path("submissions/", views.SubmissionList.as_view()),
+    path("submissions/<uuid:uuid>/", views.SubmissionDetail.as_view()),
+    path("submissions/<uuid:uuid>/graph/", views.SubmissionGraph.as_view()),
+    path("submissions/<uuid:uuid>/results/<int:result_id>/", views.ResultDownload.as_view()),
+    path("submissions/<uuid:uuid>/cancel/", views.Cancel.as_view()),
+    path("submissions/<uuid:uuid>/pause/", views.NotYet.as_view(action="pause")),
+    path("submissions/<uuid:uuid>/resume/", views.NotYet.as_view(action="resume")),
+    path("submissions/<uuid:uuid>/nodes/<str:key>/restart/", views.NotYet.as_view(action="restart")),
+    path("submissions/<uuid:uuid>/nodes/<str:key>/input/", views.NotYet.as_view(action="input")),
+    path("batches/<uuid:uuid>/", views.BatchDetail.as_view()),
+    path("jobtimes/", views.JobTimes.as_view()),
+]

@@ -1,0 +1,275 @@
+"""REST endpoints: parse the request, call the domain, respond. See docs/api.md."""
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from execution import diagrams, documents, engine, intake, stats
+from execution.errors import UploadTooLarge
+from execution.models import Batch, Result, Submission
+from execution.states import SubmissionStatus
+from jobs.models import Job
+
+from . import serializers as s
+
+ERRORS = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
+FORMAT = OpenApiParameter("format", str, enum=["json", "svg", "dot"], description="json (default), svg or dot")
+
+
+def parameter_info(parameter):
+    return {
+        "name": parameter.rest_name,
+        "type": "bool" if parameter.bool_valued else parameter.type,
+        "default": parameter.default,
+        "required": parameter.required and parameter.default == "",
+        "description": parameter.description,
+        "choices": parameter.choice_list,
+    }
+
+
+def job_info(job):
+    return {
+        "name": job.name,
+        "description": job.description,
+        "runnable": job.runnable,
+        "login_required": job.login_required,
+        "url": f"/api/jobs/{job.name}/",
+        "graph_url": f"/api/jobs/{job.name}/graph/",
+    }
+
+
+def submission_url(submission):
+    return f"/api/submissions/{submission.uuid}/"
+
+
+def graph_response(graph, request, name):
+    """Answer with the graph as JSON, SVG or DOT, by ?format=."""
+    wanted = request.query_params.get("format", "json")
+    if wanted == "dot":
+        return HttpResponse(diagrams.to_dot(graph, name), content_type="text/vnd.graphviz; charset=utf-8")
+    if wanted == "svg":
+        return HttpResponse(diagrams.to_svg(graph, name), content_type="image/svg+xml")
+    if wanted != "json":
+        raise ValidationError({"format": [f"must be json, svg or dot; got {wanted!r}"]})
+    return Response(graph)
+
+
+class EndpointList(APIView):
+    @extend_schema(responses=s.EndpointSerializer(many=True), summary="Runnable jobs and the parameters they take")
+    def get(self, request):
+        jobs = Job.objects.filter(runnable=True).prefetch_related("validators", "steps__task__parameters")
+        return Response([
+            {
+                "job": job.name,
+                "description": job.description,
+                "url": "/api/submissions/",
+                "login_required": job.login_required or settings.SLUICE_LOGIN_REQUIRED,
+                "takes_input": any(".input" in step.task.in_endings for step in job.steps.all()),
+                "validators": [validator.validation_type for validator in job.validators.all()],
+                "parameters": [parameter_info(parameter) for parameter in job.parameters()],
+            }
+            for job in jobs
+        ])
+
+
+class JobList(APIView):
+    @extend_schema(responses=s.JobSerializer(many=True), summary="Every job in the catalogue")
+    def get(self, request):
+        return Response([job_info(job) for job in Job.objects.all()])
+
+
+class JobDetail(APIView):
+    @extend_schema(responses={200: s.JobDetailSerializer, 404: s.ErrorSerializer}, summary="One job: steps, parameters, validators, promises")
+    def get(self, request, name):
+        job = get_object_or_404(Job, name=name)
+        return Response({
+            **job_info(job),
+            "steps": [
+                {"id": step.key, "task": step.task.name, "ordering": step.ordering, "after": step.after, "enabled": step.enabled}
+                for step in job.steps.select_related("task")
+            ],
+            "parameters": [parameter_info(parameter) for parameter in job.parameters()],
+            "validators": [validator.validation_type for validator in job.validators.all()],
+            "promises": [promise.as_dict() for promise in job.promises.all()],
+        })
+
+
+class JobGraph(APIView):
+    @extend_schema(parameters=[FORMAT], responses={200: s.GraphSerializer, 400: s.ErrorSerializer, 404: s.ErrorSerializer}, summary="A job's graph as registered")
+    def get(self, request, name):
+        return graph_response(diagrams.job_graph(get_object_or_404(Job, name=name)), request, name)
+
+
+class SubmissionList(APIView):
+    pagination_class = LimitOffsetPagination
+
+    @extend_schema(responses={200: s.SubmissionSummarySerializer(many=True), 401: s.ErrorSerializer}, summary="Your submissions (staff: everyone's)")
+    def get(self, request):
+        if not request.user.is_authenticated:
+            raise NotAuthenticated("log in (session or token) to list your submissions")
+        submissions = Submission.objects.select_related("job")
+        if not request.user.is_staff:
+            submissions = submissions.filter(user=request.user)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(submissions, request, view=self)
+        return paginator.get_paginated_response([summary(submission) for submission in page])
+
+    @extend_schema(
+        request={"multipart/form-data": s.SubmitSerializer, "application/json": s.SubmitSerializer},
+        responses={201: s.SubmissionSerializer, 400: s.ErrorSerializer, 401: s.ErrorSerializer, 413: s.ErrorSerializer, 429: s.ErrorSerializer},
+        summary="Submit data to a job (or, with comma-separated names, to several as a batch)",
+    )
+    def post(self, request):
+        fields, params, upload = parse_submission(request)
+        made = intake.accept(
+            fields.get("job", ""), params=params, input_data=upload, submission_name=fields.get("submission_name", ""),
+            email=fields.get("email", ""), user=request.user, ip=request.META.get("REMOTE_ADDR"),
+        )
+        if isinstance(made, Batch):
+            return Response(batch_document(made), status=status.HTTP_201_CREATED, headers={"Location": f"/api/batches/{made.uuid}/"})
+        return Response(submission_document(made), status=status.HTTP_201_CREATED, headers={"Location": submission_url(made)})
+
+
+def parse_submission(request):
+    """Split a request into (fields, parameters, upload bytes or None).
+
+    Raises:
+        ValidationError: the body is not an object, or a parameter is not a single value.
+        UploadTooLarge: before reading an over-size upload.
+    """
+    data = request.data
+    if not hasattr(data, "items"):
+        raise ValidationError({"non_field_errors": ["the body must be a JSON object or a form"]})
+    values = {key: data.getlist(key)[-1] if hasattr(data, "getlist") else data[key] for key in data.keys()}
+    upload = request.FILES.get("input_data")
+    if upload is not None:
+        if upload.size > settings.SLUICE_MAX_UPLOAD_BYTES:
+            raise UploadTooLarge(upload.size, settings.SLUICE_MAX_UPLOAD_BYTES)
+        data_bytes = upload.read()
+    elif values.get("input_data") not in (None, ""):
+        if not isinstance(values["input_data"], str):
+            raise ValidationError({"input_data": ["must be a file upload or a string"]})
+        data_bytes = values["input_data"].encode("utf-8")
+    else:
+        data_bytes = None
+    fields = {}
+    for name in ("job", "submission_name", "email"):
+        if name in values and values[name] is not None:
+            if not isinstance(values[name], str):
+                raise ValidationError({name: ["must be a string"]})
+            fields[name] = values[name]
+    params = {key: value for key, value in values.items() if key not in intake.FIELDS}
+    bad = sorted(key for key, value in params.items() if isinstance(value, (list, dict)) or value is None)
+    if bad:
+        raise ValidationError({key: ["must be a single value (string, number or boolean)"] for key in bad})
+    return fields, params, data_bytes
+
+
+def submission_document(submission):
+    return {"url": submission_url(submission), **documents.submission_document(submission)}
+
+
+def summary(submission):
+    return {
+        "uuid": str(submission.uuid),
+        "url": submission_url(submission),
+        "job": submission.job.name,
+        "submission_name": submission.submission_name,
+        "status": submission.status,
+        "created_at": submission.created_at.isoformat(),
+        "finished_at": submission.finished_at.isoformat() if submission.finished_at else None,
+    }
+
+
+def batch_document(batch):
+    submissions = list(batch.submissions.select_related("job").order_by("id"))
+    return {"uuid": str(batch.uuid), "url": f"/api/batches/{batch.uuid}/", "status": batch_status(submissions), "submissions": [summary(sub) for sub in submissions]}
+
+
+def batch_status(submissions):
+    statuses = {submission.status for submission in submissions}
+    if statuses & SubmissionStatus.ACTIVE:
+        return SubmissionStatus.RUNNING if statuses - {SubmissionStatus.SUBMITTED} else SubmissionStatus.SUBMITTED
+    for worst in (SubmissionStatus.CRASH, SubmissionStatus.ERROR, SubmissionStatus.CANCELLED):
+        if worst in statuses:
+            return worst
+    return SubmissionStatus.COMPLETE
+
+
+def visible_submission(request, uuid):
+    """The submission ``uuid`` if the caller may see it; 404 otherwise (never 403, which would confirm it exists)."""
+    submission = Submission.objects.select_related("job").filter(uuid=uuid).first()
+    if submission is None or not submission.visible_to(request.user):
+        raise NotFound(f"no submission {uuid}")
+    return submission
+
+
+class SubmissionDetail(APIView):
+    @extend_schema(responses={200: s.SubmissionSerializer, 404: s.ErrorSerializer}, summary="A submission's status, nodes, results and messages")
+    def get(self, request, uuid):
+        return Response(submission_document(visible_submission(request, uuid)))
+
+
+class SubmissionGraph(APIView):
+    @extend_schema(parameters=[FORMAT], responses={200: s.GraphSerializer, 400: s.ErrorSerializer, 404: s.ErrorSerializer}, summary="A submission's graph as of now")
+    def get(self, request, uuid):
+        submission = visible_submission(request, uuid)
+        return graph_response(diagrams.submission_graph(submission), request, submission.job.name)
+
+
+class ResultDownload(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: s.ErrorSerializer}, summary="Download one result file")
+    def get(self, request, uuid, result_id):
+        submission = visible_submission(request, uuid)
+        result = get_object_or_404(Result, pk=result_id, submission=submission)
+        # Served by id from storage; the stored name is built from ids, and FileResponse encodes it safely.
+        return FileResponse(result.file.open("rb"), as_attachment=True, filename=result.name, content_type="application/octet-stream")
+
+
+class Cancel(APIView):
+    @extend_schema(request=None, responses={200: s.ActionSerializer, 404: s.ErrorSerializer, 409: s.ErrorSerializer}, summary="Cancel a submission")
+    def post(self, request, uuid):
+        submission = visible_submission(request, uuid)
+        who = request.user.get_username() if request.user.is_authenticated else "its submitter"
+        if not engine.cancel(submission.pk, reason=f"cancelled by {who}"):
+            submission.refresh_from_db()
+            return Response({"detail": f"submission {uuid} has already finished ({submission.status})", "errors": {}}, status=status.HTTP_409_CONFLICT)
+        submission.refresh_from_db()
+        return Response({"uuid": str(submission.uuid), "status": submission.status, "detail": "cancelled"})
+
+
+class NotYet(APIView):
+    """pause, resume, restart and input: answered until dynamic workflows arrive."""
+
+    action = ""
+
+    @extend_schema(request=None, responses={404: s.ErrorSerializer, 409: s.ErrorSerializer}, summary="Not supported yet (answers 409)")
+    def post(self, request, uuid, key=None):
+        visible_submission(request, uuid)
+        return Response({"detail": f"{self.action} is not supported yet", "errors": {}}, status=status.HTTP_409_CONFLICT)
+
+
+class BatchDetail(APIView):
+    @extend_schema(responses={200: s.BatchSerializer, 404: s.ErrorSerializer}, summary="A batch and its submissions")
+    def get(self, request, uuid):
+        batch = Batch.objects.filter(uuid=uuid).first()
+        if batch is None:
+            raise NotFound(f"no batch {uuid}")
+        document = batch_document(batch)
+        visible = {str(sub.uuid) for sub in batch.submissions.all() if sub.visible_to(request.user)}
+        if not visible:
+            raise NotFound(f"no batch {uuid}")
+        document["submissions"] = [item for item in document["submissions"] if item["uuid"] in visible]
+        return Response(document)
+
+
+class JobTimes(APIView):
+    @extend_schema(responses=s.JobTimeSerializer(many=True), summary="Mean and median run time per job")
+    def get(self, request):
+        return Response(stats.job_times())

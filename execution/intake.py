@@ -1,0 +1,107 @@
+"""Accept submissions from the outside world: one job or a batch, with quotas.
+
+The API (and any other front door) parses the request and calls ``accept``;
+everything a submitter can get wrong is decided here and reported with the
+field it concerns.
+"""
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import transaction
+from django.db.models import Q
+
+from . import dispatch, engine
+from .errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
+from .models import Batch, Priority, Submission
+from .states import SubmissionStatus
+
+__all__ = ["FIELDS", "accept", "priority_for"]
+
+# Request fields that are not parameters.
+FIELDS = ("job", "submission_name", "email", "input_data")
+NAME_LIMIT = Submission._meta.get_field("submission_name").max_length
+
+
+def accept(job_field, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None):
+    """Validate and start a submission, or a batch when ``job_field`` names several jobs.
+
+    Returns the Submission, or the Batch. Nothing is stored unless everything is valid.
+
+    Raises:
+        SubmissionInvalid: keyed by field (job, email, input_data, a parameter's REST name…).
+        LoginRequired: a job needs a logged-in user.
+        UploadTooLarge: the upload is over SLUICE_MAX_UPLOAD_BYTES.
+        QuotaExceeded: the submitter is at QUEUE_HARD_LIMIT.
+    """
+    params = dict(params or {})
+    jobs = _jobs(job_field)
+    _check_fields(submission_name, email)
+    if not (user and user.is_authenticated) and (settings.SLUICE_LOGIN_REQUIRED or any(job.login_required for job in jobs)):
+        raise LoginRequired(f"job '{next((j.name for j in jobs if j.login_required), jobs[0].name)}' needs you to log in")
+    if input_data is not None and len(input_data) > settings.SLUICE_MAX_UPLOAD_BYTES:
+        raise UploadTooLarge(len(input_data), settings.SLUICE_MAX_UPLOAD_BYTES)
+    taken = {job: {parameter.rest_name for parameter in job.parameters()} for job in jobs}
+    unknown = set(params) - set().union(*taken.values())
+    if unknown:
+        names = ", ".join(sorted(set().union(*taken.values()))) or "none"
+        raise SubmissionInvalid({name: f"no job in this submission has a parameter '{name}'; the parameters are: {names}" for name in sorted(unknown)})
+    priority = priority_for(user, ip)
+    common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip, "priority": priority}
+    with transaction.atomic():
+        batch = Batch.objects.create() if len(jobs) > 1 else None
+        submissions = [
+            engine.submit(job, params={name: value for name, value in params.items() if name in taken[job]}, batch=batch, **common) for job in jobs
+        ]
+        for submission in submissions:
+            dispatch.start(submission.pk)  # sent once the transaction commits
+    return batch or submissions[0]
+
+
+def _jobs(job_field):
+    names = [name.strip() for name in str(job_field or "").split(",") if name.strip()]
+    if not names:
+        raise SubmissionInvalid({"job": "this field is required: the name of the job to run (comma-separated names make a batch)"})
+    if len(set(names)) != len(names):
+        raise SubmissionInvalid({"job": "a job is named twice"})
+    jobs, errors = [], []
+    for name in names:
+        try:
+            jobs.append(engine.job_by_name(name))
+        except SubmissionInvalid as error:
+            errors.extend(error.errors["job"])
+    if errors:
+        raise SubmissionInvalid({"job": errors})
+    return jobs
+
+
+def _check_fields(submission_name, email):
+    errors = {}
+    if len(submission_name) > NAME_LIMIT:
+        errors["submission_name"] = f"must be at most {NAME_LIMIT} characters, got {len(submission_name)}"
+    if email:
+        try:
+            EmailValidator()(email)
+        except ValidationError:
+            errors["email"] = f"{email[:80]!r} is not a valid e-mail address"
+    if errors:
+        raise SubmissionInvalid(errors)
+
+
+def priority_for(user, ip):
+    """Pick the queue priority for a new submission by how many the submitter has active.
+
+    Raises:
+        QuotaExceeded: at QUEUE_HARD_LIMIT active submissions.
+    """
+    if user is not None and user.is_authenticated:
+        mine = Q(user=user)
+    else:
+        mine = Q(user__isnull=True, ip=ip)
+    active = Submission.objects.filter(mine, status__in=SubmissionStatus.ACTIVE).count()
+    if settings.QUEUE_HARD_LIMIT and active >= settings.QUEUE_HARD_LIMIT:
+        raise QuotaExceeded(active, settings.QUEUE_HARD_LIMIT)
+    if settings.QUEUE_HOG_SIZE and active >= settings.QUEUE_HOG_SIZE:
+        return Priority.LOW
+    if user is not None and user.is_authenticated and settings.SLUICE_LOGGED_IN_PRIORITY == Priority.HIGH:
+        return Priority.HIGH
+    return Priority.NORMAL
