@@ -59,7 +59,7 @@ class SubmitSerializer(serializers.Serializer):
 
     job = serializers.CharField(max_length=2000, help_text="A job's name; comma-separated names make a batch.")
     submission_name = serializers.CharField(required=False, allow_blank=True, max_length=256)
-    email = serializers.CharField(required=False, allow_blank=True, max_length=254, help_text="Mailed a link when the submission finishes.")
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254, help_text="Mailed a link when the submission finishes.")
     input_data = serializers.FileField(required=False, help_text="The upload (multipart), or its text (JSON); steps read it as <ID>.input.")
 
 

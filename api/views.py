@@ -6,7 +6,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,9 +16,17 @@ from execution.states import SubmissionStatus
 from jobs.models import Job
 
 from . import serializers as s
+from .pagination import StrictLimitOffsetPagination
 
 ERRORS = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
 FORMAT = OpenApiParameter("format", str, enum=["json", "svg", "dot"], description="json (default), svg or dot")
+GRAPH_RESPONSES = {
+    (200, "application/json"): s.GraphSerializer,
+    (200, "image/svg+xml"): OpenApiTypes.STR,
+    (200, "text/vnd.graphviz"): OpenApiTypes.STR,
+    400: s.ErrorSerializer,
+    404: s.ErrorSerializer,
+}
 
 
 def parameter_info(parameter):
@@ -101,15 +108,22 @@ class JobDetail(APIView):
 
 
 class JobGraph(APIView):
-    @extend_schema(parameters=[FORMAT], responses={200: s.GraphSerializer, 400: s.ErrorSerializer, 404: s.ErrorSerializer}, summary="A job's graph as registered")
+    @extend_schema(parameters=[FORMAT], responses=GRAPH_RESPONSES, summary="A job's graph as registered")
     def get(self, request, name):
         return graph_response(diagrams.job_graph(get_object_or_404(Job, name=name)), request, name)
 
 
 class SubmissionList(APIView):
-    pagination_class = LimitOffsetPagination
+    pagination_class = StrictLimitOffsetPagination
 
-    @extend_schema(responses={200: s.SubmissionSummarySerializer(many=True), 401: s.ErrorSerializer}, summary="Your submissions (staff: everyone's)")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="page size (1-1000, default 100)"),
+            OpenApiParameter("offset", int, description="how many to skip"),
+        ],
+        responses={200: s.SubmissionSummarySerializer(many=True), 400: s.ErrorSerializer, 401: s.ErrorSerializer},
+        summary="Your submissions (staff: everyone's)",
+    )
     def get(self, request):
         if not request.user.is_authenticated:
             raise NotAuthenticated("log in (session or token) to list your submissions")
@@ -217,7 +231,7 @@ class SubmissionDetail(APIView):
 
 
 class SubmissionGraph(APIView):
-    @extend_schema(parameters=[FORMAT], responses={200: s.GraphSerializer, 400: s.ErrorSerializer, 404: s.ErrorSerializer}, summary="A submission's graph as of now")
+    @extend_schema(parameters=[FORMAT], responses=GRAPH_RESPONSES, summary="A submission's graph as of now")
     def get(self, request, uuid):
         submission = visible_submission(request, uuid)
         return graph_response(diagrams.submission_graph(submission), request, submission.job.name)

@@ -158,7 +158,7 @@ def run_rounds(args, label):
     per_step, submit_times, spans, breakdowns = [], [], [], []
     for number in range(1, args.repeat + 1):
         progress(f"{label}: {args.steps}-step chain, repeat {number}/{args.repeat}")
-        wall, submit_time, ids = submit_and_wait([chain], poll=0.005)
+        wall, submit_time, ids = submit_and_wait([chain], poll=0.01)
         per_step.append(wall / args.steps)
         submit_times.append(submit_time)
         spans.append(db_span(ids[0]) / args.steps)

@@ -214,7 +214,7 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "api.errors.handle_exception",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the graph endpoints' own parameter
 }

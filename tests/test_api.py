@@ -373,3 +373,9 @@ def test_the_schema_and_the_docs_page_are_served_without_a_cdn(api, counting_job
     assert page.status_code == 200
     html = page.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "http://" not in html and "https://" not in html
+
+
+def test_bad_paging_values_are_refused(owner):
+    response = client_for(owner).get("/api/submissions/?offset=null&limit=0")
+    assert response.status_code == 400
+    assert set(errors(response)) == {"offset", "limit"}

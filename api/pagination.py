@@ -1,0 +1,17 @@
+"""Limit/offset pagination that refuses bad values instead of quietly ignoring them."""
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+
+
+class StrictLimitOffsetPagination(LimitOffsetPagination):
+    max_limit = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        errors = {}
+        for name, smallest in ((self.limit_query_param, 1), (self.offset_query_param, 0)):
+            for value in request.query_params.getlist(name):
+                if not value.isdigit() or int(value) < smallest:
+                    errors[name] = [f"must be a whole number, at least {smallest}; got {value!r}"]
+        if errors:
+            raise ValidationError(errors)
+        return super().paginate_queryset(queryset, request, view)
