@@ -176,6 +176,8 @@ Q_CLUSTER = {
 # --- Submissions over the API ----------------------------------------------------
 # Largest accepted upload, in bytes (larger ones get 413).
 SLUICE_MAX_UPLOAD_BYTES = int(os.environ.get("SLUICE_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
+# Longest accepted parameter value, in characters (a command line has a size limit too).
+SLUICE_MAX_VALUE_LENGTH = int(os.environ.get("SLUICE_MAX_VALUE_LENGTH", "10000"))
 # Active submissions one user (or, for anonymous ones, one client IP) may have before new ones are
 # sent to the low_ queues (QUEUE_HOG_SIZE) or refused with 429 (QUEUE_HARD_LIMIT). 0 disables a limit.
 QUEUE_HOG_SIZE = int(os.environ.get("QUEUE_HOG_SIZE", "10"))

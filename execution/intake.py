@@ -45,6 +45,10 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     if unknown:
         names = ", ".join(sorted(set().union(*taken.values()))) or "none"
         raise SubmissionInvalid({name: f"no job in this submission has a parameter '{name}'; the parameters are: {names}" for name in sorted(unknown)})
+    limit = settings.SLUICE_MAX_VALUE_LENGTH
+    too_long = {name: f"must be at most {limit} characters, got {len(str(value))}" for name, value in params.items() if len(str(value)) > limit}
+    if too_long:
+        raise SubmissionInvalid(too_long)
     priority = priority_for(user, ip)
     common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip, "priority": priority}
     with transaction.atomic():

@@ -128,6 +128,7 @@ def test_a_multipart_submission_stores_the_upload(api, counting_job):
         ({"job": "counting", "count_mode": "fast", "email": "not-an-address"}, "email", "is not a valid e-mail address"),
         ({"job": "counting", "count_mode": "fast", "submission_name": "x" * 300}, "submission_name", "must be at most 256 characters"),
         ({"job": "counting", "count_mode": ["fast", "slow"]}, "count_mode", "must be a single value"),
+        ({"job": "counting", "count_mode": "fast" * 3000}, "count_mode", "must be at most 10000 characters, got 12000"),
         ({"job": 5}, "job", "must be a string"),
         ({"job": "counting,counting"}, "job", "a job is named twice"),
     ],
