@@ -14,9 +14,9 @@ def error_body(detail, errors=None):
 def handle_exception(exc, context):
     """DRF's exception handler, with Sluice's domain errors mapped to 4xx and one body shape."""
     if isinstance(exc, SubmissionInvalid):
-        return Response(error_body("the submission is not valid; see errors", exc.errors), status=status.HTTP_400_BAD_REQUEST)
+        return Response(error_body("the request is not valid; see errors", exc.errors), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, LoginRequired):
-        return Response(error_body(str(exc)), status=status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": 'Token realm="api"'})
+        return Response(error_body(str(exc)), status=status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": "Token"})
     if isinstance(exc, UploadTooLarge):
         return Response(error_body(str(exc), {"input_data": [str(exc)]}), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, QuotaExceeded):

@@ -94,6 +94,7 @@ class SubmissionSerializer(serializers.Serializer):
     job = serializers.CharField()
     submission_name = serializers.CharField(allow_blank=True)
     status = serializers.CharField()
+    priority = serializers.ChoiceField(choices=["low", "normal", "high"], help_text="The queue priority the submission was given.")
     last_message = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)

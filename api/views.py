@@ -1,9 +1,10 @@
 """REST endpoints: parse the request, call the domain, respond. See docs/api.md."""
+import graphviz
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.response import Response
@@ -26,6 +27,7 @@ GRAPH_RESPONSES = {
     (200, "text/vnd.graphviz"): OpenApiTypes.STR,
     400: s.ErrorSerializer,
     404: s.ErrorSerializer,
+    503: s.ErrorSerializer,
 }
 
 
@@ -38,6 +40,13 @@ def parameter_info(parameter):
         "description": parameter.description,
         "choices": parameter.choice_list,
     }
+
+
+def job_or_404(name):
+    job = Job.objects.filter(name=name).first()
+    if job is None:
+        raise NotFound(f"there is no job '{name}'; GET /api/jobs/ lists them")
+    return job
 
 
 def job_info(job):
@@ -61,7 +70,13 @@ def graph_response(graph, request, name):
     if wanted == "dot":
         return HttpResponse(diagrams.to_dot(graph, name), content_type="text/vnd.graphviz; charset=utf-8")
     if wanted == "svg":
-        return HttpResponse(diagrams.to_svg(graph, name), content_type="image/svg+xml")
+        try:
+            return HttpResponse(diagrams.to_svg(graph, name), content_type="image/svg+xml")
+        except graphviz.ExecutableNotFound:
+            return Response(
+                {"detail": "this server cannot draw SVG: Graphviz ('dot') is not installed; ask for ?format=dot or json", "errors": {}},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
     if wanted != "json":
         raise ValidationError({"format": [f"must be json, svg or dot; got {wanted!r}"]})
     return Response(graph)
@@ -94,7 +109,7 @@ class JobList(APIView):
 class JobDetail(APIView):
     @extend_schema(responses={200: s.JobDetailSerializer, 404: s.ErrorSerializer}, summary="One job: steps, parameters, validators, promises")
     def get(self, request, name):
-        job = get_object_or_404(Job, name=name)
+        job = job_or_404(name)
         return Response({
             **job_info(job),
             "steps": [
@@ -110,7 +125,7 @@ class JobDetail(APIView):
 class JobGraph(APIView):
     @extend_schema(parameters=[FORMAT], responses=GRAPH_RESPONSES, summary="A job's graph as registered")
     def get(self, request, name):
-        return graph_response(diagrams.job_graph(get_object_or_404(Job, name=name)), request, name)
+        return graph_response(diagrams.job_graph(job_or_404(name)), request, name)
 
 
 class SubmissionList(APIView):
@@ -136,14 +151,21 @@ class SubmissionList(APIView):
 
     @extend_schema(
         request={"multipart/form-data": s.SubmitSerializer, "application/json": s.SubmitSerializer},
-        responses={201: s.SubmissionSerializer, 400: s.ErrorSerializer, 401: s.ErrorSerializer, 413: s.ErrorSerializer, 429: s.ErrorSerializer},
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="Created", serializers=[s.SubmissionSerializer, s.BatchSerializer], resource_type_field_name=None,
+                many=False,
+            ),
+            400: s.ErrorSerializer, 401: s.ErrorSerializer, 413: s.ErrorSerializer, 429: s.ErrorSerializer,
+        },
+        description="One job name gives a submission document; comma-separated names give a batch document.",
         summary="Submit data to a job (or, with comma-separated names, to several as a batch)",
     )
     def post(self, request):
         fields, params, upload = parse_submission(request)
         made = intake.accept(
             fields.get("job", ""), params=params, input_data=upload, submission_name=fields.get("submission_name", ""),
-            email=fields.get("email", ""), user=request.user, ip=request.META.get("REMOTE_ADDR"),
+            email=fields.get("email", ""), user=request.user, ip=intake.client_ip(request.META),
         )
         if isinstance(made, Batch):
             return Response(batch_document(made), status=status.HTTP_201_CREATED, headers={"Location": f"/api/batches/{made.uuid}/"})
@@ -157,7 +179,10 @@ def parse_submission(request):
         ValidationError: the body is not an object, or a parameter is not a single value.
         UploadTooLarge: before reading an over-size upload.
     """
-    data = request.data
+    try:
+        data = request.data
+    except RequestDataTooBig:
+        raise UploadTooLarge(int(request.META.get("CONTENT_LENGTH") or 0), settings.SLUICE_MAX_UPLOAD_BYTES) from None
     if not hasattr(data, "items"):
         raise ValidationError({"non_field_errors": ["the body must be a JSON object or a form"]})
     values = {key: data.getlist(key)[-1] if hasattr(data, "getlist") else data[key] for key in data.keys()}
@@ -241,7 +266,9 @@ class ResultDownload(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: s.ErrorSerializer}, summary="Download one result file")
     def get(self, request, uuid, result_id):
         submission = visible_submission(request, uuid)
-        result = get_object_or_404(Result, pk=result_id, submission=submission)
+        result = Result.objects.filter(pk=result_id, submission=submission).first()
+        if result is None:
+            raise NotFound(f"submission {uuid} has no result {result_id}")
         # Served by id from storage; the stored name is built from ids, and FileResponse encodes it safely.
         return FileResponse(result.file.open("rb"), as_attachment=True, filename=result.name, content_type="application/octet-stream")
 
@@ -265,7 +292,9 @@ class NotYet(APIView):
 
     @extend_schema(request=None, responses={404: s.ErrorSerializer, 409: s.ErrorSerializer}, summary="Not supported yet (answers 409)")
     def post(self, request, uuid, key=None):
-        visible_submission(request, uuid)
+        submission = visible_submission(request, uuid)
+        if key is not None and not submission.nodes.filter(key=key).exists():
+            raise NotFound(f"submission {uuid} has no node '{key}'")
         return Response({"detail": f"{self.action} is not supported yet", "errors": {}}, status=status.HTTP_409_CONFLICT)
 
 

@@ -58,18 +58,20 @@ def median(values):
 # --- the floor ----------------------------------------------------------------
 
 
-def measure_floor(steps, repeat):
-    """Per-step seconds of running the commands in one Python loop, for bash -c true and plain true."""
-    figures = {}
+def measure_floor(figures, steps, repeat, when):
+    """Add ``repeat`` samples of the per-step seconds of running the commands in one Python loop.
+
+    The floor is sampled before each system as well as at the start, so that its
+    median spans the whole run, as the load on a shared machine does.
+    """
     for label, argv in (("floor_bash", SHELL_STEP), ("floor_true", ["true"])):
-        runs = []
+        runs = figures.setdefault(label, {"per_step": []})["per_step"]
         for number in range(1, repeat + 1):
-            progress(f"floor {' '.join(argv)!r}: repeat {number}/{repeat}")
+            progress(f"floor {' '.join(argv)!r} ({when}): repeat {number}/{repeat}")
             started = time.perf_counter()
             for _ in range(steps):
                 subprocess.run(argv, check=True)
             runs.append((time.perf_counter() - started) / steps)
-        figures[label] = {"per_step": runs}
     return figures
 
 
@@ -395,9 +397,14 @@ def run_chains(label, args, redis_url, send):
 
 def orchestrate(args):
     began = time.perf_counter()
+    load = [os.getloadavg()[0]]
     # SIGTERM (and SIGHUP) end the run like Ctrl-C does, through the clean-up below.
+    def stop(signum, frame):
+        progress(f"got {signal.Signals(signum).name}; stopping everything started")
+        sys.exit(128 + signum)
+
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
+        signal.signal(signum, stop)
     sys.path.insert(0, str(ROOT))
     from tests.realservers.servers import Postgres, Redis
 
@@ -409,9 +416,10 @@ def orchestrate(args):
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, work, ignore_errors=True)
         stack.callback(processes.stop_all)
-        results.update(measure_floor(args.steps, args.repeat))
+        measure_floor(results, args.steps, args.repeat, "at the start")
 
         def attempt(name, function, *extra):
+            measure_floor(results, args.steps, 1, f"before {name}")
             try:
                 results[name] = function(args, *extra)
             except Exception as error:  # one system failing must not lose the others' figures
@@ -438,10 +446,12 @@ def orchestrate(args):
             shutil.copytree(logs, keep, dirs_exist_ok=True)
             progress(f"worker logs kept in {keep}")
     elapsed = time.perf_counter() - began
-    report = render(args, results, errors, elapsed)
+    progress(f"done in {elapsed:.0f} s")
+    load.append(os.getloadavg()[0])
+    report = render(args, results, errors, elapsed, load)
     print(report)
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "errors": errors, "elapsed": elapsed}, indent=2))
+        Path(args.json).write_text(json.dumps({"results": results, "errors": errors, "elapsed": elapsed, "load": load}, indent=2))
     return 1 if errors else 0
 
 
@@ -449,7 +459,7 @@ def ms(seconds):
     return "—" if seconds is None else f"{seconds * 1000:.2f}"
 
 
-def render(args, results, errors, elapsed):
+def render(args, results, errors, elapsed, load):
     """The Markdown report: per-step table, throughput table, targets."""
     floor = median(results["floor_bash"]["per_step"])
     embedded, pg = results.get("embedded") or {}, results.get("pg") or {}
@@ -470,14 +480,14 @@ def render(args, results, errors, elapsed):
     lines = [
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}; {date.today().isoformat()}.",
         f"Command: `.venv/bin/python bench/dispatch.py --steps {args.steps} --submissions {args.submissions} --repeat {args.repeat} --tp-repeat {args.tp_repeat}`",
-        f"Full run took {elapsed:.0f} s.",
+        f"Full run took {elapsed:.0f} s; 1-minute load average {load[0]:.2f} at the start, {load[-1]:.2f} at the end.",
         "",
         f"### Per step: a {args.steps}-step sequential job of `true` (median of {args.repeat})",
         "",
         "| system | ms per step | range (ms) | × floor | over floor (ms) | notes |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
-        row("floor: Python loop, `bash -c true`", results["floor_bash"]["per_step"]),
-        row("floor: Python loop, `true`", results["floor_true"]["per_step"]),
+        row("floor: Python loop, `bash -c true`", results["floor_bash"]["per_step"], f"{len(results['floor_bash']['per_step'])} samples across the run"),
+        row("floor: Python loop, `true`", results["floor_true"]["per_step"], f"{len(results['floor_true']['per_step'])} samples across the run"),
         row("Sluice executor alone (no database)", (embedded.get("executor_only") or {}).get("per_step")),
         row("Sluice embedded (SQLite, stub broker, 4 threads)", (embedded.get("sluice") or {}).get("per_step"), sluice_note(embedded)),
         row("Sluice PostgreSQL + Redis (worker 2×2)", (pg.get("sluice") or {}).get("per_step"), sluice_note(pg)),
@@ -492,8 +502,8 @@ def render(args, results, errors, elapsed):
     for label, figures in (
         ("Sluice embedded", embedded.get("sluice_tp")),
         ("Sluice PostgreSQL + Redis", pg.get("sluice_tp")),
-        ("Celery (200 chains of 3)".replace("200", str(args.submissions)), celery.get("tp")),
-        ("Dramatiq (200 chains of 3)".replace("200", str(args.submissions)), dramatiq.get("tp")),
+        (f"Celery ({args.submissions} chains of 3)", celery.get("tp")),
+        (f"Dramatiq ({args.submissions} chains of 3)", dramatiq.get("tp")),
     ):
         if not figures:
             lines.append(f"| {label} | failed or skipped | | | |")
@@ -502,11 +512,38 @@ def render(args, results, errors, elapsed):
         lines.append(
             f"| {label} | {median(rates):.0f} | {min(rates):.0f}–{max(rates):.0f} | {median(figures['wall']):.2f} | {median(figures['submit_seconds']):.2f} |"
         )
+    lines += ["", "### Ratios", ""]
+    lines += ratios(floor, embedded, pg, celery, dramatiq)
     lines += ["", "### Targets", ""]
     lines += targets(floor, embedded, pg, celery)
     if errors:
         lines += ["", "### Errors", ""] + [f"- {name}: {text}" for name, text in errors.items()]
     return "\n".join(lines)
+
+
+def ratios(floor, embedded, pg, celery, dramatiq):
+    """Per-step and throughput ratios between the systems, where both figures exist."""
+    step = {
+        "Sluice embedded": median((embedded.get("sluice") or {}).get("per_step", [])),
+        "Sluice PostgreSQL+Redis": median((pg.get("sluice") or {}).get("per_step", [])),
+    }
+    others = {"Celery chain": median(celery.get("per_step", [])), "Dramatiq chain": median(dramatiq.get("per_step", []))}
+    out = []
+    for name, value in step.items():
+        if value is None:
+            continue
+        parts = [f"{value / floor:.1f}× the floor ({ms(value - floor)} ms over it)"]
+        parts += [f"{value / other:.2f}× {other_name}" for other_name, other in others.items() if other]
+        out.append(f"- {name} per step: " + ", ".join(parts))
+    rates = {
+        "Sluice embedded": (embedded.get("sluice_tp") or {}).get("steps_per_second"),
+        "Sluice PostgreSQL+Redis": (pg.get("sluice_tp") or {}).get("steps_per_second"),
+    }
+    celery_rate = median((celery.get("tp") or {}).get("steps_per_second", []))
+    for name, values in rates.items():
+        if values and celery_rate:
+            out.append(f"- {name} throughput: {median(values) / celery_rate:.2f}× Celery's")
+    return out or ["- not enough figures"]
 
 
 def targets(floor, embedded, pg, celery):

@@ -4,13 +4,14 @@
     .venv/bin/python bench/profile_step.py [--database sqlite|pg] [--steps 100] [--top 25]
 
 Runs one STEPS-step chain the way a worker runs it (``dispatch.process`` on
-the first node, which carries on down the chain by the fast path), but in the
-main thread under cProfile, and records every SQL statement with its call
-site. Prints: wall time per step, statements per step grouped by call site
-and table with their time, and the functions with the most cumulative time.
+the first node, which carries on down the chain by the fast path), in the
+main thread, three times: plain (the per-step wall time), with timers on the
+engine's functions (exclusive time per function: where the time goes), and
+under cProfile with every SQL statement recorded by call site. Then times
+submit + start of a 3-step job, as the throughput benchmark's client does.
 With ``--database pg`` a throwaway PostgreSQL is started on loopback
 (tests/realservers/servers.py); the broker is the stub either way (the chain
-needs no message after the first).
+needs no message after the first). Changes nothing outside this process.
 """
 import argparse
 import cProfile

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "jobs",
     "execution",
     "api",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +111,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "web:catalogue"
+LOGOUT_REDIRECT_URL = "web:catalogue"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise looks here even when serving from the apps
 STORAGES = {
@@ -182,6 +186,9 @@ SLUICE_MAX_VALUE_LENGTH = int(os.environ.get("SLUICE_MAX_VALUE_LENGTH", "10000")
 # sent to the low_ queues (QUEUE_HOG_SIZE) or refused with 429 (QUEUE_HARD_LIMIT). 0 disables a limit.
 QUEUE_HOG_SIZE = int(os.environ.get("QUEUE_HOG_SIZE", "10"))
 QUEUE_HARD_LIMIT = int(os.environ.get("QUEUE_HARD_LIMIT", "50"))
+# Behind a reverse proxy, the request header holding the client's address (e.g. HTTP_X_FORWARDED_FOR);
+# its first address is used for anonymous quotas. Empty: the connection's address (REMOTE_ADDR).
+SLUICE_CLIENT_IP_HEADER = os.environ.get("SLUICE_CLIENT_IP_HEADER", "")
 # Priority of logged-in users' submissions when they are under QUEUE_HOG_SIZE: "high" or "normal".
 SLUICE_LOGGED_IN_PRIORITY = os.environ.get("SLUICE_LOGGED_IN_PRIORITY", "high")
 # Require login for every job (a job can also require it on its own).
@@ -199,7 +206,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "sluice@localhost")
 # Uploads above this many bytes are streamed to a temporary file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # non-file form fields and JSON bodies
+# Non-file form fields and JSON bodies (which may carry input_data inline): room for one upload.
+DATA_UPLOAD_MAX_MEMORY_SIZE = SLUICE_MAX_UPLOAD_BYTES + 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -4,6 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("web.urls")),
 ]
 
 handler404 = "api.errors.not_found"

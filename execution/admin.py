@@ -56,12 +56,17 @@ class MessageInline(ReadOnlyInline):
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
     inlines = (NodeInline, ResultInline, MessageInline)
-    list_display = ("uuid", "job", "status", "submission_name", "user", "created_at", "finished_at")
+    list_display = ("uuid", "job", "status", "submission_name", "user", "created_at", "finished_at", "results_page")
     list_filter = ("status", "job")
     list_select_related = ("job", "user")
     search_fields = ("uuid", "submission_name", "email")
     date_hierarchy = "created_at"
     actions = ("cancel_submissions",)
+    readonly_fields = ("results_page",)
+
+    @admin.display(description="Results page")
+    def results_page(self, submission):
+        return format_html('<a href="/submissions/{}/">open</a>', submission.uuid)
 
     @admin.action(description="Cancel selected submissions")
     def cancel_submissions(self, request, queryset):

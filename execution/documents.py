@@ -20,6 +20,7 @@ def submission_document(submission):
         "job": submission.job.name,
         "submission_name": submission.submission_name,
         "status": submission.status,
+        "priority": submission.priority,
         "last_message": submission.last_message,
         "created_at": _time(submission.created_at),
         "started_at": _time(submission.started_at),

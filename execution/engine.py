@@ -50,12 +50,23 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     unknown = set(disabled) - {step.key for step in job.steps.all()}
     if unknown:
         raise SubmissionInvalid({"disabled": f"job '{job.name}' has no step {', '.join(sorted(unknown))}"})
+    if not input_data:
+        input_data = None  # an empty upload is no upload
+    errors = {}
+    reader = next((step.key for step in job.steps.select_related("task") if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
+    if reader and input_data is None:
+        errors["input_data"] = [f"job '{job.name}' needs an upload: step '{reader}' reads it; send input_data"]
     try:
         values = job.resolve_params(params or {})
-        if input_data is not None:
-            job.validate_upload(input_data)
     except ValidationError as error:
-        raise SubmissionInvalid(error.message_dict) from None
+        errors.update(error.message_dict)
+    if input_data is not None:
+        try:
+            job.validate_upload(input_data)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+    if errors:
+        raise SubmissionInvalid(errors)
     with transaction.atomic():
         submission = Submission.objects.create(
             job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch
@@ -213,9 +224,10 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
     """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it."""
     if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
         return False
-    for node_id in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", flat=True):
-        move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"not run: {text}")
-    record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
+    for node_id, was in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", "status"):
+        move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
+    level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
+    record(submission_id, text, level=level)
     notify.submission_finished(submission_id)
     return True
 

@@ -32,10 +32,11 @@ class LoginRequired(SluiceError):
 class QuotaExceeded(SluiceError):
     """The submitter already has as many active submissions as allowed."""
 
-    def __init__(self, active, limit):
+    def __init__(self, active, limit, adding=1):
         self.active = active
         self.limit = limit
-        super().__init__(f"you have {active} active submissions and the limit is {limit}; wait for some to finish")
+        more = "" if adding == 1 else f" and this request adds {adding}"
+        super().__init__(f"you have {active} active submissions{more}; the limit is {limit}; wait for some to finish")
 
 
 class UploadTooLarge(SluiceError):

@@ -4,10 +4,12 @@ The API (and any other front door) parses the request and calls ``accept``;
 everything a submitter can get wrong is decided here and reported with the
 field it concerns.
 """
+import ipaddress
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from . import dispatch, engine
@@ -37,7 +39,8 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     jobs = _jobs(job_field)
     _check_fields(submission_name, email)
     if not (user and user.is_authenticated) and (settings.SLUICE_LOGIN_REQUIRED or any(job.login_required for job in jobs)):
-        raise LoginRequired(f"job '{next((j.name for j in jobs if j.login_required), jobs[0].name)}' needs you to log in")
+        gated = next((job.name for job in jobs if job.login_required), None)
+        raise LoginRequired(f"job '{gated}' needs you to log in" if gated else "this server needs you to log in to submit")
     if input_data is not None and len(input_data) > settings.SLUICE_MAX_UPLOAD_BYTES:
         raise UploadTooLarge(len(input_data), settings.SLUICE_MAX_UPLOAD_BYTES)
     taken = {job: {parameter.rest_name for parameter in job.parameters()} for job in jobs}
@@ -49,9 +52,11 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     too_long = {name: f"must be at most {limit} characters, got {len(str(value))}" for name, value in params.items() if len(str(value)) > limit}
     if too_long:
         raise SubmissionInvalid(too_long)
-    priority = priority_for(user, ip)
-    common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip, "priority": priority}
+    common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip}
     with transaction.atomic():
+        _serialise(user, ip)
+        priority = priority_for(user, ip, adding=len(jobs))
+        common["priority"] = priority
         batch = Batch.objects.create() if len(jobs) > 1 else None
         submissions = [
             engine.submit(job, params={name: value for name, value in params.items() if name in taken[job]}, batch=batch, **common) for job in jobs
@@ -59,6 +64,17 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
         for submission in submissions:
             dispatch.start(submission.pk)  # sent once the transaction commits
     return batch or submissions[0]
+
+
+def client_ip(meta):
+    """The submitter's address: from SLUICE_CLIENT_IP_HEADER behind a proxy, else the connection's."""
+    forwarded = meta.get(settings.SLUICE_CLIENT_IP_HEADER, "") if settings.SLUICE_CLIENT_IP_HEADER else ""
+    for address in (forwarded.split(",")[0].strip(), meta.get("REMOTE_ADDR", "")):
+        try:
+            return str(ipaddress.ip_address(address))
+        except ValueError:  # absent or forged: fall back to the connection's address
+            continue
+    return None
 
 
 def _jobs(job_field):
@@ -91,19 +107,32 @@ def _check_fields(submission_name, email):
         raise SubmissionInvalid(errors)
 
 
-def priority_for(user, ip):
-    """Pick the queue priority for a new submission by how many the submitter has active.
+def _serialise(user, ip):
+    """Make concurrent submissions by one submitter take turns, so the quota count holds.
+
+    SQLite already runs one writing transaction at a time (BEGIN IMMEDIATE);
+    PostgreSQL gets a transaction-scoped advisory lock on the submitter.
+    """
+    if connection.vendor != "postgresql":
+        return
+    key = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{ip}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sluice-quota:{key}"])
+
+
+def priority_for(user, ip, adding=1):
+    """Pick the queue priority for ``adding`` new submissions by how many the submitter has active.
 
     Raises:
-        QuotaExceeded: at QUEUE_HARD_LIMIT active submissions.
+        QuotaExceeded: the new ones would take the submitter past QUEUE_HARD_LIMIT.
     """
     if user is not None and user.is_authenticated:
         mine = Q(user=user)
     else:
         mine = Q(user__isnull=True, ip=ip)
     active = Submission.objects.filter(mine, status__in=SubmissionStatus.ACTIVE).count()
-    if settings.QUEUE_HARD_LIMIT and active >= settings.QUEUE_HARD_LIMIT:
-        raise QuotaExceeded(active, settings.QUEUE_HARD_LIMIT)
+    if settings.QUEUE_HARD_LIMIT and active + adding > settings.QUEUE_HARD_LIMIT:
+        raise QuotaExceeded(active, settings.QUEUE_HARD_LIMIT, adding)
     if settings.QUEUE_HOG_SIZE and active >= settings.QUEUE_HOG_SIZE:
         return Priority.LOW
     if user is not None and user.is_authenticated and settings.SLUICE_LOGGED_IN_PRIORITY == Priority.HIGH:

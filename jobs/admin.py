@@ -11,7 +11,9 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.utils.text import Truncator
 
-from . import dag, services
+from django.utils.safestring import mark_safe
+
+from . import dag, diagrams, services
 from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator
 
 MONOSPACE = {"style": "font-family: monospace; width: 90%;", "rows": 4, "cols": 100}
@@ -214,8 +216,19 @@ class JobAdmin(admin.ModelAdmin):
     list_editable = ("runnable",)
     list_filter = ("runnable",)
     search_fields = ("name", "description")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("diagram", "created_at", "updated_at")
     actions = ("export_yaml", "duplicate")
+
+    @admin.display(description="Diagram")
+    def diagram(self, job):
+        """The job's graph as saved (edit the steps below and save to redraw)."""
+        if job.pk is None:
+            return "Save the job to see its diagram."
+        try:
+            svg = diagrams.to_svg(diagrams.job_graph(job), job.name)
+        except diagrams.graphviz.ExecutableNotFound:
+            return "Install Graphviz (the 'dot' program) to see the diagram."
+        return mark_safe(svg[svg.find("<svg"):])  # drawn by Graphviz from validated names
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(step_count=Count("steps"))

@@ -380,3 +380,42 @@ def test_bad_paging_values_are_refused(owner):
     response = client_for(owner).get("/api/submissions/?offset=null&limit=0")
     assert response.status_code == 400
     assert set(errors(response)) == {"offset", "limit"}
+
+
+def test_a_batch_counts_every_submission_against_the_quota(api, settings):
+    settings.QUEUE_HARD_LIMIT = 2
+    make_job("a", steps=[make_task("ta", "true")])
+    make_job("b", steps=[make_task("tb", "true")])
+    make_job("c", steps=[make_task("tc", "true")])
+    response = api.post("/api/submissions/", {"job": "a,b,c"}, format="json")
+    assert response.status_code == 429 and "this request adds 3" in response.json()["detail"]
+    assert Submission.objects.count() == 0
+
+
+def test_behind_a_proxy_the_client_address_comes_from_the_configured_header(settings):
+    settings.SLUICE_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    make_job("j", steps=[make_task("t", "true")])
+    APIClient(REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="203.0.113.7, 10.0.0.9").post("/api/submissions/", {"job": "j"}, format="json")
+    APIClient(REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="not-an-address").post("/api/submissions/", {"job": "j"}, format="json")
+    assert sorted(Submission.objects.values_list("ip", flat=True)) == ["10.0.0.9", "203.0.113.7"]
+
+
+def test_a_json_body_over_the_upload_limit_is_a_413(api, settings):
+    settings.SLUICE_MAX_UPLOAD_BYTES = 1000
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
+    make_job("j", steps=[make_task("t", "true")])
+    response = api.post("/api/submissions/", {"job": "j", "input_data": "x" * 5000}, format="json")
+    assert response.status_code == 413 and response.json()["errors"]["input_data"]
+
+
+def test_svg_without_graphviz_is_a_503_that_says_so(api, monkeypatch):
+    make_job("lonely", steps=[make_task("only_here", "true")])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    response = api.get("/api/jobs/lonely/graph/?format=svg")
+    assert response.status_code == 503 and "Graphviz" in response.json()["detail"]
+
+
+def test_controls_on_an_unknown_node_are_404(owner):
+    submission = engine.submit(make_job("j", steps=[make_task("t", "true")]), user=owner)
+    response = client_for(owner).post(f"/api/submissions/{submission.uuid}/nodes/nope/restart/")
+    assert response.status_code == 404 and "has no node 'nope'" in response.json()["detail"]

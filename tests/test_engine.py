@@ -139,11 +139,19 @@ def test_missing_outputs_follow_the_task_behaviour(behaviour, status, node_statu
     assert submission.nodes.get(key="after").status == ("succeeded" if behaviour == "continue" else "skipped")
 
 
+def test_a_job_that_reads_the_upload_refuses_a_submission_without_one():
+    job = make_job(steps=[make_task("reader", "cat $I1", in_glob=".input")])
+    with pytest.raises(SubmissionInvalid, match="job 'job' needs an upload: step 'reader' reads it"):
+        engine.submit(job, input_data=b"")
+    assert Node.objects.count() == 0
+
+
 def test_a_step_that_needs_a_missing_input_fails_with_a_clear_message():
-    task = make_task("reader", "cat $I1", in_glob=".input")
-    submission = run(make_job(steps=[task]))
+    maker = make_task("maker", "true")
+    reader = make_task("reader", "cat $I1", in_glob=".txt")
+    submission = run(make_job(steps=[maker, reader]))
     assert submission.status == "error"
-    assert "reads the submitter's upload but there is none" in submission.nodes.get().message
+    assert "reads an earlier step's '.txt' file but there is none" in submission.nodes.get(key="reader").message
 
 
 def test_a_timeout_kills_the_whole_process_group(tmp_path):

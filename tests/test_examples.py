@@ -88,9 +88,15 @@ def test_runjob_json_prints_the_submission_document(examples):
 
 
 def test_runjob_exits_1_when_the_run_fails(examples, tmp_path):
-    code, out = runjob("grep_head", "--param", "grep_lines_pattern=x")  # no upload: grep_lines cannot read .input
+    code, out = runjob("diamond", "--param", "numbers_count=0")  # no numbers: combine cannot parse an empty sum
     assert code == 1
-    assert "error" in out and "upload" in out
+    assert "error" in out and "step 'combine' failed" in out
+
+
+def test_runjob_refuses_a_job_that_needs_an_upload_without_one(examples):
+    with pytest.raises(CommandError, match="job 'grep_head' needs an upload: step 'grep_lines' reads it") as caught:
+        call_command("runjob", "grep_head", "--param", "grep_lines_pattern=x")
+    assert caught.value.returncode == 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,114 @@
+"""Graph pictures: the JSON shape of the REST contract, drawn as DOT and SVG.
+
+A graph is ``{"nodes": [{key, task, kind, status, label}], "edges": [{from,
+to, kind, label}]}``. ``job_graph`` gives a job's registration-time graph
+(``execution.diagrams`` gives a submission's); ``to_dot`` and ``to_svg`` draw
+any such graph, so the picture never disagrees with the JSON.
+"""
+import hashlib
+from collections import defaultdict
+
+import graphviz
+from django.core.cache import cache
+
+from . import dag
+
+__all__ = ["STATUS_COLOURS", "collapse", "job_graph", "label", "to_dot", "to_svg"]
+
+# Sibling nodes of one task beyond this many are drawn as one "task ×N" node.
+COLLAPSE_ABOVE = 12
+# The order in which a collapsed group shows the status of its members: the first one any member has.
+STATUS_PRIORITY = ["failed", "running", "waiting", "queued", "pending", "cancelled", "succeeded", "cached", "skipped"]
+
+STATUS_COLOURS = {
+    "pending": "#e5e7eb",
+    "queued": "#bfdbfe",
+    "running": "#60a5fa",
+    "waiting": "#fde68a",
+    "succeeded": "#86efac",
+    "failed": "#fca5a5",
+    "skipped": "#f3f4f6",
+    "cached": "#a7f3d0",
+    "cancelled": "#d1d5db",
+}
+
+
+def job_graph(job):
+    """The registration-time picture of a job: its steps and the edges they imply."""
+    steps = list(job.steps.select_related("task"))
+    nodes = [
+        {"key": step.key, "task": step.task.name, "kind": "node", "status": "pending" if step.enabled else "skipped", "label": label(step.key, step.task.name)}
+        for step in steps
+    ]
+    edges = [{"from": before, "to": after, "kind": "edge", "label": ""} for before, after in dag.step_edges(job.step_specs())]
+    return {"nodes": nodes, "edges": edges}
+
+
+def label(key, task):
+    return key if key == task else f"{key}\n({task})"
+
+
+def to_dot(graph, name="sluice"):
+    """Return the graph as Graphviz DOT source: nodes filled by status, wildcards dashed, possible edges dotted."""
+    dot = graphviz.Digraph(name=name, graph_attr={"rankdir": "LR", "bgcolor": "transparent"}, node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
+    for node in graph["nodes"]:
+        style = "rounded,dashed" if node["kind"] == "wildcard" else "rounded,filled"
+        # DOT's line break is the two characters backslash-n.
+        dot.node(node["key"], label=node["label"].replace("\n", "\\n"), style=style, fillcolor=STATUS_COLOURS.get(node["status"], "#ffffff"), tooltip=f"{node['key']}: {node['status']}")
+    for edge in graph["edges"]:
+        dot.edge(edge["from"], edge["to"], label=edge.get("label", ""), style="dotted" if edge["kind"] == "possible" else "solid")
+    return dot.source
+
+
+def to_svg(graph, name="sluice"):
+    """Return the graph drawn as SVG by Graphviz's ``dot``, wide fan-outs collapsed.
+
+    Drawings are cached by their DOT source, so an unchanged graph is drawn once.
+
+    Raises:
+        graphviz.ExecutableNotFound: Graphviz is not installed.
+    """
+    source = to_dot(collapse(graph), name)
+    key = "sluice-svg:" + hashlib.sha256(source.encode()).hexdigest()
+    svg = cache.get(key)
+    if svg is None:
+        svg = graphviz.Source(source).pipe(format="svg").decode("utf-8")
+        cache.set(key, svg, 3600)
+    return svg
+
+
+def collapse(graph, above=COLLAPSE_ABOVE):
+    """Draw more than ``above`` interchangeable nodes (same task, same neighbours) as one.
+
+    The group is labelled "task ×N" and shows the most pressing status of its
+    members (failed, then running, …); wildcard nodes are never grouped.
+    """
+    before, after = defaultdict(set), defaultdict(set)
+    for edge in graph["edges"]:
+        after[edge["from"]].add(edge["to"])
+        before[edge["to"]].add(edge["from"])
+    groups = defaultdict(list)
+    for node in graph["nodes"]:
+        if node["kind"] == "node":
+            groups[(node["task"], frozenset(before[node["key"]]), frozenset(after[node["key"]]))].append(node)
+    merged = {}
+    nodes = []
+    for node in graph["nodes"]:
+        group = groups.get((node["task"], frozenset(before[node["key"]]), frozenset(after[node["key"]])), []) if node["kind"] == "node" else []
+        if len(group) <= above:
+            nodes.append(node)
+            continue
+        key = f"{node['task']} ×{len(group)}"
+        merged[node["key"]] = key
+        if group[0] is node:
+            statuses = {member["status"] for member in group}
+            status = next((value for value in STATUS_PRIORITY if value in statuses), node["status"])
+            counts = ", ".join(f"{sum(m['status'] == value for m in group)} {value}" for value in STATUS_PRIORITY if value in statuses)
+            nodes.append({"key": key, "task": node["task"], "kind": "node", "status": status, "label": f"{key}\n{counts}"})
+    edges, seen = [], set()
+    for edge in graph["edges"]:
+        pair = (merged.get(edge["from"], edge["from"]), merged.get(edge["to"], edge["to"]))
+        if pair not in seen:
+            seen.add(pair)
+            edges.append({**edge, "from": pair[0], "to": pair[1]})
+    return {"nodes": nodes, "edges": edges}

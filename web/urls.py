@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.catalogue, name="catalogue"),
+    path("jobs/<str:name>/", views.job_page, name="job"),
+    path("submissions/", views.submission_list, name="submissions"),
+    path("submissions/<uuid:uuid>/", views.submission_page, name="submission"),
+    path("submissions/<uuid:uuid>/live/", views.submission_live, name="live"),
+    path("submissions/<uuid:uuid>/cancel/", views.cancel, name="cancel"),
+    path("submissions/<uuid:uuid>/results/<int:result_id>/", views.result_preview, name="preview"),
+    path("submissions/<uuid:uuid>/results/<int:result_id>/file/", views.result_file, name="result_file"),
+    path("healthz", views.healthz, name="healthz"),
+]

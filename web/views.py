@@ -1,0 +1,171 @@
+"""Server-rendered pages: the catalogue, job pages, submission pages. See docs/ui.md."""
+import csv
+import io
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from execution import diagrams, engine, intake
+from execution.errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
+from execution.models import Batch, Result, Submission
+from jobs.models import Job
+
+from .forms import SubmitForm
+
+PREVIEW_BYTES = 64 * 1024
+PREVIEW_ROWS = 200
+IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def inline_svg(svg):
+    """SVG text fit to sit inside HTML (no XML prologue)."""
+    return mark_safe(svg[svg.find("<svg"):])
+
+
+def catalogue(request):
+    jobs = Job.objects.filter(runnable=True).prefetch_related("steps__task__parameters")
+    cards = [{"job": job, "parameters": job.parameters(), "diagram": inline_svg(diagrams.to_svg(diagrams.job_graph(job), job.name))} for job in jobs]
+    return render(request, "web/catalogue.html", {"cards": cards})
+
+
+def job_page(request, name):
+    job = get_object_or_404(Job, name=name)
+    form = SubmitForm(job, request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        made = _submit(request, job, form)
+        if made is not None:
+            if isinstance(made, Batch):
+                return redirect("web:submissions")
+            return redirect("web:submission", uuid=made.uuid)
+    status = 400 if request.method == "POST" else 200
+    context = {"job": job, "form": form, "parameters": job.parameters(), "diagram": inline_svg(diagrams.to_svg(diagrams.job_graph(job), job.name))}
+    return render(request, "web/job.html", context, status=status)
+
+
+def _submit(request, job, form):
+    """Hand the form to the domain; on refusal put the reasons on the form and return None."""
+    upload = form.cleaned_data.get("input_data")
+    try:
+        if upload is not None and upload.size > intake.settings.SLUICE_MAX_UPLOAD_BYTES:
+            raise UploadTooLarge(upload.size, intake.settings.SLUICE_MAX_UPLOAD_BYTES)
+        return intake.accept(
+            job.name, params=form.parameters(), input_data=upload.read() if upload else None,
+            submission_name=form.cleaned_data["submission_name"], email=form.cleaned_data["email"],
+            user=request.user, ip=intake.client_ip(request.META),
+        )
+    except SubmissionInvalid as error:
+        form.add_domain_errors(error.errors)
+    except UploadTooLarge as error:
+        form.add_error("input_data", str(error))
+    except (LoginRequired, QuotaExceeded) as error:
+        form.add_error(None, str(error))
+    return None
+
+
+def visible_submission(request, uuid):
+    submission = Submission.objects.select_related("job").filter(uuid=uuid).first()
+    if submission is None or not submission.visible_to(request.user):
+        raise Http404("no such submission")
+    return submission
+
+
+def submission_context(request, submission):
+    nodes = list(submission.nodes.select_related("task"))
+    results = list(submission.results.select_related("node"))
+    for result in results:
+        result.previewable = preview_kind(result) is not None
+    return {
+        "submission": submission,
+        "nodes": nodes,
+        "results": results,
+        "log": list(submission.messages.select_related("node").order_by("-id")[:200]),
+        "diagram": inline_svg(diagrams.to_svg(diagrams.submission_graph(submission), submission.job.name)),
+        "can_control": submission.visible_to(request.user),
+    }
+
+
+def submission_page(request, uuid):
+    submission = visible_submission(request, uuid)
+    return render(request, "web/submission.html", submission_context(request, submission))
+
+
+def submission_live(request, uuid):
+    """The live part of the submission page, polled while the submission is active."""
+    submission = visible_submission(request, uuid)
+    return render(request, "web/_live.html", submission_context(request, submission))
+
+
+@login_required
+def submission_list(request):
+    submissions = Submission.objects.select_related("job").filter(user=request.user)[:500]
+    return render(request, "web/submissions.html", {"submissions": submissions})
+
+
+@require_POST
+def cancel(request, uuid):
+    submission = visible_submission(request, uuid)
+    who = request.user.get_username() if request.user.is_authenticated else "its submitter"
+    if engine.cancel(submission.pk, reason=f"cancelled by {who}"):
+        messages.success(request, "Cancelled.")
+    else:
+        messages.info(request, f"It had already finished ({submission.status}).")
+    return redirect("web:submission", uuid=submission.uuid)
+
+
+def result_file(request, uuid, result_id):
+    """Serve a result: images inline (for previews), everything else as a download."""
+    submission = visible_submission(request, uuid)
+    result = get_object_or_404(Result, pk=result_id, submission=submission)
+    image = IMAGE_TYPES.get(_ending(result))
+    inline = bool(image) and request.GET.get("inline") == "1"
+    response = FileResponse(result.file.open("rb"), as_attachment=not inline, filename=result.name, content_type=image or "application/octet-stream")
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def result_preview(request, uuid, result_id):
+    submission = visible_submission(request, uuid)
+    result = get_object_or_404(Result, pk=result_id, submission=submission)
+    kind = preview_kind(result)
+    context = {"submission": submission, "result": result, "kind": kind}
+    if kind in ("text", "json", "csv"):
+        with result.file.open("rb") as handle:
+            data = handle.read(PREVIEW_BYTES + 1)
+        context["truncated"] = len(data) > PREVIEW_BYTES
+        text = data[:PREVIEW_BYTES].decode("utf-8", "replace")
+        if kind == "json" and not context["truncated"]:
+            try:
+                text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            except json.JSONDecodeError:
+                kind = context["kind"] = "text"
+        if kind == "csv":
+            context["rows"] = list(csv.reader(io.StringIO(text)))[:PREVIEW_ROWS]
+        context["text"] = text
+    return render(request, "web/preview.html", context)
+
+
+def preview_kind(result):
+    ending = _ending(result)
+    if ending in IMAGE_TYPES:
+        return "image"
+    if ending == ".json":
+        return "json"
+    if ending in (".csv", ".tsv"):
+        return "csv"
+    if result.size <= 10 * 1024 * 1024:
+        return "text"
+    return None
+
+
+def _ending(result):
+    name = result.name.lower()
+    return name[name.rfind("."):] if "." in name else ""
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")
