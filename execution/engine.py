@@ -20,9 +20,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs import templating
-from jobs.models import Job, QueueType
+from jobs.models import Job, QueueType, Task
 
-from . import executors, graph, notify, verdicts
+from . import executors, graph, mutations, notify, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
@@ -127,6 +127,11 @@ def advance(submission_id):
 def _finish(submission_id, status, statuses):
     done = sum(1 for value in statuses.values() if value in NodeStatus.DONE)
     text = f"{status}: {done} of {len(statuses)} steps done"
+    if status == SubmissionStatus.COMPLETE:
+        # A shape promise speaks of whole paths, so it is checked on the finished graph.
+        broken = mutations.broken_shape(active_promises(Submission.objects.select_related("job").get(pk=submission_id)), graph_state(submission_id))
+        if broken:
+            status, text = SubmissionStatus.ERROR, f"promise {{'kind': 'shape', 'pattern': {broken[0]['pattern']!r}}} broken: path '{broken[1]}' does not match"
     if move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
         record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
         log.info("Submission %s finished as %s.", submission_id, status)
@@ -193,10 +198,74 @@ def _attempt(node, workdir, heartbeat=None):
     if not verdict.succeeded:
         detail = f"{verdict.message}\n{outcome.stderr_tail}".strip()
         return _fail(node, detail, exit_code=outcome.exit_code, retryable=True)
-    move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=verdict.message)
+    try:
+        changes = plan_changes(node, mutations.parse_lines(outcome.control))
+    except (mutations.OperationError, mutations.PromiseBroken) as error:
+        return _break(node, error, outcome.exit_code)
+    with transaction.atomic():  # the graph grows before any successor of this node can start
+        apply_changes(node, changes)
+        move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=verdict.message)
     record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({verdict.message})" if verdict.message else ""), node=node)
     if verdict.terminate:
         stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {verdict.message}", remaining=NodeStatus.SKIPPED)
+    return False
+
+
+def active_promises(submission):
+    """The job's registered promises and those made at run time."""
+    return [promise.as_dict() for promise in submission.job.promises.all()] + list(submission.promises)
+
+
+def graph_state(submission_id):
+    nodes = {key: (task, status) for key, task, status in Node.objects.filter(submission_id=submission_id).values_list("key", "task__name", "status")}
+    return mutations.GraphState(nodes, set(_edge_keys(submission_id)))
+
+
+def plan_changes(node, operations):
+    """Check a node's control-channel operations; return the plan, or None when it sent none.
+
+    Raises:
+        mutations.OperationError, mutations.PromiseBroken
+    """
+    if not operations:
+        return None
+    return mutations.plan(
+        graph_state(node.submission_id), operations, node=node.key, dynamic=node.task.dynamic,
+        tasks=set(Task.objects.values_list("name", flat=True)), promises=active_promises(node.submission),
+    )
+
+
+def apply_changes(node, changes):
+    """Write a checked plan: new nodes and edges, promises, outputs, styles."""
+    if changes is None:
+        return
+    submission = node.submission
+    tasks = {task.name: task for task in Task.objects.filter(name__in={item["task"] for item in changes.nodes})}
+    Node.objects.bulk_create(
+        Node(submission=submission, key=item["key"], task=tasks[item["task"]], params=item["params"], added_by=node.key) for item in changes.nodes
+    )
+    by_key = dict(Node.objects.filter(submission=submission).values_list("key", "pk"))
+    Edge.objects.bulk_create(Edge(submission=submission, source_id=by_key[source], target_id=by_key[target]) for source, target in changes.edges)
+    if changes.promises:
+        Submission.objects.filter(pk=submission.pk).update(promises=list(submission.promises) + changes.promises)
+    if changes.outputs:
+        Node.objects.filter(pk=node.pk).update(outputs={**node.outputs, **changes.outputs})
+    for style in changes.styles:
+        if "node" in style:
+            target = Node.objects.get(submission=submission, key=style["node"])
+            Node.objects.filter(pk=target.pk).update(style={**target.style, **{k: v for k, v in style.items() if k != "node"}})
+        else:
+            fields = {"color": style.get("color", ""), **({"label": style["label"]} if "label" in style else {})}
+            Edge.objects.filter(submission=submission, source__key=style["from"], target__key=style["to"]).update(**fields)
+    if changes.grows:
+        record(submission.pk, f"step '{node.key}' added {len(changes.nodes)} nodes and {len(changes.edges)} edges", node=node)
+
+
+def _break(node, error, exit_code):
+    """A node's operations were refused: fail it and end the submission, killing what still runs."""
+    text = f"step '{node.key}': {error}"
+    if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, exit_code=exit_code, message=str(error)):
+        stop(node.submission_id, SubmissionStatus.ERROR, text)
     return False
 
 

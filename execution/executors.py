@@ -21,6 +21,8 @@ from jobs import templating
 __all__ = ["NodeRun", "ProcessOutcome", "execute", "kill_group"]
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+# A step's control-channel file larger than this is refused.
+CONTROL_LIMIT = 4 * 1024 * 1024
 # Seconds between SIGTERM and SIGKILL when a process group must stop.
 KILL_GRACE = 1.0
 
@@ -52,6 +54,7 @@ class ProcessOutcome:
     outputs: list  # [(ending, Path)]
     missing: list  # endings with no file
     stderr_tail: str
+    control: str = ""  # what the step wrote to SLUICE_CONTROL
 
 
 def execute(run, on_start=None):
@@ -69,7 +72,9 @@ def execute(run, on_start=None):
     argv, command = _command(run)
     stdout_name = f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout"
     inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
-    env = {**inherited, **run.environment, **_sluice_env(run)}
+    control = run.workdir / ".control.jsonl"
+    control.touch()
+    env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
     started = time.monotonic()
     with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "wb") as stderr:
         process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
@@ -87,7 +92,8 @@ def execute(run, on_start=None):
                 kill_group(process.pid, reap=process.poll)
                 process.wait()
     outputs, missing = _gather(run, staged)
-    return ProcessOutcome(command, exit_code, timed_out, time.monotonic() - started, outputs, missing, _tail(run.workdir / ".stderr"))
+    text = control.read_text(errors="replace") if control.stat().st_size <= CONTROL_LIMIT else "\n{\"op\": \"too much\"}"
+    return ProcessOutcome(command, exit_code, timed_out, time.monotonic() - started, outputs, missing, _tail(run.workdir / ".stderr"), text)
 
 
 def kill_group(pid, grace=KILL_GRACE, reap=None):

@@ -42,6 +42,7 @@ class Submission(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
     params = models.JSONField(default=dict, blank=True, help_text="Parameter values by REST name, typed and with defaults filled in.")
+    promises = models.JSONField(default=list, blank=True, help_text="Promises made at run time (the job's own apply too).")
     status = models.CharField(max_length=16, choices=SubmissionStatus.choices, default=SubmissionStatus.SUBMITTED, db_index=True)
     last_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -84,6 +85,9 @@ class Node(models.Model):
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes")
     enabled = models.BooleanField(default=True)
     params = models.JSONField(default=dict, blank=True, help_text="Values that override the submission's for this node only.")
+    added_by = models.CharField(max_length=128, blank=True, help_text="Key of the node that added this one at run time.")
+    outputs = models.JSONField(default=dict, blank=True, help_text="Typed values the step sent on its control channel.")
+    style = models.JSONField(default=dict, blank=True, help_text="Colour and label set on the control channel.")
     status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
     exit_code = models.IntegerField(null=True, blank=True)
@@ -112,6 +116,7 @@ class Edge(models.Model):
     source = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="out_edges")
     target = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="in_edges")
     label = models.CharField(max_length=128, blank=True)
+    color = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -13,7 +13,7 @@ from django.core.cache import cache
 
 from . import dag
 
-__all__ = ["STATUS_COLOURS", "collapse", "job_graph", "label", "to_dot", "to_svg"]
+__all__ = ["STATUS_COLOURS", "add_wildcards", "collapse", "job_graph", "label", "to_dot", "to_svg"]
 
 # Sibling nodes of one task beyond this many are drawn as one "task ×N" node.
 COLLAPSE_ABOVE = 12
@@ -34,13 +34,45 @@ STATUS_COLOURS = {
 
 
 def job_graph(job):
-    """The registration-time picture of a job: its steps and the edges they imply."""
+    """The registration-time picture of a job: its steps, the edges they imply, and what dynamic steps may add."""
     steps = list(job.steps.select_related("task"))
     nodes = [
         {"key": step.key, "task": step.task.name, "kind": "node", "status": "pending" if step.enabled else "skipped", "label": label(step.key, step.task.name)}
         for step in steps
     ]
     edges = [{"from": before, "to": after, "kind": "edge", "label": ""} for before, after in dag.step_edges(job.step_specs())]
+    growing = [step.key for step in steps if step.task.dynamic and step.enabled]
+    return add_wildcards({"nodes": nodes, "edges": edges}, growing, [promise.as_dict() for promise in job.promises.all()])
+
+
+def add_wildcards(graph, growing, promises):
+    """Add a wildcard for each node in ``growing`` (nodes that may still add to the graph).
+
+    The wildcard is labelled with what may appear (``M*`` under an only_tasks
+    promise, ``?`` when anything may) and joined by possible (dotted) edges
+    after its node and before that node's successors. Promises that close the
+    future (no_new_nodes, a max_nodes already reached) leave no wildcard.
+    """
+    kinds = {promise["kind"] for promise in promises}
+    limit = min((promise["value"] for promise in promises if promise["kind"] == "max_nodes"), default=None)
+    if "no_new_nodes" in kinds or (limit is not None and len(graph["nodes"]) >= limit):
+        return graph
+    allowed = None
+    for promise in promises:
+        if promise["kind"] == "only_tasks":
+            allowed = set(promise["tasks"]) if allowed is None else allowed & set(promise["tasks"])
+    if allowed is not None and not allowed:
+        return graph
+    text = " | ".join(f"{task}*" for task in sorted(allowed)) if allowed is not None else "?"
+    successors = defaultdict(list)
+    for edge in graph["edges"]:
+        successors[edge["from"]].append(edge["to"])
+    nodes, edges = list(graph["nodes"]), list(graph["edges"])
+    for key in growing:
+        wildcard = f"{key}*"
+        nodes.append({"key": wildcard, "task": "", "kind": "wildcard", "status": "pending", "label": text})
+        edges.append({"from": key, "to": wildcard, "kind": "possible", "label": ""})
+        edges.extend({"from": wildcard, "to": child, "kind": "possible", "label": ""} for child in successors[key])
     return {"nodes": nodes, "edges": edges}
 
 
@@ -53,10 +85,12 @@ def to_dot(graph, name="sluice"):
     dot = graphviz.Digraph(name=name, graph_attr={"rankdir": "LR", "bgcolor": "transparent"}, node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
     for node in graph["nodes"]:
         style = "rounded,dashed" if node["kind"] == "wildcard" else "rounded,filled"
+        extra = {"color": node["color"], "penwidth": "2"} if node.get("color") else {}
         # DOT's line break is the two characters backslash-n.
-        dot.node(node["key"], label=node["label"].replace("\n", "\\n"), style=style, fillcolor=STATUS_COLOURS.get(node["status"], "#ffffff"), tooltip=f"{node['key']}: {node['status']}")
+        dot.node(node["key"], label=node["label"].replace("\n", "\\n"), style=style, fillcolor=STATUS_COLOURS.get(node["status"], "#ffffff"), tooltip=f"{node['key']}: {node['status']}", **extra)
     for edge in graph["edges"]:
-        dot.edge(edge["from"], edge["to"], label=edge.get("label", ""), style="dotted" if edge["kind"] == "possible" else "solid")
+        extra = {"color": edge["color"]} if edge.get("color") else {}
+        dot.edge(edge["from"], edge["to"], label=edge.get("label", ""), style="dotted" if edge["kind"] == "possible" else "solid", **extra)
     return dot.source
 
 

@@ -1,0 +1,165 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright against the live server.
+
+Submissions run on the in-process Dramatiq worker, so a page shows a job really
+running. The run also writes docs/screenshots/{catalogue,job,submission}.png.
+"""
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from execution import intake
+from execution.models import Submission
+from tests.conftest import wait_for
+from tests.factories import make_job, make_parameter, make_task
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+# The machine has no network: keep Chromium from reaching for it.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 800}
+SUBMISSION_URL = re.compile(r"/submissions/[0-9a-f-]{36}/$")
+
+# Step 2 turns step 1's count into a JSON and a CSV result, so both previews have something to show.
+REPORT = ("""n=$(cat $I1); printf '{"label": "%s", "lines": %s, "scaled": %s}' $P1 "$n" "$((n * $P2))" > $O1; """
+          """printf 'label,lines,scaled\\n%s,%s,%s\\n' $P1 "$n" "$((n * $P2))" > $O2""")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    # Playwright's sync API runs an event loop in this thread, which Django's ORM would refuse to be called beside.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+
+
+@pytest.fixture
+def tab(chromium):
+    """A fresh page at desktop size. (Not pytest-playwright's ``page``: its Playwright lives for the whole
+    session, and its event loop would stay running beside every later test module.)"""
+    context = chromium.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def report_job(transactional_db):
+    tally = make_task("count", "sleep 1; wc -l < $I1", in_glob=".input", stdout_glob=".count", description="Count the lines of the upload.")
+    report = make_task("report", REPORT, in_glob=".count", out_glob=".json,.csv", description="Write the count as JSON and CSV.")
+    make_parameter(report, "label", required=True, description="A name to put in the report.")
+    make_parameter(report, "scale", type="int", default="2", description="Multiply the count by this.")
+    return make_job("line_report", steps=[("tally", tally), ("summarise", report)], description="Count the lines of a file and report them as JSON and CSV.")
+
+
+def completed_submission(job, label="demo", lines=b"a\nb\nc\n"):
+    """Submit as an anonymous visitor would and wait until the worker has finished it."""
+    submission = wait_for(intake.accept(job.name, params={"report_label": label}, input_data=lines))
+    assert submission.status == "complete", submission.last_message
+    return submission
+
+
+def test_a_form_submission_runs_and_its_page_follows_it_without_reloading(live_server, worker, tab, report_job, tmp_path):
+    upload = tmp_path / "lines.txt"
+    upload.write_text("one\ntwo\nthree\nfour\n")
+    tab.goto(f"{live_server.url}/jobs/line_report/")
+    tab.get_by_label("report_label").fill("weekly")
+    tab.get_by_label("report_scale").fill("10")
+    tab.get_by_label("Input file").set_input_files(upload)
+    tab.get_by_role("button", name="Submit to line_report").click()
+
+    tab.wait_for_url(SUBMISSION_URL)
+    tab.evaluate("window.__marker = 1")
+    assert tab.locator("#status").inner_text() in ("submitted", "running")  # step 1 sleeps for a second
+    expect(tab.locator("#status")).to_have_text("complete", timeout=20_000)
+    expect(tab.get_by_role("link", name=re.compile(r"\.json$"))).to_be_visible()
+    assert tab.evaluate("window.__marker") == 1, "the page was reloaded"
+
+    submission = Submission.objects.get()
+    assert tab.url.endswith(f"/submissions/{submission.uuid}/")
+    assert submission.status == "complete"
+    assert submission.params == {"report_label": "weekly", "report_scale": 10}
+    with submission.results.get(ending=".json").file.open("rb") as handle:
+        assert json.load(handle) == {"label": "weekly", "lines": 4, "scaled": 40}
+
+
+def test_results_open_as_previews_json_pretty_and_csv_as_a_table(live_server, worker, tab, report_job):
+    submission = completed_submission(report_job)
+    tab.goto(f"{live_server.url}/submissions/{submission.uuid}/")
+
+    tab.get_by_role("link", name=f"{submission.uuid}.json").click()
+    expect(tab.locator("h1")).to_have_text(f"{submission.uuid}.json")
+    expect(tab.locator("pre.preview")).to_have_attribute("data-kind", "json")
+    assert tab.locator("pre.preview").inner_text() == '{\n  "label": "demo",\n  "lines": 3,\n  "scaled": 6\n}'
+
+    tab.go_back()
+    tab.get_by_role("link", name=f"{submission.uuid}.csv").click()
+    table = tab.locator("table.csv")
+    assert table.locator("th").all_inner_texts() == ["label", "lines", "scaled"]
+    assert table.locator("td").all_inner_texts() == ["demo", "3", "6"]
+
+
+def test_the_diagrams_name_every_step(live_server, worker, tab, report_job):
+    submission = completed_submission(report_job)
+    for path in ("/jobs/line_report/", f"/submissions/{submission.uuid}/"):
+        tab.goto(f"{live_server.url}{path}")
+        drawing = tab.locator("figure.diagram svg").text_content()
+        assert "tally" in drawing and "summarise" in drawing, path
+
+
+def test_form_errors_are_shown_next_to_their_fields(live_server, tab, report_job):
+    tab.goto(f"{live_server.url}/jobs/line_report/")
+    tab.get_by_label("report_scale").fill("1.5")
+    tab.get_by_role("button", name="Submit to line_report").click()
+
+    expect(tab.locator("#id_report_label-error")).to_contain_text("is required")
+    expect(tab.locator("#id_report_scale-error")).to_contain_text("must be an integer, got '1.5'")
+    for name in ("report_label", "report_scale"):
+        field = tab.locator(".field.invalid", has=tab.locator(f"#id_{name}"))
+        expect(field.locator(f"#id_{name}-error")).to_be_visible()
+    expect(tab.get_by_label("report_scale")).to_have_value("1.5")
+    assert Submission.objects.count() == 0
+
+
+def test_on_a_phone_nothing_scrolls_sideways_and_every_control_is_reachable_by_tab(live_server, tab, report_job):
+    tab.set_viewport_size(PHONE)
+    for path in ("/", "/jobs/line_report/"):
+        tab.goto(f"{live_server.url}{path}")
+        assert tab.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), path
+
+    # Number every control a visitor can use, then Tab through the page and see which get focus.
+    count = tab.evaluate("""() => {
+        const controls = [...document.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]')]
+            .filter(el => !el.disabled && el.type !== 'hidden' && el.tabIndex >= 0);
+        controls.forEach((el, i) => el.dataset.control = i);
+        return controls.length;
+    }""")
+    reached = []
+    for _ in range(count + 5):
+        tab.keyboard.press("Tab")
+        reached.append(tab.evaluate("document.activeElement.dataset.control ?? document.activeElement.tagName"))
+    assert {str(i) for i in range(count)} <= set(reached), reached
+    submit = tab.get_by_role("button", name="Submit to line_report").get_attribute("data-control")
+    assert submit in reached
+
+
+def test_screenshots_of_the_catalogue_the_job_and_a_completed_submission(live_server, worker, tab, report_job):
+    submission = completed_submission(report_job)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for path, name in (("/", "catalogue"), ("/jobs/line_report/", "job"), (f"/submissions/{submission.uuid}/", "submission")):
+        tab.goto(f"{live_server.url}{path}")
+        tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    expect(tab.locator("#status")).to_have_text("complete")
+
