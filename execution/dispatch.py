@@ -85,9 +85,9 @@ def process(node_id):
 def _inline(node_ids):
     if len(node_ids) != 1:
         return None
-    node = Node.objects.select_related("submission", "task__backend__queue_type").filter(pk=node_ids[0], status=NodeStatus.QUEUED).first()
-    if node is None or node.not_before is not None:
+    row = Node.objects.filter(pk=node_ids[0], status=NodeStatus.QUEUED, not_before__isnull=True).values_list("task__backend__queue_type__name", "submission__priority").first()
+    if row is None:
         return None
-    if _served is not None and queue_of(node) not in _served:
+    if _served is not None and broker.queue_name(*row) not in _served:
         return None
-    return node.pk
+    return node_ids[0]

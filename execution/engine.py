@@ -159,8 +159,8 @@ def run_node(node_id, worker="", watch=False):
     if submission.status in SubmissionStatus.TERMINAL:
         move_node(node_id, NodeStatus.RUNNING, NodeStatus.CANCELLED, message=f"submission is {submission.status}")
         return []
-    move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
-    record(submission.pk, f"step '{node.key}' started (attempt {node.attempt})", node=node)
+    if submission.status == SubmissionStatus.SUBMITTED:
+        move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
     workdir = _workdir(node)
     heartbeat = Heartbeat(node.pk) if watch else None
     try:
@@ -175,7 +175,8 @@ def run_node(node_id, worker="", watch=False):
 
 def _attempt(node, workdir, heartbeat=None):
     """Run the node's process and record the verdict; return True when it should be retried."""
-    _delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
+    if node.attempt > 1:
+        _delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
         run = _prepare(node, workdir)
         if heartbeat:
@@ -183,9 +184,10 @@ def _attempt(node, workdir, heartbeat=None):
         outcome = executors.execute(run, on_start=heartbeat.watch if heartbeat else None)
     except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
         return _fail(node, str(error), retryable=False)
-    if not Node.objects.filter(pk=node.pk, status=NodeStatus.RUNNING).update(command=outcome.command):
-        return False  # cancelled (or taken over) while it ran: its outputs are not wanted
-    _store_results(node, outcome.outputs)
+    if outcome.outputs:
+        if not Node.objects.filter(pk=node.pk, status=NodeStatus.RUNNING).update(command=outcome.command):
+            return False  # cancelled (or taken over) while it ran: its outputs are not wanted
+        _store_results(node, outcome.outputs)
     verdict = verdicts.judge(
         exit_code=outcome.exit_code,
         timed_out=outcome.timed_out,
@@ -197,14 +199,15 @@ def _attempt(node, workdir, heartbeat=None):
     )
     if not verdict.succeeded:
         detail = f"{verdict.message}\n{outcome.stderr_tail}".strip()
-        return _fail(node, detail, exit_code=outcome.exit_code, retryable=True)
+        return _fail(node, detail, exit_code=outcome.exit_code, retryable=True, command=outcome.command)
     try:
         changes = plan_changes(node, mutations.parse_lines(outcome.control))
     except (mutations.OperationError, mutations.PromiseBroken) as error:
         return _break(node, error, outcome.exit_code)
     with transaction.atomic():  # the graph grows before any successor of this node can start
         apply_changes(node, changes)
-        move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=verdict.message)
+        if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=verdict.message, command=outcome.command):
+            return False
     record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({verdict.message})" if verdict.message else ""), node=node)
     if verdict.terminate:
         stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {verdict.message}", remaining=NodeStatus.SKIPPED)
@@ -269,9 +272,11 @@ def _break(node, error, exit_code):
     return False
 
 
-def _fail(node, detail, exit_code=None, retryable=True):
+def _fail(node, detail, exit_code=None, retryable=True, command=""):
     """Record a failed attempt; queue a retry if the task allows one, else fail the submission."""
     summary = detail.splitlines()[0] if detail else "failed"
+    if command:
+        Node.objects.filter(pk=node.pk).update(command=command)
     if retryable and node.attempt <= node.task.retries:
         delay = retry_delay(node.attempt)
         now = timezone.now()
@@ -390,7 +395,7 @@ def _prepare(node, workdir):
         out_endings=task.out_endings,
         stdout_ending=task.stdout_glob,
         params=[(parameter.spec(), values.get(parameter.rest_name)) for parameter in task.parameters.all()],
-        value=_value(submission),
+        value=_value(submission) if "$VALUE" in task.executable else "",
         environment={variable.name: variable.value for variable in task.environment.all()},
         timeout=task.timeout,
         inputs=_inputs(node, task.in_endings),
