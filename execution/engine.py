@@ -6,8 +6,6 @@ serves the in-process runner and the broker actors.
 """
 import logging
 import shutil
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +21,7 @@ from jobs import templating
 from jobs.models import Job, QueueType, Task
 
 from . import executors, graph, mutations, notify, verdicts
+from .watchdog import watchdog
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
@@ -97,11 +96,17 @@ def graph_edges(job):
     return dag.step_edges(job.step_specs())
 
 
-def advance(submission_id):
+def advance(submission_id, finished=None):
     """Skip disabled nodes, queue ready ones, finish the submission when nothing is left.
 
+    With ``finished`` (the node that just ended), first try the cheap way:
+    only that node's successors can have become ready, so look at them alone.
     Returns the ids of the nodes this call queued.
     """
+    if finished is not None:
+        queued = _advance_after(finished)
+        if queued:
+            return queued
     submission = Submission.objects.only("status").get(pk=submission_id)
     if submission.status in SubmissionStatus.TERMINAL:
         return []
@@ -124,6 +129,32 @@ def advance(submission_id):
     return queued
 
 
+def _advance_after(node_id):
+    """Queue the successors of ``node_id`` whose predecessors are all done; [] means "do it the full way".
+
+    Falls back (returns []) whenever the general rules are needed: a disabled
+    successor to skip, nothing queued (the submission may be finishing), or a
+    submission that is not running.
+    """
+    successors = list(
+        Edge.objects.filter(source_id=node_id).values_list("target_id", "target__status", "target__enabled", "target__submission__status")
+    )
+    if not successors or any(not enabled for _, _, enabled, _ in successors):
+        return []
+    if any(status not in (SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING) for _, _, _, status in successors):
+        return []
+    queued = []
+    now = timezone.now()
+    for target_id, status, _, _ in successors:
+        if status != NodeStatus.PENDING:
+            continue
+        if Edge.objects.filter(target_id=target_id).exclude(source__status__in=NodeStatus.DONE).exists():
+            continue
+        if move_node(target_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
+            queued.append(target_id)
+    return queued
+
+
 def _finish(submission_id, status, statuses):
     done = sum(1 for value in statuses.values() if value in NodeStatus.DONE)
     text = f"{status}: {done} of {len(statuses)} steps done"
@@ -142,10 +173,10 @@ def run_node(node_id, worker="", watch=False):
     """Run a queued node once and return the ids of nodes that should run next.
 
     A node that is no longer queued (a duplicate message, a cancel) is left
-    alone. ``worker`` names the claimant (host:pid). With ``watch``, a
-    heartbeat renews the node's lease while it runs and kills its process
-    group as soon as the node stops being ``running`` (a cancel), so a
-    reconciler can tell live workers from dead ones.
+    alone. ``worker`` names the claimant (host:pid). With ``watch``, the
+    process's watchdog renews the node's lease while it runs and kills its
+    process group as soon as the node stops being ``running`` (a cancel), so
+    a reconciler can tell live workers from dead ones.
     """
     lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
     claimed = move_node(
@@ -162,26 +193,25 @@ def run_node(node_id, worker="", watch=False):
     if submission.status == SubmissionStatus.SUBMITTED:
         move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
     workdir = _workdir(node)
-    heartbeat = Heartbeat(node.pk) if watch else None
+    if watch:
+        watchdog.add(node.pk)
     try:
-        retry = _attempt(node, workdir, heartbeat)
+        retry = _attempt(node, workdir, watch)
     finally:
-        if heartbeat:
-            heartbeat.stop()
+        if watch:
+            watchdog.remove(node.pk)
         if not settings.SLUICE_KEEP_WORK_DIRS:
             shutil.rmtree(workdir, ignore_errors=True)
-    return ([node.pk] if retry else []) + advance(submission.pk)
+    return ([node.pk] if retry else []) + advance(submission.pk, finished=node.pk)
 
 
-def _attempt(node, workdir, heartbeat=None):
+def _attempt(node, workdir, watch=False):
     """Run the node's process and record the verdict; return True when it should be retried."""
     if node.attempt > 1:
         _delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
         run = _prepare(node, workdir)
-        if heartbeat:
-            heartbeat.start()
-        outcome = executors.execute(run, on_start=heartbeat.watch if heartbeat else None)
+        outcome = executors.execute(run, on_start=(lambda pid: watchdog.started(node.pk, pid)) if watch else None)
     except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
         return _fail(node, str(error), retryable=False)
     if outcome.outputs:
@@ -318,49 +348,6 @@ def cancel(submission_id, reason="cancelled by request"):
 def retry_delay(attempt):
     """Seconds to wait before retry number ``attempt``: exponential, capped."""
     return min(settings.SLUICE_RETRY_BACKOFF * 2 ** (attempt - 1), settings.SLUICE_RETRY_BACKOFF_MAX)
-
-
-class Heartbeat:
-    """Watch a running node from a side thread: renew its lease, kill it if cancelled."""
-
-    def __init__(self, node_id):
-        self.node_id = node_id
-        self.pid = None
-        self.killed = False
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{node_id}", daemon=True)
-
-    def start(self):
-        self._thread.start()
-
-    def watch(self, pid):
-        """Record the process group to kill; called once the step's process exists."""
-        self.pid = pid
-        Node.objects.filter(pk=self.node_id, status=NodeStatus.RUNNING).update(pid=pid)
-
-    def stop(self):
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _beat(self):
-        renew_every = settings.SLUICE_LEASE_SECONDS / 3
-        renewed = time.monotonic()
-        try:
-            while not self._stopped.wait(settings.SLUICE_HEARTBEAT_SECONDS):
-                if time.monotonic() - renewed >= renew_every:
-                    lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
-                    still_running = Node.objects.filter(pk=self.node_id, status=NodeStatus.RUNNING).update(lease_expires_at=lease)
-                    renewed = time.monotonic()
-                else:
-                    still_running = Node.objects.filter(pk=self.node_id, status=NodeStatus.RUNNING).exists()
-                if not still_running and self.pid:
-                    log.info("Node %s is no longer running here; killing process group %s.", self.node_id, self.pid)
-                    executors.kill_group(self.pid)
-                    self.killed = True
-                    return
-        finally:
-            connection.close()  # this thread's own connection
 
 
 def record(submission_id, text, level=Message.Level.INFO, node=None):

@@ -129,6 +129,8 @@ def test_form_errors_are_shown_next_to_their_fields(live_server, tab, report_job
     for name in ("report_label", "report_scale"):
         field = tab.locator(".field.invalid", has=tab.locator(f"#id_{name}"))
         expect(field.locator(f"#id_{name}-error")).to_be_visible()
+    # A screen reader reads the message with the field, not only when the page loads.
+    expect(tab.get_by_label("report_scale")).to_have_accessible_description(re.compile(r"Multiply the count by this\. .*must be an integer"))
     expect(tab.get_by_label("report_scale")).to_have_value("1.5")
     assert Submission.objects.count() == 0
 

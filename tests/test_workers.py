@@ -72,6 +72,8 @@ def test_cancel_kills_the_running_process_tree_within_two_seconds(worker, tmp_pa
     while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(marker.read_text())
+    while not submission.nodes.filter(pid__isnull=False).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the watchdog records the process group on its next beat
     node = submission.nodes.get()
     assert node.status == "running" and node.pid
     cancelled_at = time.monotonic()
