@@ -72,6 +72,7 @@ class NodeSerializer(serializers.Serializer):
     exit_code = serializers.IntegerField(allow_null=True)
     attempt = serializers.IntegerField()
     message = serializers.CharField(allow_blank=True)
+    outputs = serializers.DictField(help_text="Typed values the step sent (output operations, an input answer).")
 
 
 class ResultSerializer(serializers.Serializer):
@@ -102,6 +103,7 @@ class SubmissionSerializer(serializers.Serializer):
     params = serializers.DictField()
     nodes = NodeSerializer(many=True)
     results = ResultSerializer(many=True)
+    history = ResultSerializer(many=True, help_text="Results of earlier runs of restarted nodes.")
     messages = MessageSerializer(many=True)
 
 
@@ -153,6 +155,10 @@ class JobTimeSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     mean_seconds = serializers.FloatField(allow_null=True)
     median_seconds = serializers.FloatField(allow_null=True)
+
+
+class InputSerializer(serializers.Serializer):
+    value = serializers.JSONField(help_text="The answer: any JSON value (text in a form).")
 
 
 class ActionSerializer(serializers.Serializer):

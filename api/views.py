@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import diagrams, documents, engine, intake, stats
+from execution import controls, diagrams, dispatch, documents, engine, intake, stats
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -285,17 +285,59 @@ class Cancel(APIView):
         return Response({"uuid": str(submission.uuid), "status": submission.status, "detail": "cancelled"})
 
 
-class NotYet(APIView):
-    """pause, resume, restart and input: answered until dynamic workflows arrive."""
+def who(request):
+    return request.user.get_username() if request.user.is_authenticated else "its submitter"
 
-    action = ""
 
-    @extend_schema(request=None, responses={404: s.ErrorSerializer, 409: s.ErrorSerializer}, summary="Not supported yet (answers 409)")
-    def post(self, request, uuid, key=None):
+def control(request, submission, action):
+    """Run a control, send what it queued, answer with the submission's new status (409 when refused)."""
+    try:
+        dispatch.send(action())
+    except controls.ControlRefused as error:
+        return Response({"detail": str(error), "errors": {}}, status=status.HTTP_409_CONFLICT)
+    submission.refresh_from_db()
+    return Response({"uuid": str(submission.uuid), "status": submission.status, "detail": submission.last_message})
+
+
+CONTROL_RESPONSES = {200: s.ActionSerializer, 404: s.ErrorSerializer, 409: s.ErrorSerializer}
+
+
+class Pause(APIView):
+    @extend_schema(request=None, responses=CONTROL_RESPONSES, summary="Pause: no new step starts until resumed")
+    def post(self, request, uuid):
         submission = visible_submission(request, uuid)
-        if key is not None and not submission.nodes.filter(key=key).exists():
-            raise NotFound(f"submission {uuid} has no node '{key}'")
-        return Response({"detail": f"{self.action} is not supported yet", "errors": {}}, status=status.HTTP_409_CONFLICT)
+        return control(request, submission, lambda: controls.pause(submission.pk, who(request)))
+
+
+class Resume(APIView):
+    @extend_schema(request=None, responses=CONTROL_RESPONSES, summary="Resume a paused submission")
+    def post(self, request, uuid):
+        submission = visible_submission(request, uuid)
+        return control(request, submission, lambda: controls.resume(submission.pk, who(request)))
+
+
+def visible_node(request, uuid, key):
+    submission = visible_submission(request, uuid)
+    if not submission.nodes.filter(key=key).exists():
+        raise NotFound(f"submission {uuid} has no node '{key}'")
+    return submission
+
+
+class Restart(APIView):
+    @extend_schema(request=None, responses=CONTROL_RESPONSES, summary="Run a node and everything downstream again (old results kept as history)")
+    def post(self, request, uuid, key):
+        submission = visible_node(request, uuid, key)
+        return control(request, submission, lambda: controls.restart(submission.pk, key, who(request)))
+
+
+class Input(APIView):
+    @extend_schema(request=s.InputSerializer, responses={**CONTROL_RESPONSES, 400: s.ErrorSerializer}, summary="Answer a node that waits for input")
+    def post(self, request, uuid, key):
+        submission = visible_node(request, uuid, key)
+        if not hasattr(request.data, "get") or "value" not in request.data:
+            raise ValidationError({"value": ["send the answer as 'value'"]})
+        value = request.data.get("value")
+        return control(request, submission, lambda: controls.provide_input(submission.pk, key, value, who(request)))
 
 
 class BatchDetail(APIView):

@@ -36,12 +36,17 @@ def submission_document(submission):
                 "exit_code": node.exit_code,
                 "attempt": node.attempt,
                 "message": node.message,
+                "outputs": node.outputs,
             }
             for node in nodes
         ],
         "results": [
             {"name": result.name, "node": keys.get(result.node_id), "url": result_url(result), "size": result.size}
-            for result in submission.results.select_related("submission")
+            for result in submission.results.filter(superseded=False).select_related("submission")
+        ],
+        "history": [
+            {"name": result.name, "node": keys.get(result.node_id), "url": result_url(result), "size": result.size}
+            for result in submission.results.filter(superseded=True).select_related("submission")
         ],
         "messages": [
             {"at": _time(message.created_at), "level": message.level, "node": keys.get(message.node_id), "text": message.text}

@@ -17,14 +17,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import templating
+from jobs import expressions, templating
 from jobs.models import Job, QueueType, Task
 
-from . import executors, graph, mutations, notify, verdicts
-from .watchdog import watchdog
+from . import caching, executors, foreach, graph, mutations, notify, quality, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
+from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ __all__ = ["advance", "cancel", "record", "run_node", "submit"]
 VALUE_LIMIT = 64 * 1024
 
 
-def submit(job, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, priority=Priority.NORMAL, batch=None, disabled=()):
+def submit(job, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, priority=Priority.NORMAL, batch=None, disabled=(), parent_node=None):
     """Validate and store a submission of ``job`` with its run graph.
 
     ``input_data`` is the upload as bytes (or None); ``params`` maps REST
@@ -68,7 +68,8 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         raise SubmissionInvalid(errors)
     with transaction.atomic():
         submission = Submission.objects.create(
-            job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch
+            job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch,
+            parent_node=parent_node,
         )
         if input_data is not None:
             result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=len(input_data))
@@ -97,55 +98,129 @@ def graph_edges(job):
 
 
 def advance(submission_id, finished=None):
-    """Skip disabled nodes, queue ready ones, finish the submission when nothing is left.
+    """Skip disabled nodes, start ready ones, finish the submission when nothing is left.
 
-    With ``finished`` (the node that just ended), first try the cheap way:
-    only that node's successors can have become ready, so look at them alone.
+    A ready node is skipped when its step's ``when`` is false, expanded into
+    instances when its step has ``foreach``, set waiting when its task asks
+    for input, and queued otherwise. Nothing starts while the submission is
+    paused. With ``finished`` (the node that just ended), first try the cheap
+    way: only that node's successors can have become ready.
     Returns the ids of the nodes this call queued.
     """
     if finished is not None:
         queued = _advance_after(finished)
         if queued:
             return queued
-    submission = Submission.objects.only("status").get(pk=submission_id)
+    submission = Submission.objects.select_related("job").get(pk=submission_id)
     if submission.status in SubmissionStatus.TERMINAL:
         return []
-    nodes = {node["key"]: node for node in Node.objects.filter(submission_id=submission_id).values("id", "key", "status", "enabled")}
-    statuses = {key: node["status"] for key, node in nodes.items()}
-    edges = _edge_keys(submission_id)
-    step_plan = graph.plan(statuses, edges, disabled={key for key, node in nodes.items() if not node["enabled"]})
-    for key in step_plan.skip:
-        if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.SKIPPED, message="disabled: skipped"):
-            statuses[key] = NodeStatus.SKIPPED
     queued = []
-    now = timezone.now()
-    for key in step_plan.ready:
-        if move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
-            statuses[key] = NodeStatus.QUEUED
-            queued.append(nodes[key]["id"])
+    for _ in range(100):  # each pass may expand a foreach, which makes new nodes ready
+        nodes, statuses, edges = _load(submission_id)
+        if submission.status == SubmissionStatus.PAUSED:
+            break
+        step_plan = graph.plan(statuses, edges, disabled={key for key, node in nodes.items() if not node["enabled"]})
+        for key in step_plan.skip:
+            move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.SKIPPED, message="disabled: skipped")
+        expanded = False
+        for key in step_plan.ready:
+            action = _start(submission, nodes[key], edges)
+            if action == "queued":
+                queued.append(nodes[key]["id"])
+            if action in ("expanded", "failed"):
+                expanded = True
+                break
+        if not expanded and not step_plan.skip:
+            break
+    nodes, statuses, edges = _load(submission_id)
     final = graph.outcome(statuses)
     if final is not None:
-        _finish(submission_id, final, statuses)
+        return queued + _finish(submission_id, final, statuses)
+    _mark_waiting(submission, statuses)
     return queued
+
+
+def _load(submission_id):
+    rows = Node.objects.filter(submission_id=submission_id).values(
+        "id", "key", "status", "enabled", "params", "task__name", "task__input_prompt", "step__when", "step__foreach"
+    )
+    nodes = {row["key"]: row for row in rows}
+    return nodes, {key: row["status"] for key, row in nodes.items()}, edge_keys(submission_id)
+
+
+def _start(submission, node, edges):
+    """Decide what a ready node does now; return "queued", "waiting", "skipped", "expanded" or "failed"."""
+    key, node_id = node["key"], node["id"]
+    if node["step__when"]:
+        try:
+            go = bool(expressions.evaluate(node["step__when"], _context(submission)))
+        except expressions.ExpressionError as error:
+            _fail_now(submission.pk, node_id, f"step '{key}': when {node['step__when']!r}: {error}")
+            return "failed"
+        if not go:
+            move_node(node_id, NodeStatus.PENDING, NodeStatus.SKIPPED, message=f"skipped: when {node['step__when']!r} is false")
+            return "skipped"
+    if node["step__foreach"] and "$INDEX" not in node["params"]:
+        try:
+            count = foreach.expand(submission, Node.objects.select_related("task", "submission__job").get(pk=node_id), edges)
+        except (foreach.ForeachError, mutations.OperationError, mutations.PromiseBroken) as error:
+            _fail_now(submission.pk, node_id, f"step '{key}': foreach: {error}")
+            return "failed"
+        move_node(node_id, NodeStatus.PENDING, NodeStatus.SKIPPED, message=f"expanded into {count} instances")
+        return "expanded"
+    if node["task__input_prompt"]:
+        if move_node(node_id, NodeStatus.PENDING, NodeStatus.WAITING):
+            record(submission.pk, f"step '{key}' is waiting for input: {node['task__input_prompt']}", node_id=node_id)
+        return "waiting"
+    if move_node(node_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=timezone.now()):
+        return "queued"
+    return "skipped"
+
+
+def _context(submission):
+    """Names a ``when`` condition may use: parameters by REST name, and each node's outputs by its key."""
+    context = dict(submission.params)
+    for key, outputs in Node.objects.filter(submission=submission).exclude(outputs={}).values_list("key", "outputs"):
+        context[key] = outputs
+    return context
+
+
+def _fail_now(submission_id, node_id, text):
+    """A node cannot start (a bad condition or expansion): fail it and end the submission."""
+    if move_node(node_id, NodeStatus.PENDING, NodeStatus.FAILED, message=text):
+        stop(submission_id, SubmissionStatus.ERROR, text)
+
+
+def _mark_waiting(submission, statuses):
+    """The submission waits when its only unfinished nodes wait for people."""
+    values = set(statuses.values())
+    if NodeStatus.WAITING in values and not values & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
+        move_submission(submission.pk, [SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING], SubmissionStatus.WAITING)
+    elif submission.status == SubmissionStatus.WAITING and values & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
+        move_submission(submission.pk, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
 
 
 def _advance_after(node_id):
     """Queue the successors of ``node_id`` whose predecessors are all done; [] means "do it the full way".
 
-    Falls back (returns []) whenever the general rules are needed: a disabled
-    successor to skip, nothing queued (the submission may be finishing), or a
-    submission that is not running.
+    Falls back (returns []) whenever the general rules are needed: a disabled,
+    conditional, expanding or input-waiting successor, nothing queued (the
+    submission may be finishing), or a submission that is not running.
     """
     successors = list(
-        Edge.objects.filter(source_id=node_id).values_list("target_id", "target__status", "target__enabled", "target__submission__status")
+        Edge.objects.filter(source_id=node_id).values_list(
+            "target_id", "target__status", "target__enabled", "target__submission__status",
+            "target__task__input_prompt", "target__step__when", "target__step__foreach",
+        )
     )
-    if not successors or any(not enabled for _, _, enabled, _ in successors):
+    if not successors:
         return []
-    if any(status not in (SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING) for _, _, _, status in successors):
-        return []
+    for _, _, enabled, status, prompt, when, each in successors:
+        if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING:
+            return []
     queued = []
     now = timezone.now()
-    for target_id, status, _, _ in successors:
+    for target_id, status, *_ in successors:
         if status != NodeStatus.PENDING:
             continue
         if Edge.objects.filter(target_id=target_id).exclude(source__status__in=NodeStatus.DONE).exists():
@@ -167,6 +242,29 @@ def _finish(submission_id, status, statuses):
         record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
         log.info("Submission %s finished as %s.", submission_id, status)
         notify.submission_finished(submission_id)
+        return _return_to_parent(submission_id, status, text)
+    return []
+
+
+def _return_to_parent(child_id, status, text):
+    """A sub-job ended: finish the parent node that waits for it; return what the parent queued."""
+    child = Submission.objects.select_related("parent_node").get(pk=child_id)
+    parent = child.parent_node
+    if parent is None:
+        return []
+    if status != SubmissionStatus.COMPLETE:
+        reason = f"step '{parent.key}': sub-job {child.uuid} ended {status}: {text}"
+        if move_node(parent.pk, NodeStatus.WAITING, NodeStatus.FAILED, message=reason):
+            stop(parent.submission_id, SubmissionStatus.ERROR, reason)
+        return []
+    for result in child.results.filter(node__isnull=False, superseded=False):
+        copy = Result(submission_id=parent.submission_id, node=parent, name=result.name, ending=result.ending, size=result.size)
+        with result.file.open("rb") as handle:
+            copy.file.save(result.name, File(handle), save=True)
+    if not move_node(parent.pk, NodeStatus.WAITING, NodeStatus.SUCCEEDED, message=f"sub-job {child.uuid} complete"):
+        return []
+    record(parent.submission_id, f"step '{parent.key}' succeeded: sub-job {child.uuid} complete", node=parent)
+    return advance(parent.submission_id, finished=parent.pk)
 
 
 def run_node(node_id, worker="", watch=False):
@@ -192,6 +290,8 @@ def run_node(node_id, worker="", watch=False):
         return []
     if submission.status == SubmissionStatus.SUBMITTED:
         move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
+    if node.task.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB:
+        return _start_subjob(node)
     workdir = _workdir(node)
     if watch:
         watchdog.add(node.pk)
@@ -205,12 +305,39 @@ def run_node(node_id, worker="", watch=False):
     return ([node.pk] if retry else []) + advance(submission.pk, finished=node.pk)
 
 
+def _start_subjob(node):
+    """Run another job as a child submission; the node waits (no process) until it ends."""
+    task, parent = node.task, node.submission
+    child_job = Job.objects.filter(name=task.executable.strip()).first()
+    if child_job is None:
+        _fail(node, f"sub-job: there is no job '{task.executable.strip()}'", retryable=False)
+        return advance(parent.pk)
+    names = {parameter.rest_name for parameter in child_job.parameters()}
+    values = {name: value for name, value in {**parent.params, **node.params}.items() if name in names and value is not None}
+    try:
+        writers, _, used = _inputs(node, task.in_endings[:1] or [".input"])
+        upload = None
+        if used:
+            with used[0].file.open("rb") as handle:
+                upload = handle.read()
+        child = submit(child_job, params=values, input_data=upload, user=parent.user, priority=parent.priority, parent_node=node)
+    except (MissingInput, SubmissionInvalid) as error:
+        _fail(node, f"sub-job '{child_job.name}': {error}", retryable=False)
+        return advance(parent.pk)
+    move_node(node.pk, NodeStatus.RUNNING, NodeStatus.WAITING, message=f"running sub-job {child.uuid}", lease_expires_at=None)
+    record(parent.pk, f"step '{node.key}' started sub-job {child.uuid} of job '{child_job.name}'", node=node)
+    return advance(child.pk)
+
+
 def _attempt(node, workdir, watch=False):
     """Run the node's process and record the verdict; return True when it should be retried."""
     if node.attempt > 1:
         _delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
-        run = _prepare(node, workdir)
+        run, used = _prepare(node, workdir)
+        key = caching.key_for(node, run, used) if node.task.cache else None
+        if key and caching.reuse(node, key):
+            return False
         outcome = executors.execute(run, on_start=(lambda pid: watchdog.started(node.pk, pid)) if watch else None)
     except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
         return _fail(node, str(error), retryable=False)
@@ -230,17 +357,23 @@ def _attempt(node, workdir, watch=False):
     if not verdict.succeeded:
         detail = f"{verdict.message}\n{outcome.stderr_tail}".strip()
         return _fail(node, detail, exit_code=outcome.exit_code, retryable=True, command=outcome.command)
+    qc = quality.check(node)
+    if qc.failed and not qc.terminate:
+        return _fail(node, qc.message, exit_code=outcome.exit_code, retryable=False, command=outcome.command)
     try:
         changes = plan_changes(node, mutations.parse_lines(outcome.control))
     except (mutations.OperationError, mutations.PromiseBroken) as error:
         return _break(node, error, outcome.exit_code)
+    message = "; ".join(text for text in (verdict.message, qc.message) if text)
     with transaction.atomic():  # the graph grows before any successor of this node can start
         apply_changes(node, changes)
-        if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=verdict.message, command=outcome.command):
+        if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=message, command=outcome.command):
             return False
-    record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({verdict.message})" if verdict.message else ""), node=node)
-    if verdict.terminate:
-        stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {verdict.message}", remaining=NodeStatus.SKIPPED)
+    if key:
+        caching.remember(key, node)
+    record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else ""), node=node)
+    if verdict.terminate or qc.failed:
+        stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {message}", remaining=NodeStatus.SKIPPED)
     return False
 
 
@@ -251,7 +384,7 @@ def active_promises(submission):
 
 def graph_state(submission_id):
     nodes = {key: (task, status) for key, task, status in Node.objects.filter(submission_id=submission_id).values_list("key", "task__name", "status")}
-    return mutations.GraphState(nodes, set(_edge_keys(submission_id)))
+    return mutations.GraphState(nodes, set(edge_keys(submission_id)))
 
 
 def plan_changes(node, operations):
@@ -325,14 +458,21 @@ def _fail(node, detail, exit_code=None, retryable=True, command=""):
 
 
 def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
-    """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it."""
+    """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it.
+
+    Sub-jobs of its waiting nodes are cancelled too, and a sub-job that ends
+    this way ends the node waiting for it.
+    """
     if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
         return False
+    for child_id in Submission.objects.filter(parent_node__submission_id=submission_id, status__in=SubmissionStatus.ACTIVE).values_list("pk", flat=True):
+        stop(child_id, SubmissionStatus.CANCELLED, f"its parent submission stopped: {text}")
     for node_id, was in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", "status"):
         move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
     level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
     record(submission_id, text, level=level)
     notify.submission_finished(submission_id)
+    _return_to_parent(submission_id, status, text)
     return True
 
 
@@ -350,13 +490,13 @@ def retry_delay(attempt):
     return min(settings.SLUICE_RETRY_BACKOFF * 2 ** (attempt - 1), settings.SLUICE_RETRY_BACKOFF_MAX)
 
 
-def record(submission_id, text, level=Message.Level.INFO, node=None):
+def record(submission_id, text, level=Message.Level.INFO, node=None, node_id=None):
     """Add a message to the submission's timeline and make it the last message."""
-    Message.objects.create(submission_id=submission_id, node=node, level=level, text=text)
+    Message.objects.create(submission_id=submission_id, node_id=node.pk if node is not None else node_id, level=level, text=text)
     Submission.objects.filter(pk=submission_id).update(last_message=text)
 
 
-def _edge_keys(submission_id):
+def edge_keys(submission_id):
     return list(Edge.objects.filter(submission_id=submission_id).values_list("source__key", "target__key"))
 
 
@@ -370,50 +510,66 @@ def _prepare(node, workdir):
     task = node.task
     submission = node.submission
     values = {**submission.params, **node.params}
-    behaviour = task.backend.queue_type.execution_behaviour
-    if behaviour == QueueType.ExecutionBehaviour.JOB:
-        raise ValueError(f"step '{node.key}': sub-job tasks are not supported yet")
+    inputs, in_names, used = _inputs(node, task.in_endings)
     return executors.NodeRun(
-        behaviour=behaviour,
+        behaviour=task.backend.queue_type.execution_behaviour,
         executable=task.executable,
         workdir=workdir,
         file_id=submission.file_id,
-        in_endings=task.in_endings,
+        in_endings=[ending.lstrip("*") for ending in task.in_endings],
         out_endings=task.out_endings,
         stdout_ending=task.stdout_glob,
         params=[(parameter.spec(), values.get(parameter.rest_name)) for parameter in task.parameters.all()],
         value=_value(submission) if "$VALUE" in task.executable else "",
         environment={variable.name: variable.value for variable in task.environment.all()},
         timeout=task.timeout,
-        inputs=_inputs(node, task.in_endings),
-    )
+        inputs=inputs,
+        in_names=in_names,
+        item=node.params.get("$ITEM", ""),
+        index=node.params.get("$INDEX", ""),
+    ), used
 
 
 def _inputs(node, endings):
-    """Map each in-glob ending to a writer of the nearest ancestor's file with that ending.
+    """Find the files a node reads: ``(writers by staged name, staged names per ending, results used)``.
+
+    An ending takes the nearest done ancestor's file (then the upload); a
+    foreach instance over files takes its own file; a "*" ending gathers
+    every done ancestor's file with that ending, staged as ``<ID>.<n><ending>``.
 
     Raises:
-        MissingInput: no ancestor, nor the upload, has a file with an ending.
+        MissingInput: no ancestor, nor the upload, has a file with a (non-gathering) ending.
     """
     if not endings:
-        return {}
-    ancestors = graph.ancestors_nearest_first(node.key, _edge_keys(node.submission_id))
+        return {}, [], []
+    ancestors = graph.ancestors_nearest_first(node.key, edge_keys(node.submission_id))
     rank = {key: position for position, key in enumerate(ancestors)}
-    candidates = Result.objects.filter(submission_id=node.submission_id, ending__in=endings).select_related("node")
-    best = {}
-    for result in candidates:
-        if result.node_id is None:
-            position = len(rank)  # the upload comes after every ancestor
-        elif result.node.key in rank and result.node.status in NodeStatus.DONE:
-            position = rank[result.node.key]
-        else:
+    plain = {ending.lstrip("*") for ending in endings}
+    candidates = [
+        result for result in Result.objects.filter(submission_id=node.submission_id, ending__in=plain, superseded=False).select_related("node")
+        if result.node_id is None or (result.node.key in rank and result.node.status in NodeStatus.DONE)
+    ]
+    own = node.params.get("$RESULT")
+    writers, names, used = {}, [], []
+    for ending in endings:
+        if ending.startswith("*"):
+            gathered = sorted((r for r in candidates if r.node_id and r.ending == ending[1:]), key=lambda r: (r.node.key, r.pk))
+            staged = [f"{node.submission.file_id}.{index}{ending[1:]}" for index in range(len(gathered))]
+            writers.update({name: _writer(result) for name, result in zip(staged, gathered)})
+            names.append(staged)
+            used.extend(gathered)
             continue
-        if result.ending not in best or position < best[result.ending][0]:
-            best[result.ending] = (position, result)
-    missing = [ending for ending in endings if ending not in best]
-    if missing:
-        raise MissingInput(node.key, missing[0])
-    return {ending: _writer(result) for ending, (_, result) in best.items()}
+        matching = [r for r in candidates if r.ending == ending]
+        chosen = next((r for r in matching if r.pk == own), None) or min(
+            matching, key=lambda r: (len(rank) if r.node_id is None else rank[r.node.key], r.pk), default=None
+        )
+        if chosen is None:
+            raise MissingInput(node.key, ending)
+        name = f"{node.submission.file_id}{ending}"
+        writers[name] = _writer(chosen)
+        names.append(name)
+        used.append(chosen)
+    return writers, names, used
 
 
 def _writer(result):

@@ -42,7 +42,10 @@ class NodeRun:
     value: str = ""
     environment: dict = field(default_factory=dict)
     timeout: int | None = None
-    inputs: dict = field(default_factory=dict)  # ending -> callable(dest_path) that writes the file
+    inputs: dict = field(default_factory=dict)  # file name -> callable(dest_path) that writes the file
+    in_names: list = None  # per in-glob ending: the staged name, or a list of names for a "*" ending
+    item: object = ""
+    index: object = ""
 
 
 @dataclass
@@ -124,12 +127,9 @@ def kill_group(pid, grace=KILL_GRACE, reap=None):
 
 def _stage(run):
     """Write every input into the working directory as <ID><ending>; return their names."""
-    names = set()
-    for ending, write in run.inputs.items():
-        name = f"{run.file_id}{ending}"
+    for name, write in run.inputs.items():
         write(run.workdir / name)
-        names.add(name)
-    return names
+    return set(run.inputs)
 
 
 def _command(run):
@@ -140,6 +140,9 @@ def _command(run):
         params=run.params,
         value=run.value,
         tmp=str(run.workdir),
+        item=run.item,
+        index=run.index,
+        in_names=run.in_names,
     )
     if run.behaviour == "localhost":
         line = templating.render(run.executable, context, language="shell")
@@ -157,9 +160,10 @@ def _command(run):
 
 def _sluice_env(run):
     """Values a task may read from its environment instead of placeholders."""
-    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir)}
+    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir), "SLUICE_ITEM": templating._text(run.item), "SLUICE_INDEX": templating._text(run.index)}
     for number, ending in enumerate(run.in_endings, start=1):
-        env[f"SLUICE_I{number}"] = f"{run.file_id}{ending}"
+        names = run.in_names[number - 1] if run.in_names else f"{run.file_id}{ending}"
+        env[f"SLUICE_I{number}"] = " ".join(names) if isinstance(names, list) else names
     for number, ending in enumerate(run.out_endings, start=1):
         env[f"SLUICE_O{number}"] = f"{run.file_id}{ending}"
     for number, (_, value) in enumerate(run.params, start=1):

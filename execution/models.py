@@ -36,6 +36,7 @@ class Submission(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="submissions")
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
+    parent_node = models.ForeignKey("Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", help_text="The node that runs this submission as a sub-job.")
     submission_name = models.CharField(max_length=256, blank=True)
     email = models.EmailField(blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
@@ -140,6 +141,7 @@ class Result(models.Model):
     ending = models.CharField(max_length=255, blank=True)
     file = models.FileField(upload_to=result_path, max_length=512)
     size = models.BigIntegerField(default=0)
+    superseded = models.BooleanField(default=False, help_text="From an earlier run of a restarted node: kept as history, never staged.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -197,3 +199,17 @@ class PeriodicSubmission(models.Model):
                 self.params = self.job.resolve_params(self.params or {})
             except ValidationError as error:
                 raise ValidationError({"params": [f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items()]}) from None
+
+
+class CacheEntry(models.Model):
+    """Results of a cacheable task's run, by a key over its definition, inputs and parameters."""
+
+    key = models.CharField(max_length=64, unique=True)
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="cache_entries")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "cache entries"
+
+    def __str__(self):
+        return self.key[:12]

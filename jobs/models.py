@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from . import dag, params, promises, templating, validators
+from . import dag, expressions, params, promises, templating, validators
 
 NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
 ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name is letters, digits and '_', not starting with a digit")
@@ -66,7 +66,7 @@ class Task(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[NAME])
     description = models.TextField(blank=True)
     backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="tasks")
-    in_glob = models.CharField(max_length=512, blank=True, help_text="Comma-separated file endings this step reads, found among the results of earlier steps (nearest first); .input is the submitter's upload. $I1.. name them.")
+    in_glob = models.CharField(max_length=512, blank=True, help_text="Comma-separated file endings this step reads, found among the results of earlier steps (nearest first); .input is the submitter's upload; *.part gathers every earlier .part file. $I1.. name them.")
     out_glob = models.CharField(max_length=512, blank=True, help_text="Comma-separated file endings gathered as results after the step runs. $O1.. name them.")
     stdout_glob = models.CharField(max_length=64, blank=True, help_text="If set, stdout is captured to <ID><ending> and kept as a result.")
     executable = models.TextField(help_text="Shell line (localhost) or code (python, r). Placeholders: $I1 $O1 $P1 $VALUE $TMP $ID.")
@@ -76,6 +76,13 @@ class Task(models.Model):
     dynamic = models.BooleanField(default=False, help_text="May the step add nodes and edges while it runs.")
     timeout = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)], help_text="Seconds before the step's whole process group is killed; empty means no limit.")
     retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)], help_text="How many times a failed step is tried again.")
+    cache = models.BooleanField(default=False, help_text="Reuse the results of an earlier run with the same task definition, inputs and parameters.")
+    input_prompt = models.CharField(max_length=500, blank=True, help_text="If set, the step runs no process: it waits for a person to answer this prompt (POST .../nodes/KEY/input/).")
+    qc = models.JSONField(
+        default=dict, blank=True,
+        help_text='A quality check on a JSON output, e.g. {"output": ".qc.json", "check": "reads > 1000", "on_fail": "fail"}; on_fail is fail or terminate.',
+    )
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -99,6 +106,8 @@ class Task(models.Model):
         errors = {}
         for field in ("in_glob", "out_glob", "stdout_glob"):
             for ending in templating.split_endings(getattr(self, field)):
+                if field == "in_glob" and ending.startswith("*"):
+                    ending = ending[1:]  # "*.part": gather every earlier step's .part file
                 if not ENDING.match(ending) or ending in {".", ".."}:
                     errors.setdefault(field, []).append(f"'{ending}' is not a file ending; use letters, digits and '._+-', no '/' or '*'")
         if "," in self.stdout_glob:
@@ -109,6 +118,10 @@ class Task(models.Model):
         problems = self.placeholder_errors(parameter_count=None)
         if problems:
             errors.setdefault("executable", []).extend(problems)
+        if self.qc:
+            problem = qc_problem(self.qc)
+            if problem:
+                errors["qc"] = problem
         if errors:
             raise ValidationError(errors)
 
@@ -331,6 +344,11 @@ class Step(models.Model):
     ordering = models.IntegerField(default=0, help_text="Steps with equal ordering run in parallel; used when no step names 'after'.")
     after = models.JSONField(default=list, blank=True, help_text="Keys of steps this one runs after.")
     enabled = models.BooleanField(default=True, help_text="A disabled step is skipped; the steps after it still run.")
+    when = models.CharField(max_length=500, blank=True, help_text="Run only if this expression is true, e.g. \"check.passed == true and job_mode == 'full'\"; otherwise skipped.")
+    foreach = models.JSONField(
+        default=dict, blank=True,
+        help_text='Run once per item: {"lines": ".txt"}, {"files": ".part"}, {"output": "step.name"} or {"param": "task_alias"}; each instance sees $ITEM and $INDEX.',
+    )
 
     class Meta:
         ordering = ["ordering", "id"]
@@ -340,8 +358,20 @@ class Step(models.Model):
         return f"{self.job.name}.{self.key}" if self.job_id else self.key
 
     def clean(self):
+        errors = {}
         if not isinstance(self.after, list) or not all(isinstance(key, str) for key in self.after):
-            raise ValidationError({"after": "must be a list of step keys"})
+            errors["after"] = "must be a list of step keys"
+        if self.when:
+            try:
+                expressions.parse(self.when)
+            except expressions.ExpressionError as error:
+                errors["when"] = str(error)
+        if self.foreach:
+            problem = foreach_problem(self.foreach)
+            if problem:
+                errors["foreach"] = problem
+        if errors:
+            raise ValidationError(errors)
 
 
 class Validator(models.Model):
@@ -380,3 +410,29 @@ class JobPromise(models.Model):
             promises.parse_promise(self.as_dict())
         except promises.PromiseError as error:
             raise ValidationError({"spec": str(error)}) from None
+
+
+FOREACH_SOURCES = ("lines", "files", "output", "param")
+
+
+def foreach_problem(spec):
+    """What is wrong with a step's ``foreach``, or None."""
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in FOREACH_SOURCES:
+        return f"give exactly one of {', '.join(FOREACH_SOURCES)}, e.g. {{\"lines\": \".txt\"}}"
+    value = next(iter(spec.values()))
+    if not isinstance(value, str) or not value:
+        return "the source must be a non-empty string"
+    return None
+
+
+def qc_problem(spec):
+    """What is wrong with a task's ``qc``, or None."""
+    if not isinstance(spec, dict) or not {"output", "check"} <= set(spec) or set(spec) - {"output", "check", "on_fail"}:
+        return 'give {"output": ".qc.json", "check": "<expression>", "on_fail": "fail" or "terminate"}'
+    if spec.get("on_fail", "fail") not in ("fail", "terminate"):
+        return "on_fail must be fail or terminate"
+    try:
+        expressions.parse(spec["check"])
+    except expressions.ExpressionError as error:
+        return f"check: {error}"
+    return None

@@ -8,6 +8,8 @@ Pure functions over plain data, no Django. The placeholders are:
 ``$VALUE``        the submitted input data as one quoted word (small inputs)
 ``$TMP``          the node's working directory
 ``$ID``           the file-name id; files are named ``<ID><ending>``
+``$ITEM``         the item of a ``foreach`` instance, quoted
+``$INDEX``        the 0-based index of a ``foreach`` instance
 
 Anything else that looks like ``$NAME`` (``$HOME``, ``${X}``, ``$1``) is left for
 the shell. Every value a submitter controls is passed through ``shlex.quote``;
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 # $I<n>, $O<n>, $P<n>, or one of the named words not followed by a name character.
-_PATTERN = re.compile(r"\$(?:(?P<kind>[IOP])(?P<index>[1-9][0-9]*)|(?P<word>VALUE|TMP|ID)(?![A-Za-z0-9_]))")
+_PATTERN = re.compile(r"\$(?:(?P<kind>[IOP])(?P<index>[1-9][0-9]*)|(?P<word>VALUE|TMP|ID|ITEM|INDEX)(?![A-Za-z0-9_]))")
 
 
 class TemplateError(ValueError):
@@ -72,6 +74,9 @@ class RenderContext:
     params: list = field(default_factory=list)  # [(ParamSpec, value)], in $P order
     value: str = ""
     tmp: str = ""
+    item: object = ""
+    index: object = ""
+    in_names: list = None  # per in-glob ending: a file name, or a list of names (a gathering "*" ending)
 
 
 def split_endings(glob):
@@ -128,6 +133,10 @@ def render(executable, context, language="shell"):
             return name(context.tmp)
         if match["word"] == "VALUE":
             return literal(_text(context.value))
+        if match["word"] == "ITEM":
+            return literal(_text(context.item))
+        if match["word"] == "INDEX":
+            return literal(_text(context.index))
         index = int(match["index"]) - 1
         if match["kind"] == "P":
             if index >= len(context.params):
@@ -138,6 +147,9 @@ def render(executable, context, language="shell"):
         if index >= len(endings):
             glob = "in_glob" if match["kind"] == "I" else "out_glob"
             raise TemplateError(f"{match[0]} names ending {index + 1} of {glob} but it has {len(endings)}", match[0])
+        if match["kind"] == "I" and context.in_names is not None:
+            names = context.in_names[index]
+            return " ".join(name(item) for item in names) if isinstance(names, list) else name(names)
         return name(f"{context.file_id}{endings[index]}")
 
     return _PATTERN.sub(replace, executable)

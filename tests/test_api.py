@@ -285,13 +285,6 @@ def test_cancel_by_owner_and_staff_but_not_others(owner, other_user, staff):
     assert submission.status == "cancelled" and "cancelled by owner" in submission.last_message
 
 
-@pytest.mark.parametrize("path", ["pause/", "resume/", "nodes/t/restart/", "nodes/t/input/"])
-def test_controls_not_built_yet_answer_409(owner, path):
-    submission = engine.submit(make_job("j", steps=[make_task("t", "true")]), user=owner)
-    response = client_for(owner).post(f"/api/submissions/{submission.uuid}/{path}")
-    assert response.status_code == 409 and "not supported yet" in response.json()["detail"]
-
-
 # --- quotas and priorities ---------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from execution import diagrams, engine, intake
+from execution import controls, diagrams, dispatch, engine, intake
 from execution.errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
 from execution.models import Batch, Result, Submission
 from jobs.models import Job
@@ -76,7 +76,7 @@ def visible_submission(request, uuid):
 
 def submission_context(request, submission):
     nodes = list(submission.nodes.select_related("task"))
-    results = list(submission.results.select_related("node"))
+    results = list(submission.results.filter(superseded=False).select_related("node"))
     for result in results:
         result.previewable = preview_kind(result) is not None
     return {
@@ -104,6 +104,43 @@ def submission_live(request, uuid):
 def submission_list(request):
     submissions = Submission.objects.select_related("job").filter(user=request.user)[:500]
     return render(request, "web/submissions.html", {"submissions": submissions})
+
+
+def _who(request):
+    return request.user.get_username() if request.user.is_authenticated else "its submitter"
+
+
+def _control(request, uuid, action):
+    """Run a control from a page button; say what happened and go back to the page."""
+    submission = visible_submission(request, uuid)
+    try:
+        dispatch.send(action(submission))
+    except controls.ControlRefused as error:
+        messages.error(request, str(error))
+    else:
+        submission.refresh_from_db()
+        messages.success(request, submission.last_message)
+    return redirect("web:submission", uuid=submission.uuid)
+
+
+@require_POST
+def pause(request, uuid):
+    return _control(request, uuid, lambda s: controls.pause(s.pk, _who(request)))
+
+
+@require_POST
+def resume(request, uuid):
+    return _control(request, uuid, lambda s: controls.resume(s.pk, _who(request)))
+
+
+@require_POST
+def restart(request, uuid, key):
+    return _control(request, uuid, lambda s: controls.restart(s.pk, key, _who(request)))
+
+
+@require_POST
+def answer(request, uuid, key):
+    return _control(request, uuid, lambda s: controls.provide_input(s.pk, key, request.POST.get("value", ""), _who(request)))
 
 
 @require_POST

@@ -1,0 +1,113 @@
+"""Controls a person uses on a running submission: pause, resume, restart a node, answer a waiting node.
+
+Each returns the ids of nodes that should now run (the caller sends them),
+or raises ``ControlRefused`` saying why the control does not apply.
+"""
+import json
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from . import engine
+from .errors import SluiceError
+from .models import Node, Result, Submission
+from .states import NodeStatus, SubmissionStatus, move_node, move_submission
+
+__all__ = ["ControlRefused", "pause", "provide_input", "restart", "resume"]
+
+INPUT_LIMIT = 64 * 1024
+
+
+class ControlRefused(SluiceError):
+    """The control does not apply to the submission or node as they are."""
+
+
+def pause(submission_id, who="a user"):
+    """Stop new nodes from starting; running ones finish. Queued nodes go back to pending."""
+    if not move_submission(submission_id, [SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING, SubmissionStatus.WAITING], SubmissionStatus.PAUSED):
+        raise ControlRefused(f"only an active submission can be paused; it is {_status(submission_id)}")
+    for node_id in Node.objects.filter(submission_id=submission_id, status=NodeStatus.QUEUED).values_list("pk", flat=True):
+        # A message already sent for it finds it pending and does nothing; resume queues it again.
+        move_node(node_id, NodeStatus.QUEUED, NodeStatus.PENDING)
+    engine.record(submission_id, f"paused by {who}: no new step starts until it is resumed")
+    return []
+
+
+def resume(submission_id, who="a user"):
+    """Let nodes start again; returns the ids queued."""
+    if not move_submission(submission_id, SubmissionStatus.PAUSED, SubmissionStatus.RUNNING):
+        raise ControlRefused(f"only a paused submission can be resumed; it is {_status(submission_id)}")
+    engine.record(submission_id, f"resumed by {who}")
+    return engine.advance(submission_id)
+
+
+def restart(submission_id, key, who="a user"):
+    """Run node ``key`` and everything downstream of it again; returns the ids queued.
+
+    Their results are kept as history (marked superseded); nodes that a
+    restarted node added at run time are removed, since it will add them again.
+
+    Raises:
+        ControlRefused: the node or something downstream is still running.
+    """
+    submission = Submission.objects.get(pk=submission_id)
+    edges = engine.edge_keys(submission_id)
+    nodes = {node.key: node for node in Node.objects.filter(submission_id=submission_id)}
+    if key not in nodes:
+        raise ControlRefused(f"submission {submission.uuid} has no node '{key}'")
+    downstream = {key} | _descendants(key, edges)
+    busy = sorted(k for k in downstream if nodes[k].status in (NodeStatus.QUEUED, NodeStatus.RUNNING, NodeStatus.WAITING))
+    if busy:
+        raise ControlRefused(f"step '{busy[0]}' is {nodes[busy[0]].status}; wait for it or cancel the submission first")
+    with transaction.atomic():
+        added = [k for k in downstream if nodes[k].added_by in downstream]
+        Result.objects.filter(node__submission_id=submission_id, node__key__in=downstream).update(superseded=True)
+        Node.objects.filter(submission_id=submission_id, key__in=added).delete()
+        for k in sorted(downstream - set(added)):
+            move_node(nodes[k].pk, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, exit_code=None, message="restarted", outputs={},
+                      started_at=None, finished_at=None, not_before=None)
+        if submission.status in SubmissionStatus.TERMINAL:
+            move_submission(submission_id, SubmissionStatus.TERMINAL, SubmissionStatus.RUNNING, finished_at=None)
+        engine.record(submission_id, f"step '{key}' and {len(downstream) - 1} steps after it restarted by {who}")
+    return engine.advance(submission_id)
+
+
+def provide_input(submission_id, key, value, who="a user"):
+    """Answer a node that waits for input; it succeeds with the answer as its output "input"
+    and as a result file ``<ID>.<key>.answer``. Returns the ids queued."""
+    node = Node.objects.select_related("submission", "task").filter(submission_id=submission_id, key=key).first()
+    if node is None:
+        raise ControlRefused(f"there is no node '{key}'")
+    if node.status != NodeStatus.WAITING or not node.task.input_prompt:
+        raise ControlRefused(f"step '{key}' is not waiting for input; it is {node.status}")
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) > INPUT_LIMIT:
+        raise ControlRefused(f"the answer is {len(text)} characters; at most {INPUT_LIMIT}")
+    with transaction.atomic():
+        if not move_node(node.pk, NodeStatus.WAITING, NodeStatus.SUCCEEDED, outputs={**node.outputs, "input": value}, message=f"answered by {who}"):
+            raise ControlRefused(f"step '{key}' was answered already")
+        result = Result(submission_id=submission_id, node=node, name=f"{node.submission.file_id}.{key}.answer", ending=".answer", size=len(text.encode()))
+        result.file.save(result.name, ContentFile(text.encode()), save=True)
+        if node.submission.status == SubmissionStatus.WAITING:
+            move_submission(submission_id, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
+        engine.record(submission_id, f"step '{key}' answered by {who}", node=node)
+    return engine.advance(submission_id, finished=node.pk)
+
+
+def _descendants(key, edges):
+    children = {}
+    for before, after in edges:
+        children.setdefault(before, []).append(after)
+    seen, stack = set(), [key]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def _status(submission_id):
+    return Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
+
+
