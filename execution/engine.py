@@ -315,7 +315,11 @@ def _start_subjob(node):
     names = {parameter.rest_name for parameter in child_job.parameters()}
     values = {name: value for name, value in {**parent.params, **node.params}.items() if name in names and value is not None}
     try:
-        writers, _, used = _inputs(node, task.in_endings[:1] or [".input"])
+        # The child's upload: the task's first in-glob file, or else the parent's own upload.
+        if task.in_endings:
+            used = _inputs(node, task.in_endings[:1])[2]
+        else:
+            used = list(Result.objects.filter(submission=parent, node__isnull=True, ending=".input"))
         upload = None
         if used:
             with used[0].file.open("rb") as handle:

@@ -141,6 +141,17 @@ def _environment(value, path):
     return {str(name): "" if item is None else _text(item, f"{path}.{name}") for name, item in value.items()}
 
 
+def _mapping(value, path):
+    """A free-form mapping stored as JSON (a foreach source, a QC check); the model judges its fields."""
+    if not isinstance(value, dict):
+        raise CatalogueError(path, f"must be a mapping, got {_kind_of(value)}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise CatalogueError(path, "must hold only text, numbers, true/false, lists and mappings") from None
+    return value
+
+
 def _step(value, path):
     fields = _read_step_fields(value, path)
     fields.setdefault("id", fields["task"])
@@ -179,7 +190,7 @@ _read_parameter = _entry(
 )
 _read_configuration = _entry({"kind": _text, "name": _text, "version": _text}, required=("name",))
 _read_step_fields = _entry(
-    {"id": _text, "task": _text, "ordering": _integer(None, "an integer"), "after": _list(_text), "enabled": _flag},
+    {"id": _text, "task": _text, "ordering": _integer(None, "an integer"), "after": _list(_text), "enabled": _flag, "when": _text, "foreach": _mapping},
     required=("task",),
 )
 
@@ -204,6 +215,9 @@ READERS = {
             "dynamic": _flag,
             "timeout": _integer(1, "a positive integer"),
             "retries": _integer(0, "a whole number, 0 or more"),
+            "cache": _flag,
+            "input_prompt": _text,
+            "qc": _mapping,
         },
         required=("name", "backend", "executable"),
     ),
@@ -322,7 +336,9 @@ def _write_backend(fields, path):
 
 # Task fields written before and after its child lists, in the order a dump shows them.
 TASK_TEXT_FIELDS = ["description", "in_glob", "out_glob", "stdout_glob", "executable"]
-TASK_BEHAVIOUR_FIELDS = ["incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries"]
+TASK_BEHAVIOUR_FIELDS = [
+    "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries", "cache", "input_prompt", "qc",
+]
 TASK_FIELDS = TASK_TEXT_FIELDS + TASK_BEHAVIOUR_FIELDS
 PARAMETER_FIELDS = ["flag", "default", "bool_valued", "rest_alias", "spacing", "switchless", "type", "choices", "required", "description"]
 
@@ -396,7 +412,7 @@ def _write_steps(job, steps, path):
     for index, item in enumerate(steps):
         step = existing.get(item["id"]) or Step(job=job, key=item["id"])
         step.task = _find(Task, item["task"], f"{path}[{index}].task", "task")
-        _assign(step, item, ["ordering", "after", "enabled"])
+        _assign(step, item, ["ordering", "after", "enabled", "when", "foreach"])
         _save(step, f"{path}[{index}]", {"key": "id"})
 
 
@@ -513,7 +529,10 @@ def _dump_job(job):
         "login_required": job.login_required,
         "validators": [validator.validation_type for validator in job.validators.order_by("id")],
         "steps": [
-            {"id": step.key, "task": step.task.name, "ordering": step.ordering, "after": list(step.after), "enabled": step.enabled}
+            {
+                "id": step.key, "task": step.task.name, "ordering": step.ordering, "after": list(step.after), "enabled": step.enabled,
+                "when": step.when, "foreach": step.foreach,
+            }
             for step in job.steps.select_related("task")
         ],
         "promises": [promise.as_dict() for promise in job.promises.all()],

@@ -1,0 +1,236 @@
+"""Controls and conveniences: pause, resume, restart, input, caching, QC, when, foreach, sub-jobs, loops."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from execution import controls, dispatch, engine
+from execution.local import SynchronousRunner
+from execution.models import Node, Submission
+from jobs import expressions
+from tests.conftest import wait_for
+from tests.factories import make_job, make_parameter, make_task
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def examples(db):
+    for name in ("controls.yaml", "tmp_count.yaml"):
+        call_command("loadjobs", str(EXAMPLES / name), stdout=open("/dev/null", "w"))
+
+
+def text(submission, ending, node=None):
+    results = submission.results.filter(ending=ending, superseded=False)
+    if node:
+        results = results.filter(node__key=node)
+    with results.get().file.open("rb") as handle:
+        return handle.read().decode()
+
+
+def statuses(submission):
+    return {node.key: node.status for node in submission.nodes.all()}
+
+
+# --- the safe expression language ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("a == 1 and b.c > 2", True), ("not a", False), ("b.c in [3, 4]", True), ("b['c'] * 2 - 1 == 5", True),
+        ("s != 'x' or false", True), ("a < b.c <= 3", True), ("null == None", True),
+    ],
+)
+def test_expressions_evaluate_on_plain_data(expression, expected):
+    assert expressions.evaluate(expression, {"a": 1, "b": {"c": 3}, "s": "y"}) is expected
+
+
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("__import__('os').system('x')", "uses Call"), ("a.__class__", "may not start with '_'"), ("[x for x in a]", "uses ListComp"),
+        ("lambda: 1", "uses Lambda"), ("a[b]", "subscripts must be literal"), ("a ==", "not a valid expression"),
+    ],
+)
+def test_expressions_refuse_anything_but_plain_conditions(expression, message):
+    with pytest.raises(expressions.ExpressionError, match=message):
+        expressions.parse(expression)
+
+
+def test_unknown_names_say_what_is_known():
+    with pytest.raises(expressions.ExpressionError, match="unknown name 'zz'; known: a"):
+        expressions.evaluate("zz == 1", {"a": 1})
+
+
+# --- conveniences, end to end ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_scatter_gather_runs_an_instance_per_line_and_gathers_them(examples):
+    submission = SynchronousRunner("scatter_gather", input=b"alpha\n\nbeta\ngamma\n").init().process()
+    assert submission.status == "complete", submission.last_message
+    assert statuses(submission)["shout"] == "skipped"
+    assert sorted(k for k in statuses(submission) if k.startswith("shout_")) == ["shout_0", "shout_1", "shout_2"]
+    report = json.loads(text(submission, ".report.json"))
+    assert report == {"count": 3, "parts": ["0 ALPHA", "1 BETA", "2 GAMMA"]}
+    assert "QC passed" in submission.nodes.get(key="gather").message
+
+
+@pytest.mark.django_db
+def test_a_failed_qc_check_fails_the_job(examples):
+    submission = SynchronousRunner("scatter_gather", input=b"\n \n").init().process()
+    assert submission.status == "error"
+    assert "QC check failed: count >= 1 is false" in submission.nodes.get(key="gather").message
+
+
+@pytest.mark.django_db
+def test_foreach_over_a_list_parameter(db):
+    task = make_task("echo_item", "echo $ITEM-$INDEX", stdout_glob=".item")
+    make_parameter(task, "things", default="x,y")
+    job = make_job("listy", steps=[("each", task, {"foreach": {"param": "echo_item_things"}})])
+    submission = SynchronousRunner(job, params={"echo_item_things": '["a b", "c"]'}).init().process()
+    assert sorted(text(submission, ".item", key) for key in ("each_0", "each_1")) == ["a b-0\n", "c-1\n"]
+
+
+@pytest.mark.django_db
+def test_foreach_over_an_output_list_and_files(db):
+    producer = make_task("producer", "for i in 1 2; do echo $i > $ID.$i.part; done; printf '{\"op\": \"output\", \"name\": \"ids\", \"value\": [10, 20]}\\n' >> \"$SLUICE_CONTROL\"", out_glob=".part")
+    by_output = make_task("by_output", "echo $ITEM", stdout_glob=".o")
+    by_file = make_task("by_file", "cat $I1", in_glob=".part", stdout_glob=".f")
+    job = make_job("fanout", steps=[
+        producer,
+        ("outs", by_output, {"after": ["producer"], "foreach": {"output": "producer.ids"}}),
+        ("files", by_file, {"after": ["producer"], "foreach": {"files": ".part"}}),
+    ])
+    submission = SynchronousRunner(job).init().process()
+    assert submission.status == "complete", submission.last_message
+    assert sorted(text(submission, ".o", k) for k in ("outs_0", "outs_1")) == ["10\n", "20\n"]
+    assert sorted(text(submission, ".f", k) for k in ("files_0", "files_1")) == ["1\n", "2\n"]
+
+
+@pytest.mark.django_db
+def test_a_foreach_that_breaks_max_nodes_fails_naming_the_promise(db):
+    task = make_task("echo_item", "echo $ITEM")
+    make_parameter(task, "things")
+    job = make_job("bounded", steps=[("each", task, {"foreach": {"param": "echo_item_things"}})])
+    job.promises.create(kind="max_nodes", spec={"value": 3})
+    submission = SynchronousRunner(job, params={"echo_item_things": "a,b,c"}).init().process()
+    assert submission.status == "error" and "max_nodes" in submission.last_message
+
+
+@pytest.mark.django_db
+def test_when_skips_a_step_whose_condition_is_false(db):
+    chooser = make_task("cond", "true")
+    make_parameter(chooser, "mode", default="fast")
+    job = make_job("cond", steps=[
+        chooser,
+        ("fast", make_task("fast", "echo fast"), {"when": "cond_mode == 'fast'", "after": ["cond"]}),
+        ("slow", make_task("slow", "echo slow"), {"when": "cond_mode == 'slow'", "after": ["cond"]}),
+    ])
+    submission = SynchronousRunner(job).init().process()
+    assert statuses(submission) == {"cond": "succeeded", "fast": "succeeded", "slow": "skipped"}
+    assert submission.nodes.get(key="slow").message == "skipped: when \"cond_mode == 'slow'\" is false"
+
+
+@pytest.mark.django_db
+def test_a_bad_condition_fails_the_submission_with_a_clear_message(db):
+    job = make_job("badcond", steps=[("s", make_task("t", "true"), {"when": "nothing == 1"})])
+    submission = SynchronousRunner(job).init().process()
+    assert submission.status == "error" and "unknown name 'nothing'" in submission.last_message
+
+
+@pytest.mark.django_db
+def test_a_sub_job_runs_as_a_child_and_its_results_are_the_parents(examples):
+    submission = SynchronousRunner("sub_job").init().process()
+    assert submission.status == "complete", submission.last_message
+    child = Submission.objects.get(parent_node__submission=submission)
+    assert child.job.name == "tmp_count" and child.status == "complete"
+    assert text(submission, ".report").startswith("tmp holds ")
+    assert submission.results.filter(node__key="child", ending=".count").exists()
+
+
+@pytest.mark.django_db
+def test_cached_rerun_reuses_the_first_result(examples):
+    runner = SynchronousRunner("cached_rerun", params={"slow_square_n": "9"}).init()
+    first, second = runner.run(n=2)
+    assert (first.nodes.get().status, second.nodes.get().status) == ("succeeded", "cached")
+    assert text(first, ".square") == text(second, ".square") == "81\n"
+    other = SynchronousRunner("cached_rerun", params={"slow_square_n": "4"}).init().process()
+    assert other.nodes.get().status == "succeeded" and text(other, ".square") == "16\n"
+
+
+@pytest.mark.django_db
+def test_a_bounded_loop_adds_fresh_instances_until_done(examples):
+    submission = SynchronousRunner("loop", params={"countdown_n": "3"}).init().process()
+    assert sorted(statuses(submission)) == ["tick", "tick_0", "tick_1", "tick_2"]
+    runaway = SynchronousRunner("loop", params={"countdown_n": "50"}).init().process()
+    assert runaway.status == "error" and '"kind": "max_nodes", "value": 10' in runaway.last_message
+
+
+# --- controls through the API ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_approval_waits_without_a_process_then_follows_the_answer(examples):
+    submission = engine.submit(engine.job_by_name("approval"))
+    dispatch.start(submission.pk)
+    submission.refresh_from_db()
+    assert submission.status == "waiting" and statuses(submission)["approve"] == "waiting"
+    client = APIClient()
+    refused = client.post(f"/api/submissions/{submission.uuid}/nodes/publish/input/", {"value": "yes"}, format="json")
+    assert refused.status_code == 409 and "not waiting for input" in refused.json()["detail"]
+    assert client.post(f"/api/submissions/{submission.uuid}/nodes/approve/input/", {}, format="json").status_code == 400
+    answered = client.post(f"/api/submissions/{submission.uuid}/nodes/approve/input/", {"value": "yes"}, format="json")
+    assert answered.status_code == 200
+    for node_id in Node.objects.filter(submission=submission, status="queued").values_list("pk", flat=True):
+        engine.run_node(node_id)
+    submission.refresh_from_db()
+    assert submission.status == "complete"
+    assert statuses(submission) == {"approve": "succeeded", "publish": "succeeded", "archive": "skipped"}
+    assert submission.nodes.get(key="approve").outputs == {"input": "yes"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_stops_new_steps_and_resume_goes_on(worker):
+    first, second = make_task("first", "sleep 0.5"), make_task("second", "true")
+    submission = engine.submit(make_job("two", steps=[first, second]))
+    dispatch.start(submission.pk)
+    client = APIClient()
+    assert client.post(f"/api/submissions/{submission.uuid}/pause/").json()["status"] == "paused"
+    assert client.post(f"/api/submissions/{submission.uuid}/pause/").status_code == 409
+    time.sleep(1.2)
+    submission.refresh_from_db()
+    assert submission.status == "paused" and submission.nodes.get(key="second").status == "pending"
+    assert client.post(f"/api/submissions/{submission.uuid}/resume/").status_code == 200
+    assert wait_for(submission).status == "complete"
+
+
+@pytest.mark.django_db
+def test_restart_reruns_a_node_and_downstream_keeping_history(examples):
+    runner = SynchronousRunner("scatter_gather", input=b"one\ntwo\n").init()
+    submission = runner.process()
+    old_gather = submission.results.get(ending=".report.json")
+    assert controls.restart(submission.pk, "split", who="tester")
+    while Node.objects.filter(submission=submission, status="queued").exists():
+        for node_id in Node.objects.filter(submission=submission, status="queued").values_list("pk", flat=True):
+            engine.run_node(node_id)
+    submission.refresh_from_db()
+    assert submission.status == "complete", submission.last_message
+    old_gather.refresh_from_db()
+    assert old_gather.superseded
+    assert submission.results.filter(ending=".report.json", superseded=False).count() == 1
+    assert sorted(k for k in statuses(submission) if k.startswith("shout_")) == ["shout_0", "shout_1"]
+    document = APIClient().get(f"/api/submissions/{submission.uuid}/").json()
+    assert any(item["name"].endswith(".report.json") for item in document["history"])
+
+
+@pytest.mark.django_db
+def test_restart_refuses_while_a_step_downstream_runs(db):
+    submission = engine.submit(make_job("j", steps=[make_task("a", "true"), make_task("b", "true")]))
+    engine.advance(submission.pk)
+    with pytest.raises(controls.ControlRefused, match="step 'a' is queued"):
+        controls.restart(submission.pk, "a")
