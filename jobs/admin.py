@@ -121,8 +121,9 @@ class TaskAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "description", "backend")}),
         ("Files", {"fields": ("in_glob", "out_glob", "stdout_glob")}),
-        ("Command", {"fields": ("executable", "dynamic", "timeout", "retries")}),
-        ("Behaviours", {"fields": ("incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour")}),
+        ("Command", {"fields": ("executable", "dynamic", "timeout", "retries", "cache")}),
+        ("Behaviours", {"fields": ("incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "qc")}),
+        ("People", {"fields": ("input_prompt",), "description": "A task with a prompt runs no process: its step waits for an answer."}),
     )
 
     @admin.display(description="executable", ordering="executable")
@@ -151,7 +152,7 @@ class StepForm(forms.ModelForm):
 
     class Meta:
         model = Step
-        fields = ("key", "task", "ordering", "after", "enabled")
+        fields = ("key", "task", "ordering", "after", "enabled", "when", "foreach")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

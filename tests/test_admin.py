@@ -55,7 +55,9 @@ def shown_data(page):
         forms += [inline.formset.management_form, *inline.formset.forms]
     data = {}
     for bound in (bound for form in forms for bound in form):
-        value = bound.field.prepare_value(bound.value())
+        value = bound.value()
+        # A JSON field's shown value is already its text; preparing it again would quote it twice.
+        value = value if isinstance(value, str) else bound.field.prepare_value(value)
         if value is not None and value is not False:
             data[bound.html_name] = "on" if value is True else value
     return data

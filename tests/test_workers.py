@@ -214,3 +214,20 @@ def test_retention_deletes_old_finished_submissions_and_their_files(settings):
     assert not Submission.objects.filter(pk=old.pk).exists() and not os.path.exists(path)
     assert Submission.objects.filter(pk=recent.pk).exists()
     assert retention.purge(days=0) == 0
+
+
+def test_a_broken_promise_kills_the_nodes_still_running(worker, tmp_path):
+    marker = tmp_path / "sleeper.pid"
+    make_task("M", "true")
+    sleeper = make_task("sleeper", f"sh -c 'echo $$ > {marker}; exec sleep 30'")
+    breaker = make_task("breaker", "sleep 0.5; printf '{\"op\": \"add_node\", \"key\": \"x\", \"task\": \"M\"}\\n' >> \"$SLUICE_CONTROL\"", dynamic=True)
+    job = make_job("breaking", steps=[("sleeper", sleeper, {"ordering": 0}), ("breaker", breaker, {"ordering": 0})])
+    job.promises.create(kind="no_new_nodes", spec={})
+    submission = wait_for(start(job))
+    assert submission.status == "error" and "no_new_nodes" in submission.last_message
+    assert submission.nodes.get(key="sleeper").status == "cancelled"
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 3
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
