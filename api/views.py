@@ -169,6 +169,7 @@ class SubmissionList(APIView):
         )
         if isinstance(made, Batch):
             return Response(batch_document(made), status=status.HTTP_201_CREATED, headers={"Location": f"/api/batches/{made.uuid}/"})
+        made.refresh_from_db()  # the engine has moved it on since it was made (last message, status)
         return Response(submission_document(made), status=status.HTTP_201_CREATED, headers={"Location": submission_url(made)})
 
 

@@ -178,7 +178,7 @@ def timer_targets():
         (engine, "advance", "engine.advance (rest: plan)"),
         (engine, "_advance_after", "engine._advance_after (successors)"),
         (engine, "_finish", "engine._finish"),
-        (engine, "_edge_keys", "engine.edge_keys"),
+        (engine, "edge_keys", "engine.edge_keys"),
         (executors, "execute", "executors.execute (rest: files, env)"),
         (executors.subprocess, "Popen", "subprocess.Popen (fork/exec)"),
         (executors.subprocess.Popen, "wait", "Popen.wait (the step itself)"),
