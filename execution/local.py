@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 
-from . import engine
+from . import controls, engine
 from .models import Node
 from .states import NodeStatus
 
@@ -34,13 +34,14 @@ class SynchronousRunner:
     ``params`` maps REST names to raw values.
     """
 
-    def __init__(self, job, input=None, params=None, submission_name="", user=None):
+    def __init__(self, job, input=None, params=None, submission_name="", user=None, answers=None):
         self.job = job if isinstance(job, Job) else engine.job_by_name(job)
         self.input = input
         self.params = dict(params or {})
         self.submission_name = submission_name
         self.user = user
         self.disabled = {step.key for step in self.job.steps.all() if not step.enabled}
+        self.answers = dict(answers or {})  # step key -> answer for steps that wait for input
         self.state = "pre-init"
         self.submissions = []
 
@@ -71,9 +72,18 @@ class SynchronousRunner:
             node_id = queue.pop(0)
             _wait_for_backoff(node_id)
             queue.extend(engine.run_node(node_id))
+            if not queue:
+                queue.extend(self._answer(submission))
         self._reconcile(submission)
         submission.refresh_from_db()
         return submission
+
+    def _answer(self, submission):
+        """Answer the waiting steps this runner has answers for; return what that queued."""
+        queued = []
+        for key in Node.objects.filter(submission=submission, status=NodeStatus.WAITING, key__in=list(self.answers)).values_list("key", flat=True):
+            queued.extend(controls.provide_input(submission.pk, key, self.answers[key], who="the runner"))
+        return queued
 
     def _reconcile(self, submission):
         """Make sure nothing is left queued (e.g. a node queued by another caller)."""

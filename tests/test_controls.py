@@ -234,3 +234,17 @@ def test_restart_refuses_while_a_step_downstream_runs(db):
     engine.advance(submission.pk)
     with pytest.raises(controls.ControlRefused, match="step 'a' is queued"):
         controls.restart(submission.pk, "a")
+
+
+@pytest.mark.django_db
+def test_runjob_answers_a_waiting_step(examples):
+    from io import StringIO
+
+    out = StringIO()
+    call_command("runjob", "approval", "--answer", "approve=no", stdout=out)
+    submission = Submission.objects.get(job__name="approval")
+    assert submission.status == "complete"
+    assert statuses(submission) == {"approve": "succeeded", "publish": "skipped", "archive": "succeeded"}
+    with pytest.raises(SystemExit) as waiting:
+        call_command("runjob", "approval", stdout=StringIO())
+    assert waiting.value.code == 1  # left waiting for an answer: not complete

@@ -18,13 +18,15 @@ class Command(BaseCommand):
         parser.add_argument("--param", metavar="ALIAS=VALUE", action="append", default=[], help="a parameter by its REST name; repeatable")
         parser.add_argument("--name", default="", help="submission name")
         parser.add_argument("--disable", metavar="STEP", action="append", default=[], help="skip this step; repeatable")
+        parser.add_argument("--answer", metavar="STEP=VALUE", action="append", default=[], help="answer a step that waits for input; repeatable")
         parser.add_argument("--json", action="store_true", help="print the submission document as JSON")
 
     def handle(self, *args, **options):
         params = self._params(options["param"])
+        answers = self._params(options["answer"], "--answer takes STEP=VALUE")
         data = self._input(options["input"])
         try:
-            runner = SynchronousRunner(engine.job_by_name(options["job"]), input=data, params=params, submission_name=options["name"])
+            runner = SynchronousRunner(engine.job_by_name(options["job"]), input=data, params=params, submission_name=options["name"], answers=answers)
             for key in options["disable"]:
                 runner.disable_node(key)
             submission = runner.init().process()
@@ -42,12 +44,12 @@ class Command(BaseCommand):
         if submission.status != SubmissionStatus.COMPLETE:
             raise SystemExit(1)
 
-    def _params(self, pairs):
+    def _params(self, pairs, usage="--param takes ALIAS=VALUE"):
         params = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
             if not sep or not name:
-                raise CommandError(f"--param takes ALIAS=VALUE, got {pair!r}", returncode=2)
+                raise CommandError(f"{usage}, got {pair!r}", returncode=2)
             params[name] = value
         return params
 
