@@ -67,13 +67,11 @@ class SynchronousRunner:
         )
         self.submissions.append(submission)
         queue = engine.advance(submission.pk)
-        while queue:
+        while queue or (queue := self._answer(submission)):
             # One thing at a time: the oldest ready node first, which keeps runs reproducible.
             node_id = queue.pop(0)
             _wait_for_backoff(node_id)
             queue.extend(engine.run_node(node_id))
-            if not queue:
-                queue.extend(self._answer(submission))
         self._reconcile(submission)
         submission.refresh_from_db()
         return submission
