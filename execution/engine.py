@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from jobs import expressions, templating
@@ -208,22 +208,23 @@ def _advance_after(node_id):
     submission may be finishing), or a submission that is not running.
     """
     successors = list(
-        Edge.objects.filter(source_id=node_id).values_list(
+        Edge.objects.filter(source_id=node_id).annotate(inputs=Count("target__in_edges")).values_list(
             "target_id", "target__status", "target__enabled", "target__submission__status",
-            "target__task__input_prompt", "target__step__when", "target__step__foreach",
+            "target__task__input_prompt", "target__step__when", "target__step__foreach", "inputs",
         )
     )
     if not successors:
         return []
-    for _, _, enabled, status, prompt, when, each in successors:
+    for _, _, enabled, status, prompt, when, each, _ in successors:
         if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING:
             return []
     queued = []
     now = timezone.now()
-    for target_id, status, *_ in successors:
+    for target_id, status, *_, inputs in successors:
         if status != NodeStatus.PENDING:
             continue
-        if Edge.objects.filter(target_id=target_id).exclude(source__status__in=NodeStatus.DONE).exists():
+        # With one input edge, the node that just finished is its only predecessor.
+        if inputs > 1 and Edge.objects.filter(target_id=target_id).exclude(source__status__in=NodeStatus.DONE).exists():
             continue
         if move_node(target_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
             queued.append(target_id)
@@ -514,6 +515,7 @@ def _prepare(node, workdir):
     task = node.task
     submission = node.submission
     values = {**submission.params, **node.params}
+    parameters, environment = task.run_spec()
     inputs, in_names, used = _inputs(node, task.in_endings)
     return executors.NodeRun(
         behaviour=task.backend.queue_type.execution_behaviour,
@@ -523,9 +525,9 @@ def _prepare(node, workdir):
         in_endings=[ending.lstrip("*") for ending in task.in_endings],
         out_endings=task.out_endings,
         stdout_ending=task.stdout_glob,
-        params=[(parameter.spec(), values.get(parameter.rest_name)) for parameter in task.parameters.all()],
+        params=[(spec, values.get(rest_name)) for rest_name, spec in parameters],
         value=_value(submission) if "$VALUE" in task.executable else "",
-        environment={variable.name: variable.value for variable in task.environment.all()},
+        environment=dict(environment),
         timeout=task.timeout,
         inputs=inputs,
         in_names=in_names,

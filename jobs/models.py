@@ -8,6 +8,9 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
 
 from . import dag, expressions, params, promises, templating, validators
 
@@ -144,6 +147,24 @@ class Task(models.Model):
                     problems.append(f"{placeholder.text} is used but {what} {limit} {noun}{'' if limit == 1 else 's'}")
         return problems
 
+    def run_spec(self):
+        """``(parameters as [(rest_name, ParamSpec)], environment as {name: value})``, cached per version.
+
+        Steps read this for every run; the cache is keyed by ``updated_at``,
+        which saving the task or any of its parameters or variables moves on.
+        """
+        key = (self.pk, self.updated_at)
+        spec = _RUN_SPECS.get(key)
+        if spec is None:
+            spec = (
+                [(parameter.rest_name, parameter.spec()) for parameter in self.parameters.all()],
+                {variable.name: variable.value for variable in self.environment.all()},
+            )
+            if len(_RUN_SPECS) > 1000:
+                _RUN_SPECS.clear()
+            _RUN_SPECS[key] = spec
+        return spec
+
     def check_parameters(self):
         """Check ``$P`` placeholders against the saved parameters.
 
@@ -153,6 +174,9 @@ class Task(models.Model):
         problems = self.placeholder_errors(parameter_count=self.parameters.count())
         if problems:
             raise ValidationError({"executable": problems})
+
+
+_RUN_SPECS = {}
 
 
 class Parameter(models.Model):
@@ -436,3 +460,10 @@ def qc_problem(spec):
     except expressions.ExpressionError as error:
         return f"check: {error}"
     return None
+
+
+@receiver([post_save, post_delete], sender=Parameter)
+@receiver([post_save, post_delete], sender=Environment)
+def _task_changed(sender, instance, **kwargs):
+    """A parameter or variable changed: move the task's version on, so cached run specs are dropped."""
+    Task.objects.filter(pk=instance.task_id).update(updated_at=timezone.now())
