@@ -36,6 +36,8 @@ class StepSerializer(serializers.Serializer):
     ordering = serializers.IntegerField()
     after = serializers.ListField(child=serializers.CharField())
     enabled = serializers.BooleanField()
+    when = serializers.CharField(allow_blank=True)
+    foreach = serializers.DictField()
 
 
 class JobSerializer(serializers.Serializer):
@@ -130,6 +132,7 @@ class GraphNodeSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["node", "wildcard"])
     status = serializers.CharField()
     label = serializers.CharField()
+    color = serializers.CharField(required=False, help_text="Set on the control channel (style).")
 
 
 class GraphEdgeSerializer(serializers.Serializer):
@@ -138,6 +141,7 @@ class GraphEdgeSerializer(serializers.Serializer):
     to = serializers.CharField()
     kind = serializers.ChoiceField(choices=["edge", "possible"])
     label = serializers.CharField(allow_blank=True)
+    color = serializers.CharField(required=False, help_text="Set on the control channel (style).")
 
     def get_fields(self):
         fields = super().get_fields()

@@ -182,6 +182,8 @@ Q_CLUSTER = {
 SLUICE_MAX_UPLOAD_BYTES = int(os.environ.get("SLUICE_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
 # Most instances one foreach step may expand into.
 SLUICE_MAX_FOREACH = int(os.environ.get("SLUICE_MAX_FOREACH", "10000"))
+# How deeply sub-jobs may nest (a job that runs itself stops here).
+SLUICE_MAX_SUBJOB_DEPTH = int(os.environ.get("SLUICE_MAX_SUBJOB_DEPTH", "5"))
 # Longest accepted parameter value, in characters (a command line has a size limit too).
 SLUICE_MAX_VALUE_LENGTH = int(os.environ.get("SLUICE_MAX_VALUE_LENGTH", "10000"))
 # Active submissions one user (or, for anonymous ones, one client IP) may have before new ones are

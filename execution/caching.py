@@ -21,7 +21,7 @@ def key_for(node, run, inputs):
     definition = {
         "task": task.name, "behaviour": run.behaviour, "executable": task.executable, "in": task.in_glob, "out": task.out_glob,
         "stdout": task.stdout_glob, "params": [[spec.flag, spec.bool_valued, spec.spacing, spec.switchless, value] for spec, value in run.params],
-        "environment": sorted(run.environment.items()), "item": run.item, "index": run.index,
+        "environment": sorted(run.environment.items()), "item": run.item, "index": run.index, "value": run.value,
     }
     digest.update(json.dumps(definition, sort_keys=True, default=str).encode())
     return digest.hexdigest()

@@ -9,8 +9,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from . import engine
-from .errors import SluiceError
-from .models import Node, Result, Submission
+from .errors import SluiceError, SubmissionInvalid
+from .models import CacheEntry, Node, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
 
 __all__ = ["ControlRefused", "pause", "provide_input", "restart", "resume"]
@@ -25,7 +25,8 @@ class ControlRefused(SluiceError):
 def pause(submission_id, who="a user"):
     """Stop new nodes from starting; running ones finish. Queued nodes go back to pending."""
     if not move_submission(submission_id, [SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING, SubmissionStatus.WAITING], SubmissionStatus.PAUSED):
-        raise ControlRefused(f"only an active submission can be paused; it is {_status(submission_id)}")
+        status = _status(submission_id)
+        raise ControlRefused("it is already paused" if status == SubmissionStatus.PAUSED else f"only an active submission can be paused; it is {status}")
     for node_id in Node.objects.filter(submission_id=submission_id, status=NodeStatus.QUEUED).values_list("pk", flat=True):
         # A message already sent for it finds it pending and does nothing; resume queues it again.
         move_node(node_id, NodeStatus.QUEUED, NodeStatus.PENDING)
@@ -55,13 +56,24 @@ def restart(submission_id, key, who="a user"):
     nodes = {node.key: node for node in Node.objects.filter(submission_id=submission_id)}
     if key not in nodes:
         raise ControlRefused(f"submission {submission.uuid} has no node '{key}'")
+    if nodes[key].status == NodeStatus.PENDING:
+        raise ControlRefused(f"step '{key}' has not run yet")
     downstream = {key} | _descendants(key, edges)
     busy = sorted(k for k in downstream if nodes[k].status in (NodeStatus.QUEUED, NodeStatus.RUNNING, NodeStatus.WAITING))
     if busy:
         raise ControlRefused(f"step '{busy[0]}' is {nodes[busy[0]].status}; wait for it or cancel the submission first")
+    blocked = sorted(before for before, after in edges if after in downstream and before not in downstream and nodes[before].status not in NodeStatus.DONE)
+    if blocked:
+        raise ControlRefused(f"step '{key}' comes after '{blocked[0]}', which is {nodes[blocked[0]].status}; restart '{blocked[0]}' instead")
     with transaction.atomic():
         added = [k for k in downstream if nodes[k].added_by in downstream]
+        # Nodes a restarted node added at run time go (it will add them again), files and all.
+        engine.delete_results(Result.objects.filter(node__submission_id=submission_id, node__key__in=added))
         Result.objects.filter(node__submission_id=submission_id, node__key__in=downstream).update(superseded=True)
+        # Cached runs of these nodes describe results that are now history.
+        CacheEntry.objects.filter(node__submission_id=submission_id, node__key__in=downstream).delete()
+        kept = [promise for promise in submission.promises if promise.get("by") not in downstream]
+        Submission.objects.filter(pk=submission_id).update(promises=kept)
         Node.objects.filter(submission_id=submission_id, key__in=added).delete()
         for k in sorted(downstream - set(added)):
             move_node(nodes[k].pk, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, exit_code=None, message="restarted", outputs={},
@@ -82,7 +94,7 @@ def provide_input(submission_id, key, value, who="a user"):
         raise ControlRefused(f"step '{key}' is not waiting for input; it is {node.status}")
     text = value if isinstance(value, str) else json.dumps(value)
     if len(text) > INPUT_LIMIT:
-        raise ControlRefused(f"the answer is {len(text)} characters; at most {INPUT_LIMIT}")
+        raise SubmissionInvalid({"value": f"the answer is {len(text)} characters; at most {INPUT_LIMIT}"})
     with transaction.atomic():
         if not move_node(node.pk, NodeStatus.WAITING, NodeStatus.SUCCEEDED, outputs={**node.outputs, "input": value}, message=f"answered by {who}"):
             raise ControlRefused(f"step '{key}' was answered already")

@@ -136,7 +136,7 @@ def advance(submission_id, finished=None):
     final = graph.outcome(statuses)
     if final is not None:
         return queued + _finish(submission_id, final, statuses)
-    _mark_waiting(submission, statuses)
+    _mark_waiting(submission, nodes)
     return queued
 
 
@@ -191,10 +191,13 @@ def _fail_now(submission_id, node_id, text):
         stop(submission_id, SubmissionStatus.ERROR, text)
 
 
-def _mark_waiting(submission, statuses):
-    """The submission waits when its only unfinished nodes wait for people."""
-    values = set(statuses.values())
-    if NodeStatus.WAITING in values and not values & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
+def _mark_waiting(submission, nodes):
+    """The submission waits when its only unfinished nodes wait for people (not for sub-jobs)."""
+    values = {node["status"] for node in nodes.values()}
+    for_people = any(node["status"] == NodeStatus.WAITING and node["task__input_prompt"] for node in nodes.values())
+    if for_people and not values & {NodeStatus.QUEUED, NodeStatus.RUNNING} and not any(
+        node["status"] == NodeStatus.WAITING and not node["task__input_prompt"] for node in nodes.values()
+    ):
         move_submission(submission.pk, [SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING], SubmissionStatus.WAITING)
     elif submission.status == SubmissionStatus.WAITING and values & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
         move_submission(submission.pk, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
@@ -236,9 +239,12 @@ def _finish(submission_id, status, statuses):
     text = f"{status}: {done} of {len(statuses)} steps done"
     if status == SubmissionStatus.COMPLETE:
         # A shape promise speaks of whole paths, so it is checked on the finished graph.
-        broken = mutations.broken_shape(active_promises(Submission.objects.select_related("job").get(pk=submission_id)), graph_state(submission_id))
+        try:
+            broken = mutations.broken_shape(active_promises(Submission.objects.select_related("job").get(pk=submission_id)), graph_state(submission_id))
+        except mutations.OperationError as error:
+            broken, status, text = None, SubmissionStatus.ERROR, f"a shape promise could not be checked: {error}"
         if broken:
-            status, text = SubmissionStatus.ERROR, f"promise {{'kind': 'shape', 'pattern': {broken[0]['pattern']!r}}} broken: path '{broken[1]}' does not match"
+            status, text = SubmissionStatus.ERROR, f"promise {mutations.describe(broken[0])} broken: path '{broken[1]}' does not match"
     if move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
         record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
         log.info("Submission %s finished as %s.", submission_id, status)
@@ -249,7 +255,7 @@ def _finish(submission_id, status, statuses):
 
 def _return_to_parent(child_id, status, text):
     """A sub-job ended: finish the parent node that waits for it; return what the parent queued."""
-    child = Submission.objects.select_related("parent_node").get(pk=child_id)
+    child = Submission.objects.select_related("parent_node__submission").get(pk=child_id)
     parent = child.parent_node
     if parent is None:
         return []
@@ -258,10 +264,12 @@ def _return_to_parent(child_id, status, text):
         if move_node(parent.pk, NodeStatus.WAITING, NodeStatus.FAILED, message=reason):
             stop(parent.submission_id, SubmissionStatus.ERROR, reason)
         return []
+    parent_id = parent.submission.file_id
     for result in child.results.filter(node__isnull=False, superseded=False):
-        copy = Result(submission_id=parent.submission_id, node=parent, name=result.name, ending=result.ending, size=result.size)
+        name = result.name.replace(child.file_id, parent_id)  # the parent's steps look for <their ID><ending>
+        copy = Result(submission_id=parent.submission_id, node=parent, name=name, ending=result.ending, size=result.size)
         with result.file.open("rb") as handle:
-            copy.file.save(result.name, File(handle), save=True)
+            copy.file.save(name, File(handle), save=True)
     if not move_node(parent.pk, NodeStatus.WAITING, NodeStatus.SUCCEEDED, message=f"sub-job {child.uuid} complete"):
         return []
     record(parent.submission_id, f"step '{parent.key}' succeeded: sub-job {child.uuid} complete", node=parent)
@@ -289,6 +297,9 @@ def run_node(node_id, worker="", watch=False):
     if submission.status in SubmissionStatus.TERMINAL:
         move_node(node_id, NodeStatus.RUNNING, NodeStatus.CANCELLED, message=f"submission is {submission.status}")
         return []
+    if submission.status == SubmissionStatus.PAUSED:  # e.g. a retry that came due during a pause
+        move_node(node_id, NodeStatus.RUNNING, NodeStatus.PENDING, attempt=F("attempt") - 1, worker="", lease_expires_at=None, started_at=None)
+        return []
     if submission.status == SubmissionStatus.SUBMITTED:
         move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
     if node.task.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB:
@@ -312,6 +323,13 @@ def _start_subjob(node):
     child_job = Job.objects.filter(name=task.executable.strip()).first()
     if child_job is None:
         _fail(node, f"sub-job: there is no job '{task.executable.strip()}'", retryable=False)
+        return advance(parent.pk)
+    depth, ancestor = 1, parent
+    while ancestor.parent_node_id:
+        depth += 1
+        ancestor = ancestor.parent_node.submission
+    if depth > settings.SLUICE_MAX_SUBJOB_DEPTH:
+        _fail(node, f"sub-job '{child_job.name}' would be nested {depth} deep; the limit is SLUICE_MAX_SUBJOB_DEPTH ({settings.SLUICE_MAX_SUBJOB_DEPTH})", retryable=False)
         return advance(parent.pk)
     names = {parameter.rest_name for parameter in child_job.parameters()}
     values = {name: value for name, value in {**parent.params, **node.params}.items() if name in names and value is not None}
@@ -337,10 +355,10 @@ def _start_subjob(node):
 def _attempt(node, workdir, watch=False):
     """Run the node's process and record the verdict; return True when it should be retried."""
     if node.attempt > 1:
-        _delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
+        delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
         run, used = _prepare(node, workdir)
-        key = caching.key_for(node, run, used) if node.task.cache else None
+        key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
         if key and caching.reuse(node, key):
             return False
         outcome = executors.execute(run, on_start=(lambda pid: watchdog.started(node.pk, pid)) if watch else None)
@@ -384,7 +402,8 @@ def _attempt(node, workdir, watch=False):
 
 def active_promises(submission):
     """The job's registered promises and those made at run time."""
-    return [promise.as_dict() for promise in submission.job.promises.all()] + list(submission.promises)
+    runtime = [{key: value for key, value in promise.items() if key != "by"} for promise in submission.promises]
+    return [promise.as_dict() for promise in submission.job.promises.all()] + runtime
 
 
 def graph_state(submission_id):
@@ -418,7 +437,9 @@ def apply_changes(node, changes):
     by_key = dict(Node.objects.filter(submission=submission).values_list("key", "pk"))
     Edge.objects.bulk_create(Edge(submission=submission, source_id=by_key[source], target_id=by_key[target]) for source, target in changes.edges)
     if changes.promises:
-        Submission.objects.filter(pk=submission.pk).update(promises=list(submission.promises) + changes.promises)
+        # Remember who promised, so that restarting that node takes its promises back too.
+        made = [{**promise, "by": node.key} for promise in changes.promises]
+        Submission.objects.filter(pk=submission.pk).update(promises=list(submission.promises) + made)
     if changes.outputs:
         Node.objects.filter(pk=node.pk).update(outputs={**node.outputs, **changes.outputs})
     for style in changes.styles:
@@ -559,7 +580,7 @@ def _inputs(node, endings):
     writers, names, used = {}, [], []
     for ending in endings:
         if ending.startswith("*"):
-            gathered = sorted((r for r in candidates if r.node_id and r.ending == ending[1:]), key=lambda r: (r.node.key, r.pk))
+            gathered = sorted((r for r in candidates if r.node_id and r.ending == ending[1:]), key=lambda r: (r.node_id, r.pk))
             staged = [f"{node.submission.file_id}.{index}{ending[1:]}" for index in range(len(gathered))]
             writers.update({name: _writer(result) for name, result in zip(staged, gathered)})
             names.append(staged)
@@ -594,7 +615,7 @@ def _value(submission):
         return handle.read().decode("utf-8", "replace")
 
 
-def _delete_results(results):
+def delete_results(results):
     """Delete result rows and their stored files."""
     for result in results:
         result.file.delete(save=False)

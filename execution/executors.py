@@ -57,7 +57,7 @@ class ProcessOutcome:
     outputs: list  # [(ending, Path)]
     missing: list  # endings with no file
     stderr_tail: str
-    control: str = ""  # what the step wrote to SLUICE_CONTROL
+    control: str | None = ""  # what the step wrote to SLUICE_CONTROL; None when over CONTROL_LIMIT
 
 
 def execute(run, on_start=None):
@@ -95,7 +95,7 @@ def execute(run, on_start=None):
                 kill_group(process.pid, reap=process.poll)
                 process.wait()
     outputs, missing = _gather(run, staged)
-    text = control.read_text(errors="replace") if control.stat().st_size <= CONTROL_LIMIT else "\n{\"op\": \"too much\"}"
+    text = control.read_text(errors="replace") if control.stat().st_size <= CONTROL_LIMIT else None
     return ProcessOutcome(command, exit_code, timed_out, time.monotonic() - started, outputs, missing, _tail(run.workdir / ".stderr"), text)
 
 

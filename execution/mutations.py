@@ -67,11 +67,13 @@ class Plan:
 
 
 def parse_lines(text):
-    """Parse control-channel text into operations.
+    """Parse control-channel text into operations (None: the file was too large to read).
 
     Raises:
-        OperationError: a line is not a JSON object with an "op".
+        OperationError: a line is not a JSON object with an "op", or the file was too large.
     """
+    if text is None:
+        raise OperationError("the control file is larger than 4 MiB; send fewer or smaller operations")
     operations = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -274,7 +276,9 @@ def paths(state, limit=10000):
     found = []
 
     def walk(key, trail):
-        trail = trail + [state.nodes[key][0]]
+        task, status = state.nodes[key]
+        # A skipped node (a foreach step that expanded, a branch a condition left out) did not run.
+        trail = trail if status == "skipped" else trail + [task]
         if key not in children:
             found.append(" ".join(trail))
             if len(found) > limit:
@@ -319,5 +323,9 @@ def _style(state, operation):
     return {"from": source, "to": target, **style}
 
 
-def _describe(item):
-    return json.dumps(item, sort_keys=True, default=str)[:300]
+def describe(item):
+    """An operation or promise as compact JSON, for messages."""
+    return json.dumps({key: value for key, value in item.items() if key != "by"} if isinstance(item, dict) else item, sort_keys=True, default=str)[:300]
+
+
+_describe = describe

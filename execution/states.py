@@ -6,6 +6,8 @@ duplicate message, a reconciler, a cancel) got there first, and the caller
 must not act as if it had made the change.
 """
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 __all__ = ["NodeStatus", "SubmissionStatus", "move_node", "move_submission"]
@@ -71,7 +73,8 @@ def move_submission(submission_id, from_statuses, to, **fields):
     fields["status"] = to
     now = timezone.now()
     if to == SubmissionStatus.RUNNING:
-        fields.setdefault("started_at", now)
+        # Back to running after a pause, an answer or a restart keeps the first start.
+        fields.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
     if to in SubmissionStatus.TERMINAL:
         fields.setdefault("finished_at", now)
     return Submission.objects.filter(pk=submission_id, status__in=list(_as_set(from_statuses))).update(**fields) == 1

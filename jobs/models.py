@@ -121,6 +121,8 @@ class Task(models.Model):
         problems = self.placeholder_errors(parameter_count=None)
         if problems:
             errors.setdefault("executable", []).extend(problems)
+        if self.cache and self.dynamic:
+            errors["cache"] = "a dynamic task cannot be cached: reusing its results would not replay the nodes it adds"
         if self.qc:
             problem = qc_problem(self.qc)
             if problem:

@@ -497,6 +497,13 @@ def _selection(job_names):
     missing = [name for name in dict.fromkeys(job_names) if name not in {job.name for job in jobs}]
     if missing:
         raise CatalogueError("jobs", f"no job named {', '.join(repr(name) for name in missing)}")
+    # A sub-job task names the job it runs; that job (and what it uses) belongs in the dump too.
+    while True:
+        named = set(Task.objects.filter(steps__job__in=jobs, backend__queue_type__execution_behaviour="job").values_list("executable", flat=True))
+        more = list(Job.objects.filter(name__in={name.strip() for name in named}).exclude(pk__in=[job.pk for job in jobs]))
+        if not more:
+            break
+        jobs.extend(more)
     # A dynamic job adds nodes of the tasks its only_tasks promise allows, not just its steps' tasks.
     promised = {name for job in jobs for promise in job.promises.filter(kind="only_tasks") for name in promise.spec.get("tasks", [])}
     tasks = Task.objects.filter(pk__in=Step.objects.filter(job__in=jobs).values("task")) | Task.objects.filter(name__in=promised)

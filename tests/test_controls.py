@@ -248,3 +248,110 @@ def test_runjob_answers_a_waiting_step(examples):
     with pytest.raises(SystemExit) as waiting:
         call_command("runjob", "approval", stdout=StringIO())
     assert waiting.value.code == 1  # left waiting for an answer: not complete
+
+
+# --- edge cases found in review -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_cache_key_includes_the_value_and_dynamic_tasks_are_not_cacheable(db):
+    from django.core.exceptions import ValidationError
+
+    task = make_task("echo_value", "echo $VALUE", stdout_glob=".out", cache=True)
+    job = make_job("values", steps=[task])
+    first = SynchronousRunner(job, input=b"one").init().process()
+    second = SynchronousRunner(job, input=b"two").init().process()
+    assert (text(first, ".out"), text(second, ".out")) == ("one\n", "two\n")
+    assert second.nodes.get().status == "succeeded"
+    with pytest.raises(ValidationError, match="a dynamic task cannot be cached"):
+        make_task("grower", "true", cache=True, dynamic=True).full_clean()
+
+
+@pytest.mark.django_db
+def test_restart_refuses_what_it_cannot_do(db):
+    bad, after = make_task("bad", "exit 1"), make_task("after", "true")
+    submission = SynchronousRunner(make_job("j", steps=[bad, after])).init().process()
+    Node.objects.filter(submission=submission, key="after").update(status="succeeded")  # as if it had run earlier
+    with pytest.raises(controls.ControlRefused, match="comes after 'bad', which is failed; restart 'bad' instead"):
+        controls.restart(submission.pk, "after")
+    fresh = engine.submit(make_job("k", steps=[make_task("only", "true")]))
+    with pytest.raises(controls.ControlRefused, match="has not run yet"):
+        controls.restart(fresh.pk, "only")
+
+
+@pytest.mark.django_db
+def test_restart_takes_back_the_promises_and_cache_entries_of_restarted_nodes(db):
+    from execution.models import CacheEntry
+
+    make_task("M", "true")
+    grower = make_task(
+        "grower",
+        "printf '{\"op\": \"add_node\", \"key\": \"x\", \"task\": \"M\"}\\n{\"op\": \"promise\", \"kind\": \"no_new_nodes\"}\\n' >> \"$SLUICE_CONTROL\"",
+        dynamic=True,
+    )
+    square = make_task("sq", "echo 4", stdout_glob=".sq", cache=True)
+    submission = SynchronousRunner(make_job("j", steps=[grower, ("sq", square, {"after": ["grower"]})])).init().process()
+    assert submission.status == "complete" and CacheEntry.objects.count() == 1
+    queued = controls.restart(submission.pk, "grower")
+    assert Submission.objects.get(pk=submission.pk).promises == [] and CacheEntry.objects.count() == 0
+    while queued:
+        queued = queued[1:] + engine.run_node(queued[0])
+    submission.refresh_from_db()
+    assert submission.status == "complete", submission.last_message
+    assert sorted(statuses(submission)) == ["grower", "sq", "x"]
+
+
+@pytest.mark.django_db
+def test_a_sub_job_cannot_nest_without_end(db):
+    from jobs.models import Backend, QueueType
+
+    backend = Backend.objects.create(name="subjobs", queue_type=QueueType.objects.create(name="jobs", execution_behaviour="job"))
+    make_job("ouroboros", steps=[("again", make_task("again", "ouroboros", backend=backend))])
+    submission = SynchronousRunner("ouroboros").init().process()
+    assert Submission.objects.count() <= 7
+    assert "nested 6 deep; the limit is SLUICE_MAX_SUBJOB_DEPTH (5)" in " ".join(Node.objects.values_list("message", flat=True))
+    assert submission.status == "error"
+
+
+@pytest.mark.django_db
+def test_sub_job_results_are_named_for_the_parent_and_dumps_include_the_child_job(examples):
+    from jobs.yaml_io import dump_catalogue
+
+    submission = SynchronousRunner("sub_job").init().process()
+    names = submission.results.filter(node__key="child").values_list("name", flat=True)
+    assert names and all(name.startswith(str(submission.uuid)) for name in names)
+    assert [job["name"] for job in dump_catalogue(["sub_job"])["jobs"]] == ["sub_job", "tmp_count"]
+
+
+@pytest.mark.django_db
+def test_pause_and_resume_keep_the_first_start_time(db):
+    submission = engine.submit(make_job("j", steps=[make_task("a", "true"), make_task("b", "true")]))
+    engine.run_node(engine.advance(submission.pk)[0])
+    submission.refresh_from_db()
+    started = submission.started_at
+    controls.pause(submission.pk)
+    with pytest.raises(controls.ControlRefused, match="already paused"):
+        controls.pause(submission.pk)
+    controls.resume(submission.pk)
+    submission.refresh_from_db()
+    assert submission.started_at == started and submission.status == "running"
+
+
+@pytest.mark.django_db
+def test_a_shape_promise_ignores_skipped_nodes(db):
+    task = make_task("item", "true")
+    make_parameter(task, "things")
+    job = make_job("shaped_map", steps=[("each", task, {"foreach": {"param": "item_things"}})])
+    job.promises.create(kind="shape", spec={"pattern": "item"})
+    submission = SynchronousRunner(job, params={"item_things": "a,b"}).init().process()
+    assert submission.status == "complete", submission.last_message
+
+
+def test_too_many_paths_is_an_error_not_a_hang():
+    from execution.mutations import GraphState, OperationError, paths
+
+    layers = [[f"n{layer}_{i}" for i in range(4)] for layer in range(8)]
+    nodes = {key: ("T", "succeeded") for layer in layers for key in layer}
+    edges = {(a, b) for left, right in zip(layers, layers[1:]) for a in left for b in right}
+    with pytest.raises(OperationError, match="more than 10000 source-to-sink paths"):
+        paths(GraphState(nodes, edges))

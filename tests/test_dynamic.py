@@ -263,5 +263,5 @@ def test_a_runtime_promise_is_kept_for_later_steps(db):
     first = make_task("first", control({"op": "promise", "kind": "no_new_nodes"}))
     second = make_task("second", control({"op": "add_node", "key": "x", "task": "M"}), dynamic=True)
     submission = SynchronousRunner(make_job("j", steps=[first, second])).init().process()
-    assert Submission.objects.get(pk=submission.pk).promises == [{"kind": "no_new_nodes"}]
+    assert Submission.objects.get(pk=submission.pk).promises == [{"kind": "no_new_nodes", "by": "first"}]
     assert submission.status == "error" and "no_new_nodes" in submission.last_message

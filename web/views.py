@@ -115,7 +115,7 @@ def _control(request, uuid, action):
     submission = visible_submission(request, uuid)
     try:
         dispatch.send(action(submission))
-    except controls.ControlRefused as error:
+    except (controls.ControlRefused, SubmissionInvalid) as error:
         messages.error(request, str(error))
     else:
         submission.refresh_from_db()

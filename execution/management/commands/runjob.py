@@ -29,6 +29,8 @@ class Command(BaseCommand):
             runner = SynchronousRunner(engine.job_by_name(options["job"]), input=data, params=params, submission_name=options["name"], answers=answers)
             for key in options["disable"]:
                 runner.disable_node(key)
+            for key in answers:
+                runner._check_key(key)
             submission = runner.init().process()
         except SubmissionInvalid as error:
             raise CommandError(str(error), returncode=2) from None
