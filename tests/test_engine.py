@@ -260,10 +260,14 @@ def test_an_output_belongs_to_its_longest_ending():
     assert sorted(submission.results.values_list("ending", flat=True)) == [".gz.txt", ".txt"]
 
 
-def test_a_timeout_kill_does_not_wait_for_the_whole_grace_period():
+def test_killing_a_group_whose_leader_dies_on_sigterm_does_not_wait_out_the_grace():
+    import subprocess
     import time
 
-    task = make_task("slow", "sleep 30", timeout=1)
+    from execution.executors import kill_group
+
+    process = subprocess.Popen(["sleep", "30"], start_new_session=True)
     started = time.monotonic()
-    run(make_job(steps=[task]))
-    assert time.monotonic() - started < 1.8
+    kill_group(process.pid, grace=30, reap=process.poll)  # waiting out the grace would take 30 s
+    assert time.monotonic() - started < 10
+    assert process.returncode is not None
