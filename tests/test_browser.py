@@ -34,8 +34,8 @@ REPORT = ("""n=$(cat $I1); printf '{"label": "%s", "lines": %s, "scaled": %s}' $
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+    # A missing browser is a broken test machine, not a reason to skip: .ci/run installs it.
+    assert os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}: apt-get install chromium"
     # Playwright's sync API runs an event loop in this thread, which Django's ORM would refuse to be called beside.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -165,3 +165,17 @@ def test_screenshots_of_the_catalogue_the_job_and_a_completed_submission(live_se
         tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     expect(tab.locator("#status")).to_have_text("complete")
 
+
+
+def test_a_waiting_step_is_answered_on_the_page_and_the_run_goes_on(live_server, worker, tab):
+    ask = make_task("ask", "true", input_prompt="Publish it? (yes/no)")
+    publish = make_task("publish", "echo published")
+    job = make_job("approve_it", steps=[ask, ("publish", publish, {"after": ["ask"], "when": "ask.input == 'yes'"})])
+    submission = wait_for(intake.accept(job.name), statuses=("waiting",))
+    tab.goto(f"{live_server.url}/submissions/{submission.uuid}/")
+    expect(tab.locator("#status")).to_have_text("waiting")
+    tab.get_by_label("Publish it? (yes/no)").fill("yes")
+    tab.get_by_role("button", name="Answer").click()
+    expect(tab.locator("#status")).to_have_text("complete", timeout=15_000)
+    submission.refresh_from_db()
+    assert {node.key: node.status for node in submission.nodes.all()} == {"ask": "succeeded", "publish": "succeeded"}
