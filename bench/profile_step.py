@@ -173,7 +173,7 @@ def timer_targets():
         (engine, "record", "engine.record (message + last_message)"),
         (engine, "_attempt", "engine._attempt (rest: command update, judge)"),
         (engine, "_prepare", "engine._prepare (parameters, environment, upload)"),
-        (engine, "_delete_results", "engine._delete_results"),
+        (engine, "delete_results", "engine.delete_results"),
         (engine, "_store_results", "engine._store_results"),
         (engine, "advance", "engine.advance (rest: plan)"),
         (engine, "_advance_after", "engine._advance_after (successors)"),

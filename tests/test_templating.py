@@ -8,7 +8,7 @@ from jobs.templating import ParamSpec, RenderContext, TemplateError, placeholder
 
 
 def context(**overrides):
-    values = {"file_id": "ID", "in_endings": [".input"], "out_endings": [".out"], "params": [], "value": "", "tmp": "/work/n1"}
+    values = {"file_id": "ID", "in_endings": [".input"], "out_endings": [".out"], "params": [], "value": "", "tmp": "/srv/sluice/n1"}
     return RenderContext(**{**values, **overrides})
 
 
