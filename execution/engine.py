@@ -388,10 +388,15 @@ def _attempt(node, workdir, watch=False):
     except (mutations.OperationError, mutations.PromiseBroken) as error:
         return _break(node, error, outcome.exit_code)
     message = "; ".join(text for text in (verdict.message, qc.message) if text)
-    with transaction.atomic():  # the graph grows before any successor of this node can start
-        apply_changes(node, changes)
+    if changes is None:
         if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=message, command=outcome.command):
             return False
+    else:
+        with transaction.atomic():  # the graph grows before any successor of this node can start
+            apply_changes(node, changes)
+            if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=message, command=outcome.command):
+                transaction.set_rollback(True)  # cancelled meanwhile: its additions are not wanted either
+                return False
     if key:
         caching.remember(key, node)
     record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else ""), node=node)
