@@ -22,7 +22,9 @@ CHROMIUM = "/usr/bin/chromium"
 # The machine has no network: keep Chromium from reaching for it.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# `SLUICE_SCREENSHOTS=1 make test` refreshes the pictures in docs/; otherwise they go to a temporary folder,
+# so that running the tests leaves the checkout as it was.
+DOC_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 800}
 SUBMISSION_URL = re.compile(r"/submissions/[0-9a-f-]{36}/$")
@@ -157,12 +159,14 @@ def test_on_a_phone_nothing_scrolls_sideways_and_every_control_is_reachable_by_t
     assert submit in reached
 
 
-def test_screenshots_of_the_catalogue_the_job_and_a_completed_submission(live_server, worker, tab, report_job):
+def test_screenshots_of_the_catalogue_the_job_and_a_completed_submission(live_server, worker, tab, report_job, tmp_path):
     submission = completed_submission(report_job)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    folder = DOC_SCREENSHOTS if os.environ.get("SLUICE_SCREENSHOTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
     for path, name in (("/", "catalogue"), ("/jobs/line_report/", "job"), (f"/submissions/{submission.uuid}/", "submission")):
         tab.goto(f"{live_server.url}{path}")
-        tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        tab.screenshot(path=folder / f"{name}.png", full_page=True)
+        assert (folder / f"{name}.png").stat().st_size > 10_000  # a real picture, not an empty page
     expect(tab.locator("#status")).to_have_text("complete")
 
 
