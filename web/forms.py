@@ -19,6 +19,8 @@ class SubmitForm(forms.Form):
         for parameter in job.parameters():
             self.fields[parameter.rest_name] = self._field(parameter)
             self.parameter_names.append(parameter.rest_name)
+        # What the job needs first; naming and e-mail are optional extras.
+        self.order_fields(["input_data", *self.parameter_names, "submission_name", "email"])
         if job.validators.exclude(validation_type="none").exists():
             names = ", ".join(job.validators.values_list("validation_type", flat=True))
             self.fields["input_data"].help_text = f"Checked as: {names}. Steps read it as <ID>.input."
