@@ -122,15 +122,15 @@ def advance(submission_id, finished=None):
         step_plan = graph.plan(statuses, edges, disabled={key for key, node in nodes.items() if not node["enabled"]})
         for key in step_plan.skip:
             move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.SKIPPED, message="disabled: skipped")
-        expanded = False
+        replan = False
         for key in step_plan.ready:
             action = _start(submission, nodes[key], edges)
             if action == "queued":
                 queued.append(nodes[key]["id"])
-            if action in ("expanded", "failed"):
-                expanded = True
+            if action in ("expanded", "failed", "skipped"):
+                replan = True  # the graph or a status changed: what is ready may have too
                 break
-        if not expanded and not step_plan.skip:
+        if not replan and not step_plan.skip:
             break
     nodes, statuses, edges = _load(submission_id)
     final = graph.outcome(statuses)
@@ -213,13 +213,13 @@ def _advance_after(node_id):
     successors = list(
         Edge.objects.filter(source_id=node_id).annotate(inputs=Count("target__in_edges")).values_list(
             "target_id", "target__status", "target__enabled", "target__submission__status",
-            "target__task__input_prompt", "target__step__when", "target__step__foreach", "inputs",
+            "target__task__input_prompt", "target__step__when", "target__step__foreach", "source__status", "inputs",
         )
     )
     if not successors:
         return []
-    for _, _, enabled, status, prompt, when, each, _ in successors:
-        if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING:
+    for _, _, enabled, status, prompt, when, each, source_status, _ in successors:
+        if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING or source_status not in NodeStatus.DONE:
             return []
     queued = []
     now = timezone.now()

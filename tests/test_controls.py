@@ -355,3 +355,25 @@ def test_too_many_paths_is_an_error_not_a_hang():
     edges = {(a, b) for left, right in zip(layers, layers[1:]) for a in left for b in right}
     with pytest.raises(OperationError, match="more than 10000 source-to-sink paths"):
         paths(GraphState(nodes, edges))
+
+
+@pytest.mark.django_db
+def test_steps_after_a_skipped_condition_still_run(db):
+    job = make_job("chain", steps=[
+        make_task("a", "true"),
+        ("b", make_task("b", "true"), {"when": "false"}),
+        make_task("c", "echo c", stdout_glob=".c"),
+    ])
+    submission = SynchronousRunner(job).init().process()
+    assert submission.status == "complete"
+    assert statuses(submission) == {"a": "succeeded", "b": "skipped", "c": "succeeded"}
+
+
+@pytest.mark.django_db
+def test_a_retried_node_does_not_release_its_successors(db, tmp_path):
+    counter = tmp_path / "tries"
+    flaky = make_task("flaky", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]", retries=1)
+    submission = engine.submit(make_job("j", steps=[flaky, make_task("after", "true")]))
+    first = engine.advance(submission.pk)
+    assert engine.run_node(first[0]) == first  # retried: only itself comes back, "after" stays pending
+    assert submission.nodes.get(key="after").status == "pending"
