@@ -278,16 +278,11 @@ class Cancel(APIView):
     @extend_schema(request=None, responses={200: s.ActionSerializer, 404: s.ErrorSerializer, 409: s.ErrorSerializer}, summary="Cancel a submission")
     def post(self, request, uuid):
         submission = visible_submission(request, uuid)
-        who = request.user.get_username() if request.user.is_authenticated else "its submitter"
-        if not engine.cancel(submission.pk, reason=f"cancelled by {who}"):
+        if not engine.cancel(submission.pk, reason=f"cancelled by {controls.actor(request.user)}"):
             submission.refresh_from_db()
             return Response({"detail": f"submission {uuid} has already finished ({submission.status})", "errors": {}}, status=status.HTTP_409_CONFLICT)
         submission.refresh_from_db()
         return Response({"uuid": str(submission.uuid), "status": submission.status, "detail": "cancelled"})
-
-
-def who(request):
-    return request.user.get_username() if request.user.is_authenticated else "its submitter"
 
 
 def control(request, submission, action):
@@ -307,14 +302,14 @@ class Pause(APIView):
     @extend_schema(request=None, responses=CONTROL_RESPONSES, summary="Pause: no new step starts until resumed")
     def post(self, request, uuid):
         submission = visible_submission(request, uuid)
-        return control(request, submission, lambda: controls.pause(submission.pk, who(request)))
+        return control(request, submission, lambda: controls.pause(submission.pk, controls.actor(request.user)))
 
 
 class Resume(APIView):
     @extend_schema(request=None, responses=CONTROL_RESPONSES, summary="Resume a paused submission")
     def post(self, request, uuid):
         submission = visible_submission(request, uuid)
-        return control(request, submission, lambda: controls.resume(submission.pk, who(request)))
+        return control(request, submission, lambda: controls.resume(submission.pk, controls.actor(request.user)))
 
 
 def visible_node(request, uuid, key):
@@ -328,7 +323,7 @@ class Restart(APIView):
     @extend_schema(request=None, responses=CONTROL_RESPONSES, summary="Run a node and everything downstream again (old results kept as history)")
     def post(self, request, uuid, key):
         submission = visible_node(request, uuid, key)
-        return control(request, submission, lambda: controls.restart(submission.pk, key, who(request)))
+        return control(request, submission, lambda: controls.restart(submission.pk, key, controls.actor(request.user)))
 
 
 class Input(APIView):
@@ -338,7 +333,7 @@ class Input(APIView):
         if not hasattr(request.data, "get") or "value" not in request.data:
             raise ValidationError({"value": ["send the answer as 'value'"]})
         value = request.data.get("value")
-        return control(request, submission, lambda: controls.provide_input(submission.pk, key, value, who(request)))
+        return control(request, submission, lambda: controls.provide_input(submission.pk, key, value, controls.actor(request.user)))
 
 
 class BatchDetail(APIView):

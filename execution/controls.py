@@ -13,7 +13,7 @@ from .errors import SluiceError, SubmissionInvalid
 from .models import CacheEntry, Node, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
 
-__all__ = ["ControlRefused", "pause", "provide_input", "restart", "resume"]
+__all__ = ["ControlRefused", "actor", "pause", "provide_input", "restart", "resume"]
 
 INPUT_LIMIT = 64 * 1024
 
@@ -104,6 +104,11 @@ def provide_input(submission_id, key, value, who="a user"):
             move_submission(submission_id, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
         engine.record(submission_id, f"step '{key}' answered by {who}", node=node)
     return engine.advance(submission_id, finished=node.pk)
+
+
+def actor(user):
+    """How messages name the person behind a control: their user name, or the anonymous submitter."""
+    return user.get_username() if user is not None and user.is_authenticated else "the holder of its link"
 
 
 def _descendants(key, edges):

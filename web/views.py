@@ -106,10 +106,6 @@ def submission_list(request):
     return render(request, "web/submissions.html", {"submissions": submissions})
 
 
-def _who(request):
-    return request.user.get_username() if request.user.is_authenticated else "its submitter"
-
-
 def _control(request, uuid, action):
     """Run a control from a page button; say what happened and go back to the page."""
     submission = visible_submission(request, uuid)
@@ -125,29 +121,28 @@ def _control(request, uuid, action):
 
 @require_POST
 def pause(request, uuid):
-    return _control(request, uuid, lambda s: controls.pause(s.pk, _who(request)))
+    return _control(request, uuid, lambda s: controls.pause(s.pk, controls.actor(request.user)))
 
 
 @require_POST
 def resume(request, uuid):
-    return _control(request, uuid, lambda s: controls.resume(s.pk, _who(request)))
+    return _control(request, uuid, lambda s: controls.resume(s.pk, controls.actor(request.user)))
 
 
 @require_POST
 def restart(request, uuid, key):
-    return _control(request, uuid, lambda s: controls.restart(s.pk, key, _who(request)))
+    return _control(request, uuid, lambda s: controls.restart(s.pk, key, controls.actor(request.user)))
 
 
 @require_POST
 def answer(request, uuid, key):
-    return _control(request, uuid, lambda s: controls.provide_input(s.pk, key, request.POST.get("value", ""), _who(request)))
+    return _control(request, uuid, lambda s: controls.provide_input(s.pk, key, request.POST.get("value", ""), controls.actor(request.user)))
 
 
 @require_POST
 def cancel(request, uuid):
     submission = visible_submission(request, uuid)
-    who = request.user.get_username() if request.user.is_authenticated else "its submitter"
-    if engine.cancel(submission.pk, reason=f"cancelled by {who}"):
+    if engine.cancel(submission.pk, reason=f"cancelled by {controls.actor(request.user)}"):
         messages.success(request, "Cancelled.")
     else:
         messages.info(request, f"It had already finished ({submission.status}).")
