@@ -271,3 +271,14 @@ def test_killing_a_group_whose_leader_dies_on_sigterm_does_not_wait_out_the_grac
     kill_group(process.pid, grace=30, reap=process.poll)  # waiting out the grace would take 30 s
     assert time.monotonic() - started < 10
     assert process.returncode is not None
+
+
+def test_an_r_task_runs_with_rscript_and_reads_values_as_strings():
+    backend = make_backend("r", queue_type=make_queue_type("r", "r"))
+    code = 'n <- as.integer($P1)\nwriteLines(sprintf("%d %s", n * n, $P2), "$O1")'
+    task = make_task("square_r", code, backend=backend, out_glob=".txt")
+    make_parameter(task, "n", type="int", default="12")
+    make_parameter(task, "note", default='it\'s "quoted"; q()')
+    submission = run(make_job(steps=[task]))
+    assert submission.status == "complete", submission.nodes.get().message
+    assert result_text(submission, ".txt") == '144 it\'s "quoted"; q()\n'
