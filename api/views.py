@@ -92,7 +92,7 @@ class EndpointList(APIView):
                 "description": job.description,
                 "url": "/api/submissions/",
                 "login_required": job.login_required or settings.SLUICE_LOGIN_REQUIRED,
-                "takes_input": any(".input" in step.task.in_endings for step in job.steps.all()),
+                "takes_input": any(".input" in step.task.in_endings for step in job.steps.all() if step.enabled),
                 "validators": [validator.validation_type for validator in job.validators.all()],
                 "parameters": [parameter_info(parameter) for parameter in job.parameters()],
             }

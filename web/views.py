@@ -3,6 +3,8 @@ import csv
 import io
 import json
 
+import graphviz
+
 from django.contrib.auth.decorators import login_required
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse
@@ -22,14 +24,18 @@ PREVIEW_ROWS = 200
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
-def inline_svg(svg):
-    """SVG text fit to sit inside HTML (no XML prologue)."""
-    return mark_safe(svg[svg.find("<svg"):])
+def diagram(graph, name):
+    """The graph as SVG fit to sit inside HTML (no XML prologue), or a note when Graphviz is missing."""
+    try:
+        svg = diagrams.to_svg(graph, name)
+    except graphviz.ExecutableNotFound:
+        return "(The diagram needs Graphviz's dot program on the server.)"
+    return mark_safe(svg[svg.find("<svg"):])  # drawn by Graphviz, which escapes the labels
 
 
 def catalogue(request):
     jobs = Job.objects.filter(runnable=True).prefetch_related("steps__task__parameters")
-    cards = [{"job": job, "parameters": job.parameters(), "diagram": inline_svg(diagrams.to_svg(diagrams.job_graph(job), job.name))} for job in jobs]
+    cards = [{"job": job, "parameters": job.parameters(), "diagram": diagram(diagrams.job_graph(job), job.name)} for job in jobs]
     return render(request, "web/catalogue.html", {"cards": cards})
 
 
@@ -43,7 +49,7 @@ def job_page(request, name):
                 return redirect("web:submissions")
             return redirect("web:submission", uuid=made.uuid)
     status = 400 if request.method == "POST" else 200
-    context = {"job": job, "form": form, "parameters": job.parameters(), "diagram": inline_svg(diagrams.to_svg(diagrams.job_graph(job), job.name))}
+    context = {"job": job, "form": form, "parameters": job.parameters(), "diagram": diagram(diagrams.job_graph(job), job.name)}
     return render(request, "web/job.html", context, status=status)
 
 
@@ -84,7 +90,7 @@ def submission_context(request, submission):
         "nodes": nodes,
         "results": results,
         "log": list(submission.messages.select_related("node").order_by("-id")[:200]),
-        "diagram": inline_svg(diagrams.to_svg(diagrams.submission_graph(submission), submission.job.name)),
+        "diagram": diagram(diagrams.submission_graph(submission), submission.job.name),
         "can_control": submission.visible_to(request.user),
     }
 
