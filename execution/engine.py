@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from jobs import expressions, templating
+from jobs import dag, expressions, templating
 from jobs.models import Job, QueueType, Task
 
 from . import caching, executors, foreach, graph, mutations, notify, quality, verdicts
@@ -46,13 +46,14 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     """
     if not job.runnable:
         raise SubmissionInvalid({"job": f"job '{job.name}' is not runnable"})
-    unknown = set(disabled) - {step.key for step in job.steps.all()}
+    steps = job.steps_with_tasks()
+    unknown = set(disabled) - {step.key for step in steps}
     if unknown:
         raise SubmissionInvalid({"disabled": f"job '{job.name}' has no step {', '.join(sorted(unknown))}"})
     if not input_data:
         input_data = None  # an empty upload is no upload
     errors = {}
-    reader = next((step.key for step in job.steps.select_related("task") if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
+    reader = next((step.key for step in steps if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
     if reader and input_data is None:
         errors["input_data"] = [f"job '{job.name}' needs an upload: step '{reader}' reads it; send input_data"]
     try:
@@ -74,27 +75,20 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         if input_data is not None:
             result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=len(input_data))
             result.file.save(result.name, ContentFile(input_data), save=True)
-        _instantiate(submission, job, set(disabled))
+        _instantiate(submission, job, steps, set(disabled))
         record(submission.pk, f"submitted to job '{job.name}'")
     return submission
 
 
-def _instantiate(submission, job, disabled):
+def _instantiate(submission, job, steps, disabled):
     """Create one node per step and the edges the steps imply."""
-    steps = list(job.steps.select_related("task"))
     nodes = Node.objects.bulk_create(
         Node(submission=submission, key=step.key, task=step.task, step=step, enabled=step.enabled and step.key not in disabled) for step in steps
     )
     by_key = {node.key: node for node in nodes}
     Edge.objects.bulk_create(
-        Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in graph_edges(job)
+        Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in dag.step_edges(job.step_specs(steps))
     )
-
-
-def graph_edges(job):
-    from jobs import dag
-
-    return dag.step_edges(job.step_specs())
 
 
 def advance(submission_id, finished=None):
@@ -641,6 +635,6 @@ def job_by_name(name):
         SubmissionInvalid: there is no such job.
     """
     try:
-        return Job.objects.get(name=name)
+        return Job.for_submission().get(name=name)
     except Job.DoesNotExist:
         raise SubmissionInvalid({"job": f"there is no job '{name}'"}) from None

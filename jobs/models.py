@@ -297,8 +297,20 @@ class Job(models.Model):
     def __str__(self):
         return self.name
 
-    def step_specs(self):
-        return [dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in self.steps.all()]
+    @classmethod
+    def for_submission(cls):
+        """Jobs with their steps, tasks and parameters loaded at once, as submitting needs them all."""
+        steps = models.Prefetch("steps", queryset=Step.objects.select_related("task").prefetch_related("task__parameters"))
+        return cls.objects.prefetch_related(steps, "validators")
+
+    def steps_with_tasks(self):
+        """The job's steps with their tasks: the prefetched ones when loaded by ``for_submission``."""
+        if "steps" in getattr(self, "_prefetched_objects_cache", {}):
+            return list(self.steps.all())
+        return list(self.steps.select_related("task").prefetch_related("task__parameters"))
+
+    def step_specs(self, steps=None):
+        return [dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in (steps or self.steps_with_tasks())]
 
     def check_steps(self):
         """Check the saved steps form a valid graph.
@@ -314,7 +326,7 @@ class Job(models.Model):
     def parameters(self):
         """Return the parameters submitters may set, one per REST name, in step order."""
         by_name = {}
-        for step in self.steps.select_related("task").prefetch_related("task__parameters"):
+        for step in self.steps_with_tasks():
             for parameter in step.task.parameters.all():
                 by_name.setdefault(parameter.rest_name, parameter)
         return list(by_name.values())
