@@ -6,7 +6,6 @@ returns. Processes run in their own session (process group) so a timeout
 or a cancel kills the whole tree, never the worker.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -160,14 +159,14 @@ def _command(run):
 
 def _sluice_env(run):
     """Values a task may read from its environment instead of placeholders."""
-    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir), "SLUICE_ITEM": templating._text(run.item), "SLUICE_INDEX": templating._text(run.index)}
+    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir), "SLUICE_ITEM": templating.as_text(run.item), "SLUICE_INDEX": templating.as_text(run.index)}
     for number, ending in enumerate(run.in_endings, start=1):
         names = run.in_names[number - 1] if run.in_names else f"{run.file_id}{ending}"
         env[f"SLUICE_I{number}"] = " ".join(names) if isinstance(names, list) else names
     for number, ending in enumerate(run.out_endings, start=1):
         env[f"SLUICE_O{number}"] = f"{run.file_id}{ending}"
     for number, (_, value) in enumerate(run.params, start=1):
-        env[f"SLUICE_P{number}"] = templating._text(value)
+        env[f"SLUICE_P{number}"] = templating.as_text(value)
     return env
 
 
@@ -199,6 +198,3 @@ def _tail(path):
     except FileNotFoundError:
         return ""
 
-
-def remove_workdir(path):
-    shutil.rmtree(path, ignore_errors=True)

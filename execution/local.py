@@ -113,15 +113,16 @@ class SynchronousRunner:
 
     def enable_node(self, node_id):
         """Run step ``node_id`` in the next submissions."""
-        self._check_key(node_id)
+        self.check_step(node_id)
         self.disabled.discard(node_id)
 
     def disable_node(self, node_id):
         """Skip step ``node_id`` in the next submissions; the steps after it still run."""
-        self._check_key(node_id)
+        self.check_step(node_id)
         self.disabled.add(node_id)
 
-    def _check_key(self, key):
+    def check_step(self, key):
+        """Raise KeyError naming the job's steps when ``key`` is not one of them."""
         keys = [step.key for step in self.job.steps.all()]
         if key not in keys:
             raise KeyError(f"job '{self.job.name}' has no step '{key}'; its steps are {', '.join(keys)}")

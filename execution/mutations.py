@@ -39,7 +39,7 @@ class PromiseBroken(ValueError):
     def __init__(self, promise, operation, reason):
         self.promise = promise
         self.operation = operation
-        super().__init__(f"promise {_describe(promise)} broken by {_describe(operation)}: {reason}")
+        super().__init__(f"promise {describe(promise)} broken by {describe(operation)}: {reason}")
 
 
 @dataclass
@@ -121,7 +121,7 @@ def plan(state, operations, *, node, dynamic, tasks, promises):
             try:
                 promise = promise_defs.parse_promise({k: v for k, v in operation.items() if k != "op"})
             except promise_defs.PromiseError as error:
-                raise OperationError(f"{_describe(operation)}: {error}") from None
+                raise OperationError(f"{describe(operation)}: {error}") from None
             reason = _already_broken(promise, state)
             if reason:
                 raise PromiseBroken(promise, operation, reason)
@@ -130,14 +130,14 @@ def plan(state, operations, *, node, dynamic, tasks, promises):
         elif kind == "output":
             name = operation.get("name")
             if not isinstance(name, str) or not KEY.match(name):
-                raise OperationError(f"{_describe(operation)}: 'name' must be a name of letters, digits, '_', '-' or '.'")
+                raise OperationError(f"{describe(operation)}: 'name' must be a name of letters, digits, '_', '-' or '.'")
             if "value" not in operation:
-                raise OperationError(f"{_describe(operation)}: 'value' is missing")
+                raise OperationError(f"{describe(operation)}: 'value' is missing")
             result.outputs[name] = operation["value"]
         elif kind == "style":
             result.styles.append(_style(state, operation))
         else:
-            raise OperationError(f"{_describe(operation)}: unknown operation {kind!r}; expected add_node, add_edge, promise, output or style")
+            raise OperationError(f"{describe(operation)}: unknown operation {kind!r}; expected add_node, add_edge, promise, output or style")
     return result
 
 
@@ -146,14 +146,14 @@ def _grow(state, operation, node, tasks):
     if operation["op"] == "add_node":
         key, task = operation.get("key"), operation.get("task")
         if not isinstance(key, str) or not KEY.match(key):
-            raise OperationError(f"{_describe(operation)}: 'key' must be a name of letters, digits, '_', '-' or '.'")
+            raise OperationError(f"{describe(operation)}: 'key' must be a name of letters, digits, '_', '-' or '.'")
         if key in state.nodes:
-            raise OperationError(f"{_describe(operation)}: duplicate key '{key}'")
+            raise OperationError(f"{describe(operation)}: duplicate key '{key}'")
         if task not in tasks:
-            raise OperationError(f"{_describe(operation)}: unknown task {task!r}")
+            raise OperationError(f"{describe(operation)}: unknown task {task!r}")
         params = operation.get("params", {})
         if not isinstance(params, dict):
-            raise OperationError(f"{_describe(operation)}: 'params' must be an object")
+            raise OperationError(f"{describe(operation)}: 'params' must be an object")
         after = _keys(operation, "after", [node])
         before = _keys(operation, "before", [])
         edges = [(parent, key) for parent in after] + [(key, child) for child in before]
@@ -165,32 +165,32 @@ def _grow(state, operation, node, tasks):
         for parent in after:
             for child in before:
                 if parent == child or _reaches(state.edges, child, parent):
-                    raise OperationError(f"{_describe(operation)}: a cycle through '{child}' and '{parent}'")
+                    raise OperationError(f"{describe(operation)}: a cycle through '{child}' and '{parent}'")
         return [(key, task, params)], edges
     source, target = operation.get("from"), operation.get("to")
     _exists(state, source, operation)
     _exists(state, target, operation)
     _not_started(state, target, operation)
     if source == target or _reaches(state.edges, target, source):
-        raise OperationError(f"{_describe(operation)}: a cycle through '{source}' and '{target}'")
+        raise OperationError(f"{describe(operation)}: a cycle through '{source}' and '{target}'")
     return [], [] if (source, target) in state.edges else [(source, target)]
 
 
 def _keys(operation, name, default):
     value = operation.get(name, default)
     if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
-        raise OperationError(f"{_describe(operation)}: '{name}' must be a list of node keys")
+        raise OperationError(f"{describe(operation)}: '{name}' must be a list of node keys")
     return value
 
 
 def _exists(state, key, operation):
     if key not in state.nodes:
-        raise OperationError(f"{_describe(operation)}: no node {key!r}")
+        raise OperationError(f"{describe(operation)}: no node {key!r}")
 
 
 def _not_started(state, key, operation):
     if state.nodes[key][1] not in NOT_STARTED:
-        raise OperationError(f"{_describe(operation)}: an edge into node '{key}', which has already started ({state.nodes[key][1]})")
+        raise OperationError(f"{describe(operation)}: an edge into node '{key}', which has already started ({state.nodes[key][1]})")
 
 
 def _reaches(edges, start, goal):
@@ -313,13 +313,13 @@ def broken_shape(promises, state):
 def _style(state, operation):
     style = {name: operation[name] for name in ("color", "label") if name in operation}
     if not style or not all(isinstance(value, str) and len(value) <= 200 for value in style.values()):
-        raise OperationError(f"{_describe(operation)}: give 'color' and/or 'label' as short strings")
+        raise OperationError(f"{describe(operation)}: give 'color' and/or 'label' as short strings")
     if "node" in operation:
         _exists(state, operation["node"], operation)
         return {"node": operation["node"], **style}
     source, target = operation.get("from"), operation.get("to")
     if (source, target) not in state.edges:
-        raise OperationError(f"{_describe(operation)}: no edge {source!r} -> {target!r}")
+        raise OperationError(f"{describe(operation)}: no edge {source!r} -> {target!r}")
     return {"from": source, "to": target, **style}
 
 
@@ -327,5 +327,3 @@ def describe(item):
     """An operation or promise as compact JSON, for messages."""
     return json.dumps({key: value for key, value in item.items() if key != "by"} if isinstance(item, dict) else item, sort_keys=True, default=str)[:300]
 
-
-_describe = describe

@@ -35,6 +35,7 @@ __all__ = [
     "render",
     "render_parameter",
     "split_endings",
+    "as_text",
 ]
 
 # $I<n>, $O<n>, $P<n>, or one of the named words not followed by a name character.
@@ -106,7 +107,7 @@ def render_parameter(spec, value):
         return spec.flag if _truthy(value) else ""
     if value is None or value == "":
         return ""
-    quoted = shlex.quote(_text(value))
+    quoted = shlex.quote(as_text(value))
     if spec.switchless or not spec.flag:
         return quoted
     return f"{spec.flag} {quoted}" if spec.spacing else f"{spec.flag}{quoted}"
@@ -132,17 +133,17 @@ def render(executable, context, language="shell"):
         if match["word"] == "TMP":
             return name(context.tmp)
         if match["word"] == "VALUE":
-            return literal(_text(context.value))
+            return literal(as_text(context.value))
         if match["word"] == "ITEM":
-            return literal(_text(context.item))
+            return literal(as_text(context.item))
         if match["word"] == "INDEX":
-            return literal(_text(context.index))
+            return literal(as_text(context.index))
         index = int(match["index"]) - 1
         if match["kind"] == "P":
             if index >= len(context.params):
                 raise TemplateError(f"{match[0]} names parameter {index + 1} but the task has {len(context.params)}", match[0])
             spec, value = context.params[index]
-            return render_parameter(spec, value) if language == "shell" else literal(_text(value))
+            return render_parameter(spec, value) if language == "shell" else literal(as_text(value))
         endings = context.in_endings if match["kind"] == "I" else context.out_endings
         if index >= len(endings):
             glob = "in_glob" if match["kind"] == "I" else "out_glob"
@@ -155,7 +156,8 @@ def render(executable, context, language="shell"):
     return _PATTERN.sub(replace, executable)
 
 
-def _text(value):
+def as_text(value):
+    """A value as the text a command or code sees (booleans as true/false, lists and mappings as JSON)."""
     if value is None:
         return ""
     if isinstance(value, bool):

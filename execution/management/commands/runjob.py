@@ -30,7 +30,7 @@ class Command(BaseCommand):
             for key in options["disable"]:
                 runner.disable_node(key)
             for key in answers:
-                runner._check_key(key)
+                runner.check_step(key)
             submission = runner.init().process()
         except SubmissionInvalid as error:
             raise CommandError(str(error), returncode=2) from None
