@@ -488,14 +488,16 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
     Sub-jobs of its waiting nodes are cancelled too, and a sub-job that ends
     this way ends the node waiting for it.
     """
-    if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
-        return False
-    for child_id in Submission.objects.filter(parent_node__submission_id=submission_id, status__in=SubmissionStatus.ACTIVE).values_list("pk", flat=True):
-        stop(child_id, SubmissionStatus.CANCELLED, f"its parent submission stopped: {text}")
-    for node_id, was in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", "status"):
-        move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
-    level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
-    record(submission_id, text, level=level)
+    # One transaction, so that nobody sees the submission ended with nodes still running.
+    with transaction.atomic():
+        if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
+            return False
+        for child_id in Submission.objects.filter(parent_node__submission_id=submission_id, status__in=SubmissionStatus.ACTIVE).values_list("pk", flat=True):
+            stop(child_id, SubmissionStatus.CANCELLED, f"its parent submission stopped: {text}")
+        for node_id, was in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", "status"):
+            move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
+        level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
+        record(submission_id, text, level=level)
     notify.submission_finished(submission_id)
     _return_to_parent(submission_id, status, text)
     return True
