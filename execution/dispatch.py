@@ -85,9 +85,12 @@ def process(node_id):
 def _inline(node_ids):
     if len(node_ids) != 1:
         return None
-    row = Node.objects.filter(pk=node_ids[0], status=NodeStatus.QUEUED, not_before__isnull=True).values_list("task__backend__queue_type__name", "submission__priority").first()
-    if row is None:
-        return None
-    if _served is not None and broker.queue_name(*row) not in _served:
+    queue = getattr(node_ids[0], "queue", None)  # known when the engine's fast path queued it
+    if queue is None:
+        row = Node.objects.filter(pk=node_ids[0], status=NodeStatus.QUEUED, not_before__isnull=True).values_list("task__backend__queue_type__name", "submission__priority").first()
+        if row is None:
+            return None
+        queue = broker.queue_name(*row)
+    if _served is not None and queue not in _served:
         return None
     return node_ids[0]

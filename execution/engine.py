@@ -4,6 +4,7 @@ Every function takes ids or rows, works through ``states`` for status
 changes and returns the ids of nodes that should now run, so the same code
 serves the in-process runner and the broker actors.
 """
+import functools
 import logging
 import shutil
 from datetime import timedelta
@@ -13,17 +14,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import transaction
-from django.db.models import Count, F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import dag, expressions, templating
-from jobs.models import Job, QueueType, Task
+from jobs.models import Backend, Job, QueueType, Step, Task
 
-from . import caching, executors, foreach, graph, mutations, notify, quality, verdicts
+from . import broker, caching, executors, foreach, graph, mutations, notify, quality, statements, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
-from .states import NodeStatus, SubmissionStatus, move_node, move_submission
+from .states import Add, NodeStatus, SubmissionStatus, move_node, move_submission
 from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
@@ -202,30 +202,61 @@ def _advance_after(node_id):
 
     Falls back (returns []) whenever the general rules are needed: a disabled,
     conditional, expanding or input-waiting successor, nothing queued (the
-    submission may be finishing), or a submission that is not running.
+    submission may be finishing), or a submission that is not running. Each
+    id returned is a ``Ready`` that knows its queue.
     """
-    successors = list(
-        Edge.objects.filter(source_id=node_id).annotate(inputs=Count("target__in_edges")).values_list(
-            "target_id", "target__status", "target__enabled", "target__submission__status",
-            "target__task__input_prompt", "target__step__when", "target__step__foreach", "source__status", "inputs",
-        )
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_successors_sql(), [*_DONE, node_id])
+        successors = cursor.fetchall()
     if not successors:
         return []
-    for _, _, enabled, status, prompt, when, each, source_status, _ in successors:
+    foreach_field = Step._meta.get_field("foreach")
+    for _, _, enabled, status, prompt, when, each, source_status, _, _, _ in successors:
+        each = foreach_field.from_db_value(each, None, connection) if each is not None else None
         if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING or source_status not in NodeStatus.DONE:
             return []
     queued = []
     now = timezone.now()
-    for target_id, status, *_, inputs in successors:
-        if status != NodeStatus.PENDING:
-            continue
-        # With one input edge, the node that just finished is its only predecessor.
-        if inputs > 1 and Edge.objects.filter(target_id=target_id).exclude(source__status__in=NodeStatus.DONE).exists():
+    for target_id, status, *_, unfinished, queue_type, priority in successors:
+        if status != NodeStatus.PENDING or unfinished:
             continue
         if move_node(target_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
-            queued.append(target_id)
+            queued.append(Ready(target_id, broker.queue_name(queue_type, priority)))
     return queued
+
+
+class Ready(int):
+    """The id of a node just queued, with the ``queue`` its message goes to."""
+
+    def __new__(cls, node_id, queue):
+        ready = super().__new__(cls, node_id)
+        ready.queue = queue
+        return ready
+
+
+_DONE = sorted(NodeStatus.DONE)
+
+
+@functools.cache
+def _successors_sql():
+    """One row per out-edge of a node: what ``_advance_after`` needs to know about its target."""
+    quote = connection.ops.quote_name
+    edge, node, submission = (quote(model._meta.db_table) for model in (Edge, Node, Submission))
+    task, backend, queue_type, step = (quote(model._meta.db_table) for model in (Task, Backend, QueueType, Step))
+    c = {name: quote(name) for name in ("id", "status", "enabled", "input_prompt", "when", "foreach", "name", "priority", "source_id", "target_id", "submission_id", "task_id", "backend_id", "queue_type_id", "step_id")}
+    return (
+        f"SELECT e.{c['target_id']}, t.{c['status']}, t.{c['enabled']}, s.{c['status']}, k.{c['input_prompt']}, p.{c['when']}, p.{c['foreach']}, "
+        f"f.{c['status']}, "
+        # How many predecessors of the target are not done yet.
+        f"(SELECT COUNT(*) FROM {edge} i JOIN {node} n ON n.{c['id']} = i.{c['source_id']} "
+        f"WHERE i.{c['target_id']} = e.{c['target_id']} AND n.{c['status']} NOT IN ({', '.join(['%s'] * len(_DONE))})), "
+        f"q.{c['name']}, s.{c['priority']} "
+        f"FROM {edge} e JOIN {node} t ON t.{c['id']} = e.{c['target_id']} JOIN {node} f ON f.{c['id']} = e.{c['source_id']} "
+        f"JOIN {submission} s ON s.{c['id']} = t.{c['submission_id']} JOIN {task} k ON k.{c['id']} = t.{c['task_id']} "
+        f"JOIN {backend} b ON b.{c['id']} = k.{c['backend_id']} JOIN {queue_type} q ON q.{c['id']} = b.{c['queue_type_id']} "
+        f"LEFT JOIN {step} p ON p.{c['id']} = t.{c['step_id']} "
+        f"WHERE e.{c['source_id']} = %s"
+    )
 
 
 def _finish(submission_id, status, statuses):
@@ -282,7 +313,7 @@ def run_node(node_id, worker="", watch=False):
     lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
     claimed = move_node(
         node_id, NodeStatus.QUEUED, NodeStatus.RUNNING,
-        attempt=F("attempt") + 1, exit_code=None, message="", worker=worker, pid=None, lease_expires_at=lease, not_before=None,
+        attempt=Add(1), exit_code=None, message="", worker=worker, pid=None, lease_expires_at=lease, not_before=None,
     )
     if not claimed:
         return []
@@ -292,7 +323,7 @@ def run_node(node_id, worker="", watch=False):
         move_node(node_id, NodeStatus.RUNNING, NodeStatus.CANCELLED, message=f"submission is {submission.status}")
         return []
     if submission.status == SubmissionStatus.PAUSED:  # e.g. a retry that came due during a pause
-        move_node(node_id, NodeStatus.RUNNING, NodeStatus.PENDING, attempt=F("attempt") - 1, worker="", lease_expires_at=None, started_at=None)
+        move_node(node_id, NodeStatus.RUNNING, NodeStatus.PENDING, attempt=Add(-1), worker="", lease_expires_at=None, started_at=None)
         return []
     if submission.status == SubmissionStatus.SUBMITTED:
         move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
@@ -519,8 +550,8 @@ def retry_delay(attempt):
 
 def record(submission_id, text, level=Message.Level.INFO, node=None, node_id=None):
     """Add a message to the submission's timeline and make it the last message."""
-    Message.objects.create(submission_id=submission_id, node_id=node.pk if node is not None else node_id, level=level, text=text)
-    Submission.objects.filter(pk=submission_id).update(last_message=text)
+    statements.insert(Message, submission_id=submission_id, node_id=node.pk if node is not None else node_id, level=level, text=text)
+    statements.update(Submission, submission_id, last_message=text)
 
 
 def edge_keys(submission_id):

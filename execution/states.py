@@ -10,7 +10,11 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-__all__ = ["NodeStatus", "SubmissionStatus", "move_node", "move_submission"]
+from . import statements
+
+__all__ = ["Add", "NodeStatus", "SubmissionStatus", "move_node", "move_submission"]
+
+Add = statements.Add  # move_node(..., attempt=Add(1)): the column plus one
 
 
 class SubmissionStatus(models.TextChoices):
@@ -60,7 +64,7 @@ def move_node(node_id, from_statuses, to, **fields):
         fields.setdefault("started_at", now)
     if to in NodeStatus.TERMINAL:
         fields.setdefault("finished_at", now)
-    return Node.objects.filter(pk=node_id, status__in=list(_as_set(from_statuses))).update(**fields) == 1
+    return _update(Node, node_id, from_statuses, fields)
 
 
 def move_submission(submission_id, from_statuses, to, **fields):
@@ -77,7 +81,15 @@ def move_submission(submission_id, from_statuses, to, **fields):
         fields.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
     if to in SubmissionStatus.TERMINAL:
         fields.setdefault("finished_at", now)
-    return Submission.objects.filter(pk=submission_id, status__in=list(_as_set(from_statuses))).update(**fields) == 1
+    return _update(Submission, submission_id, from_statuses, fields)
+
+
+def _update(model, pk, from_statuses, fields):
+    statuses = sorted(_as_set(from_statuses))
+    if statements.plain(fields):
+        return statements.conditional_update(model, pk, statuses, fields) == 1
+    values = {name: F(name) + value.amount if isinstance(value, statements.Add) else value for name, value in fields.items()}
+    return model.objects.filter(pk=pk, status__in=statuses).update(**values) == 1
 
 
 def _as_set(statuses):

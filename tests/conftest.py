@@ -64,7 +64,8 @@ def worker(broker):
     running.stop()
 
 
-def wait_for(submission, statuses=("complete", "error", "crash", "cancelled"), timeout=20):
+# Deadlines only cost time when a test fails, and CI runs the suite on a loaded machine: be generous.
+def wait_for(submission, statuses=("complete", "error", "crash", "cancelled"), timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         submission.refresh_from_db()
@@ -72,6 +73,23 @@ def wait_for(submission, statuses=("complete", "error", "crash", "cancelled"), t
             return submission
         time.sleep(0.05)
     raise AssertionError(f"submission stayed {submission.status}: {submission.last_message}")
+
+
+def settle(worker, timeout=60):
+    """Wait until ``worker`` has handled every message sent so far, and every message those sent.
+
+    A submission's status changes before its worker is done with it (the e-mail, the
+    parent of a sub-job, the last message), so assert on those only once the worker settled.
+    """
+    broker = worker.broker
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name in [name for name in list(broker.queues) if not name.endswith((".DQ", ".XQ"))]:
+            broker.join(name, timeout=max(1, int((deadline - time.monotonic()) * 1000)))
+        worker.join()
+        if not any(queue.unfinished_tasks for queue in list(broker.queues.values())):
+            return
+    raise AssertionError(f"the worker was still busy after {timeout} s")
 
 
 # The real-servers suite needs the servers `python -m tests.realservers` starts.

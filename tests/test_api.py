@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from execution import engine
 from execution.local import SynchronousRunner
 from execution.models import Batch, Submission
-from tests.conftest import wait_for
+from tests.conftest import settle, wait_for
 from tests.factories import make_job, make_parameter, make_task
 
 pytestmark = pytest.mark.django_db
@@ -328,6 +328,7 @@ def test_a_submission_runs_to_complete_through_the_api(worker, settings):
     [result] = [r for r in document["results"] if r["node"] == "count"]
     download = client.get(result["url"])
     assert b"".join(download.streaming_content).strip() == b"3"
+    settle(worker)  # the mail goes after the status is set: wait for the worker to be done
     [message] = mail.outbox
     assert message.to == ["me@example.org"] and f"/submissions/{submission.uuid}/" in message.body
     assert "finished: complete" in message.body

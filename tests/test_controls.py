@@ -1,6 +1,5 @@
 """Controls and conveniences: pause, resume, restart, input, caching, QC, when, foreach, sub-jobs, loops."""
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from execution import controls, dispatch, engine
 from execution.local import SynchronousRunner
 from execution.models import Node, Submission
 from jobs import expressions
-from tests.conftest import wait_for
+from tests.conftest import settle, wait_for
 from tests.factories import make_job, make_parameter, make_task
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -195,14 +194,18 @@ def test_approval_waits_without_a_process_then_follows_the_answer(examples):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_pause_stops_new_steps_and_resume_goes_on(worker):
-    first, second = make_task("first", "sleep 0.5"), make_task("second", "true")
+def test_pause_stops_new_steps_and_resume_goes_on(worker, tmp_path):
+    # "first" runs until the test lets it end (20 s at most), so the pause surely comes while it is queued or running.
+    gate = tmp_path / "gate"
+    first = make_task("first", f"for i in $(seq 400); do [ -e {gate} ] && exit 0; sleep 0.05; done")
+    second = make_task("second", "true")
     submission = engine.submit(make_job("two", steps=[first, second]))
     dispatch.start(submission.pk)
     client = APIClient()
     assert client.post(f"/api/submissions/{submission.uuid}/pause/").json()["status"] == "paused"
     assert client.post(f"/api/submissions/{submission.uuid}/pause/").status_code == 409
-    time.sleep(1.2)
+    gate.touch()
+    settle(worker)  # "first" ended (or, paused before it started, never ran) and the worker is done with it
     submission.refresh_from_db()
     assert submission.status == "paused" and submission.nodes.get(key="second").status == "pending"
     assert client.post(f"/api/submissions/{submission.uuid}/resume/").status_code == 200

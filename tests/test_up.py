@@ -46,18 +46,18 @@ def test_up_serves_the_web_app_and_finishes_what_a_previous_process_left(tmp_pat
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "up", "--addr", f"127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for_port(port)
+        wait_for_port(port, timeout=90)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/") as response:
             assert response.status == 200
             assert b"csrfmiddlewaretoken" in response.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/admin/css/base.css") as response:
             assert response.status == 200
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while manage(env, "shell", "-v", "0", "-c", STATUS.format(uuid=uuid)).strip() != "complete":
             assert time.monotonic() < deadline, "the interrupted submission did not complete"
             time.sleep(0.5)
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=20)
+        output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert "Recovered: re-ran 1 interrupted steps" in output

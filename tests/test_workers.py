@@ -31,10 +31,20 @@ def test_a_submission_runs_to_complete_on_workers(worker):
     assert all(node.worker == dispatch.WORKER_ID for node in submission.nodes.all())
 
 
-def test_independent_nodes_run_at_the_same_time(worker):
+def meet(here, there):
+    """A step that says it started, then waits (20 s at most) until the other one has too.
+
+    Run side by side, both steps end soon after both started; run one after the other, the
+    first waits in vain and ends before the second starts. A fixed sleep would instead need
+    the second to start within that sleep, which a loaded machine does not promise.
+    """
+    return f"touch {here}; for i in $(seq 400); do [ -e {there} ] && exit 0; sleep 0.05; done"
+
+
+def test_independent_nodes_run_at_the_same_time(worker, tmp_path):
     a = make_task("a", "true")
-    b = make_task("b", "sleep 1")
-    c = make_task("c", "sleep 1")
+    b = make_task("b", meet(tmp_path / "b", tmp_path / "c"))
+    c = make_task("c", meet(tmp_path / "c", tmp_path / "b"))
     job = make_job(steps=[("a", a, {"ordering": 0}), ("b", b, {"ordering": 1}), ("c", c, {"ordering": 1})])
     submission = wait_for(start(job))
     nodes = {node.key: node for node in submission.nodes.all()}
@@ -68,7 +78,7 @@ def test_cancel_kills_the_running_process_tree_within_two_seconds(worker, tmp_pa
     marker = tmp_path / "child.pid"
     task = make_task("sleeper", f"sh -c 'echo $$ > {marker}; sleep 30' & sleep 30; wait")
     submission = start(make_job(steps=[task]))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(marker.read_text())
@@ -89,13 +99,13 @@ def test_cancel_kills_the_running_process_tree_within_two_seconds(worker, tmp_pa
 
 
 def _alive(pid):
+    # A killed child of another process lingers as a zombie until reaped; it may be reaped
+    # (its /proc entry gone) at any moment, also between two looks.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    # A killed child of another process lingers as a zombie until reaped.
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().split()[2] != "Z"
 
 
 def test_a_retry_waits_for_its_backoff(worker, settings, tmp_path):
@@ -167,7 +177,7 @@ def test_recover_reruns_what_a_previous_process_left_running(worker):
 def test_worker_shutdown_hands_running_steps_back(broker):
     running = workers.start_worker(None, threads=1)
     submission = start(make_job(steps=[make_task("t", "sleep 30")]))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not Node.objects.filter(submission=submission, status="running", pid__isnull=False).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     workers.stop_worker(running, grace=0.2)
@@ -220,14 +230,21 @@ def test_a_broken_promise_kills_the_nodes_still_running(worker, tmp_path):
     marker = tmp_path / "sleeper.pid"
     make_task("M", "true")
     sleeper = make_task("sleeper", f"sh -c 'echo $$ > {marker}; exec sleep 30'")
-    breaker = make_task("breaker", "sleep 0.5; printf '{\"op\": \"add_node\", \"key\": \"x\", \"task\": \"M\"}\\n' >> \"$SLUICE_CONTROL\"", dynamic=True)
+    # The breaker breaks the promise only once the sleeper runs (has written its pid; 20 s at most):
+    # a fixed head start would leave a slow sleeper not yet started, or started without a pid file.
+    breaker = make_task(
+        "breaker",
+        f"for i in $(seq 400); do [ -s {marker} ] && break; sleep 0.05; done; "
+        "printf '{\"op\": \"add_node\", \"key\": \"x\", \"task\": \"M\"}\\n' >> \"$SLUICE_CONTROL\"",
+        dynamic=True,
+    )
     job = make_job("breaking", steps=[("sleeper", sleeper, {"ordering": 0}), ("breaker", breaker, {"ordering": 0})])
     job.promises.create(kind="no_new_nodes", spec={})
     submission = wait_for(start(job))
     assert submission.status == "error" and "no_new_nodes" in submission.last_message
     assert submission.nodes.get(key="sleeper").status == "cancelled"
     pid = int(marker.read_text())
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid)

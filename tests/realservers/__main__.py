@@ -3,7 +3,9 @@
     python -m tests.realservers [pytest arguments]
 
 Redis is started (and restarted) by the suite's own fixtures, on the port
-chosen here, because one test restarts it mid-run.
+chosen here, because one test restarts it mid-run. The suite also runs
+``tests/test_statements.py`` again, so that the hot path's hand-built SQL is
+checked on PostgreSQL as well as on SQLite.
 """
 import os
 import subprocess
@@ -21,7 +23,7 @@ def main():
         "SLUICE_REAL_SERVERS": "1",
     }
     try:
-        return subprocess.call([sys.executable, "-m", "pytest", "tests/realservers", *sys.argv[1:]], env=env)
+        return subprocess.call([sys.executable, "-m", "pytest", "tests/realservers", "tests/test_statements.py", *sys.argv[1:]], env=env)
     finally:
         postgres.stop()
 

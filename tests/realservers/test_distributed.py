@@ -12,7 +12,7 @@ from tests.factories import make_job, make_task
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def wait_until(predicate, timeout=30, message="condition"):
+def wait_until(predicate, timeout=60, message="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -37,11 +37,21 @@ def start(job, **kwargs):
     return submission
 
 
-def test_independent_steps_run_in_parallel_on_separate_processes(processes):
+def meet(here, there):
+    """A step that says it started, then waits (30 s at most) until the other one has too.
+
+    Side by side, both end soon after both started; one after the other, the first waits in
+    vain and ends before the second starts. (A fixed sleep would need the second worker
+    process to be up and take its step within that sleep, which a loaded machine does not promise.)
+    """
+    return f"touch {here}; for i in $(seq 600); do [ -e {there} ] && exit 0; sleep 0.05; done"
+
+
+def test_independent_steps_run_in_parallel_on_separate_processes(processes, tmp_path):
     processes.start("worker", "--processes", "1", "--threads", "1")
     processes.start("worker", "--processes", "1", "--threads", "1")
     root = make_task("root", "true")
-    left, right = make_task("left", "sleep 1"), make_task("right", "sleep 1")
+    left, right = make_task("left", meet(tmp_path / "left", tmp_path / "right")), make_task("right", meet(tmp_path / "right", tmp_path / "left"))
     job = make_job(steps=[("root", root, {"ordering": 0}), ("left", left, {"ordering": 1}), ("right", right, {"ordering": 1})])
     submission = finished(start(job))
     nodes = {node.key: node for node in submission.nodes.all()}
@@ -63,9 +73,11 @@ def test_priorities_route_to_their_own_queues(processes):
     assert finished(normal).status == "complete"
 
 
-def test_a_step_survives_kill_9_of_its_worker(processes):
+def test_a_step_survives_kill_9_of_its_worker(processes, tmp_path):
     first = processes.start("worker", "--processes", "1", "--threads", "1")
-    task = make_task("slow", "sleep 2; echo done > $O1", out_glob=".out")
+    # The first attempt outlasts any delay before the kill; the second (the rerun) ends at once.
+    tried = tmp_path / "tried"
+    task = make_task("slow", f"[ -e {tried} ] || {{ touch {tried}; sleep 60; }}; echo done > $O1", out_glob=".out")
     submission = start(make_job(steps=[task]))
     node = wait_until(lambda: Node.objects.filter(submission=submission, status="running", pid__isnull=False).first(), message="the step to start")
     victim_pid = int(node.worker.rsplit(":", 1)[1])

@@ -1,0 +1,111 @@
+"""The per-step hot path's statements, without the ORM's query compiler.
+
+A worker runs a handful of statements per step. Through the ORM each one is
+compiled afresh from a queryset, which costs more Python time than SQLite or
+PostgreSQL take to execute it. Here each statement's SQL is built once per
+shape from the model's own field definitions and then reused; every value
+goes through its field's ``get_db_prep_save``, so rows are stored exactly as
+the ORM would store them (``tests/test_statements.py`` checks both agree).
+
+Only plain values are handled. ``Add(n)`` means "the column plus n"; any
+other expression (``F``, ``Coalesce``...) is the caller's to send through the
+ORM instead.
+"""
+from functools import lru_cache
+
+from django.db import connection
+from django.db.models import DateTimeField
+from django.utils import timezone
+
+__all__ = ["Add", "conditional_update", "insert", "plain", "update"]
+
+
+class Add:
+    """An update value meaning "this column plus ``amount``"."""
+
+    __slots__ = ("amount",)
+
+    def __init__(self, amount):
+        self.amount = amount
+
+    def __repr__(self):
+        return f"Add({self.amount})"
+
+
+def plain(fields):
+    """True when every value can be written by these helpers (no ORM expressions)."""
+    return not any(hasattr(value, "resolve_expression") for value in fields.values())
+
+
+def update(model, pk, **fields):
+    """``UPDATE model SET fields WHERE pk = pk``; return the number of rows changed."""
+    return conditional_update(model, pk, None, fields)
+
+
+def conditional_update(model, pk, statuses, fields):
+    """``UPDATE model SET fields WHERE pk = pk AND status IN statuses``; return the number of rows changed.
+
+    ``statuses`` None means whatever the row's status.
+    """
+    names = tuple(fields)
+    statuses = list(statuses) if statuses is not None else None
+    sql = _update_sql(model, names, tuple(isinstance(fields[name], Add) for name in names), None if statuses is None else len(statuses), connection.vendor)
+    params = [_prepare(model, name, fields[name]) for name in names] + [pk] + (statuses or [])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def insert(model, **values):
+    """Insert one row; fields not given take their defaults (``auto_now_add``: now). Returns nothing."""
+    columns = _insert_columns(model, connection.vendor)
+    now = timezone.now()
+    params = []
+    for field in columns:
+        if field.attname in values:
+            value = values[field.attname]
+        elif field.name in values:
+            value = values[field.name]
+            value = value.pk if field.is_relation and value is not None else value
+        elif isinstance(field, DateTimeField) and (field.auto_now or field.auto_now_add):
+            value = now
+        else:
+            value = field.get_default()
+        params.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(model, connection.vendor), params)
+
+
+def _prepare(model, name, value):
+    if isinstance(value, Add):
+        return value.amount
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+@lru_cache(maxsize=256)
+def _update_sql(model, names, adds, count, vendor):
+    quote = connection.ops.quote_name
+    meta = model._meta
+    assignments = []
+    for name, add in zip(names, adds):
+        column = quote(meta.get_field(name).column)
+        assignments.append(f"{column} = {column} + %s" if add else f"{column} = %s")
+    where = f"{quote(meta.pk.column)} = %s"
+    if count is not None:
+        where += f" AND {quote(meta.get_field('status').column)} IN ({', '.join(['%s'] * count)})"
+    return f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} WHERE {where}"
+
+
+@lru_cache(maxsize=32)
+def _insert_columns(model, vendor):
+    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+
+
+@lru_cache(maxsize=32)
+def _insert_sql(model, vendor):
+    quote = connection.ops.quote_name
+    columns = _insert_columns(model, vendor)
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )

@@ -1,0 +1,99 @@
+"""The hot path's hand-built statements store what the ORM would, and the fast path routes correctly."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from execution import engine, statements
+from execution.engine import _advance_after
+from execution.models import Message, Node, Submission
+from execution.states import Add, NodeStatus, move_node, move_submission
+from tests.factories import make_backend, make_job, make_queue_type, make_task
+
+pytestmark = pytest.mark.django_db
+
+
+def submitted(job, **kwargs):
+    submission = engine.submit(job, **kwargs)
+    Submission.objects.filter(pk=submission.pk).update(status="running")
+    return submission
+
+
+def test_a_conditional_update_writes_each_kind_of_value_as_the_orm_reads_it():
+    submission = submitted(make_job(steps=[make_task("a")]))
+    node = submission.nodes.get()
+    when = timezone.now() - timedelta(minutes=3)
+    changed = statements.conditional_update(
+        Node, node.pk, ["pending"],
+        {"status": "queued", "queued_at": when, "outputs": {"n": 3, "names": ["x", "é"]}, "exit_code": None, "message": "it's \"quoted\"", "attempt": Add(2)},
+    )
+    assert changed == 1
+    node.refresh_from_db()
+    assert (node.status, node.queued_at, node.outputs, node.exit_code, node.message, node.attempt) == (
+        "queued", when, {"n": 3, "names": ["x", "é"]}, None, "it's \"quoted\"", 2,
+    )
+    assert Node.objects.filter(queued_at=when).count() == 1  # the stored form is the one ORM lookups compare with
+
+
+def test_a_conditional_update_changes_nothing_when_the_status_has_moved_on():
+    submission = submitted(make_job(steps=[make_task("a")]))
+    node = submission.nodes.get()
+    assert statements.conditional_update(Node, node.pk, ["queued", "running"], {"status": "failed"}) == 0
+    assert move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED) is False
+    assert Node.objects.get(pk=node.pk).status == "pending"
+    assert move_node(node.pk, NodeStatus.PENDING, NodeStatus.QUEUED) is True
+    assert move_node(node.pk, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=Add(1)) is True
+    node.refresh_from_db()
+    assert (node.status, node.attempt) == ("running", 1) and node.started_at is not None
+
+
+def test_expressions_still_go_through_the_orm():
+    submission = engine.submit(make_job(steps=[make_task("a")]))
+    assert move_submission(submission.pk, "submitted", "running")  # started_at = Coalesce(started_at, now)
+    first = Submission.objects.get(pk=submission.pk).started_at
+    assert move_submission(submission.pk, "running", "paused") and move_submission(submission.pk, "paused", "running")
+    assert Submission.objects.get(pk=submission.pk).started_at == first
+
+
+def test_insert_fills_defaults_and_auto_now_add():
+    submission = submitted(make_job(steps=[make_task("a")]))
+    before = timezone.now()
+    statements.insert(Message, submission_id=submission.pk, text="hello")
+    message = Message.objects.get(submission=submission, text="hello")
+    assert message.level == "info" and message.node is None and message.created_at >= before
+    statements.insert(Message, submission=submission, node=submission.nodes.get(), level="error", text="by instance")
+    assert Message.objects.get(text="by instance").node.key == "a"
+
+
+def test_the_fast_path_queues_a_lone_successor_and_knows_its_queue():
+    make_backend("gpu", queue_type=make_queue_type("gpu"))
+    first, second = make_task("first"), make_task("second", backend=make_backend("gpu"))
+    submission = submitted(make_job(steps=[first, second]), priority="high")
+    a, b = (submission.nodes.get(key=key) for key in ("first", "second"))
+    Node.objects.filter(pk=a.pk).update(status="succeeded")
+    ready = _advance_after(a.pk)
+    assert ready == [b.pk] and ready[0].queue == "high_gpu"
+    assert Node.objects.get(pk=b.pk).status == "queued"
+    assert _advance_after(a.pk) == []  # already queued: nothing more to do
+
+
+def test_the_fast_path_waits_for_every_predecessor():
+    tasks = [make_task(name) for name in ("left", "right", "join")]
+    job = make_job(steps=[("left", tasks[0], {"ordering": 0}), ("right", tasks[1], {"ordering": 0}), ("join", tasks[2], {"ordering": 1})])
+    submission = submitted(job)
+    left, right, join = (submission.nodes.get(key=key).pk for key in ("left", "right", "join"))
+    Node.objects.filter(pk=left).update(status="succeeded")
+    assert _advance_after(left) == []
+    assert Node.objects.get(pk=join).status == "pending"
+    Node.objects.filter(pk=right).update(status="skipped")  # skipped counts as done
+    assert _advance_after(right) == [join]
+
+
+@pytest.mark.parametrize("step_fields", [{"enabled": False}, {"when": "1 == 1"}, {"foreach": {"lines": ".txt"}}])
+def test_the_fast_path_leaves_special_successors_to_the_full_rules(step_fields):
+    first, second = make_task("first"), make_task("second")
+    submission = submitted(make_job(steps=[("first", first), ("second", second, step_fields)]))
+    a = submission.nodes.get(key="first")
+    Node.objects.filter(pk=a.pk).update(status="succeeded")
+    assert _advance_after(a.pk) == []
+    assert submission.nodes.get(key="second").status == "pending"
