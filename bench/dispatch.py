@@ -197,7 +197,7 @@ def submit_and_wait(jobs, poll, timeout=RUN_TIMEOUT):
     ids = []
     for job in jobs:
         submission = engine.submit(job)
-        dispatch.start(submission.pk)
+        dispatch.start(submission)
         ids.append(submission.pk)
     submitted = time.perf_counter()
     pending = Submission.objects.filter(pk__in=ids).exclude(status__in=TERMINAL)

@@ -236,7 +236,7 @@ def profile(args):
     with connection.execute_wrapper(submit_statements):
         started = time.perf_counter()
         for _ in range(20):
-            dispatch.start(engine.submit(short).pk)
+            dispatch.start(engine.submit(short))
         submit_wall = (time.perf_counter() - started) / 20
     vendor = connection.vendor
     steps = args.steps
@@ -265,7 +265,7 @@ def profile(args):
 def run_chain(engine, dispatch, job):
     """Submit ``job`` and run it to the end in this thread, as a worker runs one message."""
     submission = engine.submit(job)
-    first = engine.advance(submission.pk)
+    first = submission.ready
     for node_id in first:
         dispatch.process(node_id)
     return submission.pk

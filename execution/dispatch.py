@@ -33,11 +33,10 @@ def serve(queues):
     WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def start(submission_id):
-    """Queue the ready nodes of a new submission and send them; returns their ids."""
-    node_ids = engine.advance(submission_id)
-    send(node_ids)
-    return node_ids
+def start(submission):
+    """Send the nodes a new submission queued (``engine.submit`` leaves them in ``submission.ready``)."""
+    send(submission.ready)
+    return submission.ready
 
 
 def send(node_ids):
@@ -52,7 +51,13 @@ def _enqueue(node_ids):
 
     current = dramatiq.get_broker()
     now = timezone.now()
-    for node in Node.objects.filter(pk__in=node_ids).select_related("submission", "task__backend__queue_type"):
+    for node_id in node_ids:
+        queue = getattr(node_id, "queue", None)  # an engine.Ready: queued just now, to run at once
+        if queue:
+            current.declare_queue(queue)
+            current.enqueue(run_node.message(int(node_id)).copy(queue_name=queue))
+    unknown = [node_id for node_id in node_ids if not getattr(node_id, "queue", None)]
+    for node in Node.objects.filter(pk__in=unknown).select_related("submission", "task__backend__queue_type") if unknown else ():
         queue = queue_of(node)
         current.declare_queue(queue)
         delay = None

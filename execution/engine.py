@@ -67,28 +67,47 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
             errors.update(error.message_dict)
     if errors:
         raise SubmissionInvalid(errors)
+    text = f"submitted to job '{job.name}'"
     with transaction.atomic():
         submission = Submission.objects.create(
             job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch,
-            parent_node=parent_node,
+            parent_node=parent_node, last_message=text,
         )
         if input_data is not None:
             result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=len(input_data))
             result.file.save(result.name, ContentFile(input_data), save=True)
-        _instantiate(submission, job, steps, set(disabled))
-        record(submission.pk, f"submitted to job '{job.name}'")
+        ready = _instantiate(submission, job, steps, set(disabled))
+        statements.insert(Message, submission_id=submission.pk, text=text)
+    submission.ready = ready if ready is not None else advance(submission.pk)
     return submission
 
 
 def _instantiate(submission, job, steps, disabled):
-    """Create one node per step and the edges the steps imply."""
+    """Create one node per step and the edges the steps imply; return the nodes queued, or None.
+
+    When every first step is a plain one (enabled, no condition, no foreach,
+    no input prompt) those are created queued, which is all the first
+    ``advance`` would do; otherwise everything starts pending and None says
+    that ``advance`` must decide.
+    """
+    edges = dag.step_edges(job.step_specs(steps))
+    later = {after for _, after in edges}
+    enabled = {step.key: step.enabled and step.key not in disabled for step in steps}
+    first = [step for step in steps if step.key not in later]
+    plain = bool(first) and all(enabled[step.key] and not step.when and not step.foreach and not step.task.input_prompt for step in first)
+    now = timezone.now()
     nodes = Node.objects.bulk_create(
-        Node(submission=submission, key=step.key, task=step.task, step=step, enabled=step.enabled and step.key not in disabled) for step in steps
+        Node(
+            submission=submission, key=step.key, task=step.task, step=step, enabled=enabled[step.key],
+            **({"status": NodeStatus.QUEUED, "queued_at": now} if plain and step.key not in later else {}),
+        )
+        for step in steps
     )
     by_key = {node.key: node for node in nodes}
-    Edge.objects.bulk_create(
-        Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in dag.step_edges(job.step_specs(steps))
-    )
+    Edge.objects.bulk_create(Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in edges)
+    if not plain:
+        return None
+    return [Ready(node.pk, broker.queue_name(node.task.backend.queue_type.name, submission.priority)) for node in nodes if node.status == NodeStatus.QUEUED]
 
 
 def advance(submission_id, finished=None):
@@ -226,7 +245,7 @@ def _advance_after(node_id):
 
 
 class Ready(int):
-    """The id of a node just queued, with the ``queue`` its message goes to."""
+    """The id of a node just queued to run at once, with the ``queue`` its message goes to."""
 
     def __new__(cls, node_id, queue):
         ready = super().__new__(cls, node_id)
@@ -374,7 +393,7 @@ def _start_subjob(node):
         return advance(parent.pk)
     move_node(node.pk, NodeStatus.RUNNING, NodeStatus.WAITING, message=f"running sub-job {child.uuid}", lease_expires_at=None)
     record(parent.pk, f"step '{node.key}' started sub-job {child.uuid} of job '{child_job.name}'", node=node)
-    return advance(child.pk)
+    return child.ready
 
 
 def _attempt(node, workdir, watch=False):

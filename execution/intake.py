@@ -62,7 +62,7 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
             engine.submit(job, params={name: value for name, value in params.items() if name in taken[job]}, batch=batch, **common) for job in jobs
         ]
         for submission in submissions:
-            dispatch.start(submission.pk)  # sent once the transaction commits
+            dispatch.start(submission)  # sent once the transaction commits
     return batch or submissions[0]
 
 

@@ -66,7 +66,7 @@ class SynchronousRunner:
             self.job, params=self.params, input_data=self.input, submission_name=self.submission_name, user=self.user, disabled=self.disabled
         )
         self.submissions.append(submission)
-        queue = engine.advance(submission.pk)
+        queue = list(submission.ready)
         while queue or (queue := self._answer(submission)):
             # One thing at a time: the oldest ready node first, which keeps runs reproducible.
             node_id = queue.pop(0)

@@ -51,7 +51,7 @@ def submit_due(now=None):
             log.warning("Periodic submission %s of job '%s' was refused: %s", periodic.pk, periodic.job.name, error)
             continue
         PeriodicSubmission.objects.filter(pk=periodic.pk).update(last_submission=submission, last_error="")
-        dispatch.start(submission.pk)
+        dispatch.start(submission)
         made.append(submission.pk)
     return made
 

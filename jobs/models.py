@@ -300,14 +300,14 @@ class Job(models.Model):
     @classmethod
     def for_submission(cls):
         """Jobs with their steps, tasks and parameters loaded at once, as submitting needs them all."""
-        steps = models.Prefetch("steps", queryset=Step.objects.select_related("task").prefetch_related("task__parameters"))
+        steps = models.Prefetch("steps", queryset=Step.objects.select_related("task__backend__queue_type").prefetch_related("task__parameters"))
         return cls.objects.prefetch_related(steps, "validators")
 
     def steps_with_tasks(self):
         """The job's steps with their tasks: the prefetched ones when loaded by ``for_submission``."""
         if "steps" in getattr(self, "_prefetched_objects_cache", {}):
             return list(self.steps.all())
-        return list(self.steps.select_related("task").prefetch_related("task__parameters"))
+        return list(self.steps.select_related("task__backend__queue_type").prefetch_related("task__parameters"))
 
     def step_specs(self, steps=None):
         return [dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in (steps or self.steps_with_tasks())]

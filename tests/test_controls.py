@@ -176,7 +176,7 @@ def test_a_bounded_loop_adds_fresh_instances_until_done(examples):
 @pytest.mark.django_db
 def test_approval_waits_without_a_process_then_follows_the_answer(examples):
     submission = engine.submit(engine.job_by_name("approval"))
-    dispatch.start(submission.pk)
+    dispatch.start(submission)
     submission.refresh_from_db()
     assert submission.status == "waiting" and statuses(submission)["approve"] == "waiting"
     client = APIClient()
@@ -200,7 +200,7 @@ def test_pause_stops_new_steps_and_resume_goes_on(worker, tmp_path):
     first = make_task("first", f"for i in $(seq 400); do [ -e {gate} ] && exit 0; sleep 0.05; done")
     second = make_task("second", "true")
     submission = engine.submit(make_job("two", steps=[first, second]))
-    dispatch.start(submission.pk)
+    dispatch.start(submission)
     client = APIClient()
     assert client.post(f"/api/submissions/{submission.uuid}/pause/").json()["status"] == "paused"
     assert client.post(f"/api/submissions/{submission.uuid}/pause/").status_code == 409
@@ -234,7 +234,7 @@ def test_restart_reruns_a_node_and_downstream_keeping_history(examples):
 @pytest.mark.django_db
 def test_restart_refuses_while_a_step_downstream_runs(db):
     submission = engine.submit(make_job("j", steps=[make_task("a", "true"), make_task("b", "true")]))
-    engine.advance(submission.pk)
+    assert submission.nodes.get(key="a").status == "queued"
     with pytest.raises(controls.ControlRefused, match="step 'a' is queued"):
         controls.restart(submission.pk, "a")
 
@@ -277,9 +277,9 @@ def test_restart_refuses_what_it_cannot_do(db):
     Node.objects.filter(submission=submission, key="after").update(status="succeeded")  # as if it had run earlier
     with pytest.raises(controls.ControlRefused, match="comes after 'bad', which is failed; restart 'bad' instead"):
         controls.restart(submission.pk, "after")
-    fresh = engine.submit(make_job("k", steps=[make_task("only", "true")]))
+    fresh = engine.submit(make_job("k", steps=[make_task("only", "true"), make_task("later", "true")]))
     with pytest.raises(controls.ControlRefused, match="has not run yet"):
-        controls.restart(fresh.pk, "only")
+        controls.restart(fresh.pk, "later")
 
 
 @pytest.mark.django_db
@@ -329,7 +329,7 @@ def test_sub_job_results_are_named_for_the_parent_and_dumps_include_the_child_jo
 @pytest.mark.django_db
 def test_pause_and_resume_keep_the_first_start_time(db):
     submission = engine.submit(make_job("j", steps=[make_task("a", "true"), make_task("b", "true")]))
-    engine.run_node(engine.advance(submission.pk)[0])
+    engine.run_node(submission.ready[0])
     submission.refresh_from_db()
     started = submission.started_at
     controls.pause(submission.pk)
@@ -377,6 +377,6 @@ def test_a_retried_node_does_not_release_its_successors(db, tmp_path):
     counter = tmp_path / "tries"
     flaky = make_task("flaky", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]", retries=1)
     submission = engine.submit(make_job("j", steps=[flaky, make_task("after", "true")]))
-    first = engine.advance(submission.pk)
+    first = submission.ready
     assert engine.run_node(first[0]) == first  # retried: only itself comes back, "after" stays pending
     assert submission.nodes.get(key="after").status == "pending"

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def submitted(job, **kwargs):
+    """A running submission whose nodes are all still pending."""
     submission = engine.submit(job, **kwargs)
     Submission.objects.filter(pk=submission.pk).update(status="running")
+    submission.nodes.update(status="pending", queued_at=None)
     return submission
 
 
@@ -45,6 +47,21 @@ def test_a_conditional_update_changes_nothing_when_the_status_has_moved_on():
     assert move_node(node.pk, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=Add(1)) is True
     node.refresh_from_db()
     assert (node.status, node.attempt) == ("running", 1) and node.started_at is not None
+
+
+def test_submit_queues_plain_first_steps_and_knows_their_queues():
+    make_backend("gpu", queue_type=make_queue_type("gpu"))
+    job = make_job(steps=[("a", make_task("a"), {"ordering": 0}), ("b", make_task("b", backend=make_backend("gpu")), {"ordering": 0}), ("c", make_task("c"), {"ordering": 1})])
+    submission = engine.submit(job, priority="low")
+    assert sorted((node.key, node.status) for node in submission.nodes.all()) == [("a", "queued"), ("b", "queued"), ("c", "pending")]
+    assert sorted(ready.queue for ready in submission.ready) == ["low_gpu", "low_localhost"]
+
+
+def test_submit_leaves_special_first_steps_to_advance():
+    job = make_job(steps=[("a", make_task("a"), {"ordering": 0, "enabled": False}), ("b", make_task("b"), {"ordering": 1})])
+    submission = engine.submit(job)
+    assert {node.key: node.status for node in submission.nodes.all()} == {"a": "skipped", "b": "queued"}
+    assert submission.ready == [submission.nodes.get(key="b").pk] and not hasattr(submission.ready[0], "queue")
 
 
 def test_expressions_still_go_through_the_orm():

@@ -21,7 +21,7 @@ from execution import engine
 from execution.states import move_node
 from jobs.models import Job
 submission = engine.submit(Job.objects.get(name="diamond"), params={"numbers_count": 4})
-node_id = engine.advance(submission.pk)[0]
+node_id = submission.ready[0]
 move_node(node_id, "queued", "running", attempt=1, worker="old-host:1")
 print(submission.uuid)
 """

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def start(job, **kwargs):
     submission = engine.submit(job, **kwargs)
-    dispatch.start(submission.pk)
+    dispatch.start(submission)
     return submission
 
 
@@ -120,7 +120,7 @@ def test_a_retry_waits_for_its_backoff(worker, settings, tmp_path):
 
 def test_the_reconciler_reruns_a_node_whose_worker_died(worker):
     submission = engine.submit(make_job(steps=[make_task("t", "echo done", stdout_glob=".txt")]))
-    node_id = engine.advance(submission.pk)[0]
+    node_id = submission.ready[0]
     # As a worker would leave it after kill -9: running, with a lease nobody renews.
     move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=1, worker="gone:1", lease_expires_at=timezone.now() - timedelta(seconds=1))
     report = reconcile.reconcile()
@@ -134,7 +134,7 @@ def test_the_reconciler_reruns_a_node_whose_worker_died(worker):
 def test_a_node_lost_too_often_crashes_the_submission(broker, settings):
     settings.SLUICE_LOST_NODE_RETRIES = 1
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
-    node_id = engine.advance(submission.pk)[0]
+    node_id = submission.ready[0]
     move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=2, worker="gone:1", lease_expires_at=timezone.now() - timedelta(seconds=1))
     report = reconcile.reconcile()
     submission.refresh_from_db()
@@ -145,7 +145,7 @@ def test_a_node_lost_too_often_crashes_the_submission(broker, settings):
 
 def test_a_live_lease_is_left_alone(broker):
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
-    node_id = engine.advance(submission.pk)[0]
+    node_id = submission.ready[0]
     move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=1, lease_expires_at=timezone.now() + timedelta(seconds=30))
     assert not reconcile.reconcile()
     assert Node.objects.get(pk=node_id).status == "running"
@@ -154,21 +154,22 @@ def test_a_live_lease_is_left_alone(broker):
 def test_a_queued_node_whose_message_was_lost_is_sent_again(worker, settings):
     settings.SLUICE_REQUEUE_SECONDS = 0
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
-    engine.advance(submission.pk)  # queued, but never sent: as if the broker lost it
+    assert submission.ready  # queued, but never sent: as if the broker lost it
     time.sleep(0.01)
     assert reconcile.reconcile().resent
     assert wait_for(submission).status == "complete"
 
 
 def test_a_stalled_submission_is_advanced(worker):
-    submission = engine.submit(make_job(steps=[make_task("t", "true")]))  # nodes pending, nothing queued
+    submission = engine.submit(make_job(steps=[make_task("t", "true")]))
+    submission.nodes.update(status="pending", queued_at=None)  # as if the first advance never happened
     assert reconcile.reconcile().advanced
     assert wait_for(submission).status == "complete"
 
 
 def test_recover_reruns_what_a_previous_process_left_running(worker):
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
-    node_id = engine.advance(submission.pk)[0]
+    node_id = submission.ready[0]
     move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=1, lease_expires_at=timezone.now() + timedelta(seconds=30))
     assert reconcile.recover().rerun == [node_id]
     assert wait_for(submission).status == "complete"

@@ -33,7 +33,7 @@ def finished(submission, timeout=60):
 
 def start(job, **kwargs):
     submission = engine.submit(job, **kwargs)
-    dispatch.start(submission.pk)
+    dispatch.start(submission)
     return submission
 
 
