@@ -57,7 +57,7 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     if reader and input_data is None:
         errors["input_data"] = [f"job '{job.name}' needs an upload: step '{reader}' reads it; send input_data"]
     try:
-        values = job.resolve_params(params or {})
+        values = job.resolve_params(params or {}, steps)
     except ValidationError as error:
         errors.update(error.message_dict)
     if input_data is not None:

@@ -74,11 +74,10 @@ def execute(run, on_start=None):
     argv, command = _command(run)
     stdout_name = f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout"
     inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
-    control = run.workdir / ".control.jsonl"
-    control.touch()
+    control = run.workdir / ".control.jsonl"  # made by the step's first write, if any
     env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
     started = time.monotonic()
-    with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "wb") as stderr:
+    with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "w+b") as stderr:
         process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
         if on_start:
             on_start(process.pid)
@@ -93,9 +92,10 @@ def execute(run, on_start=None):
             if process.returncode is None:  # an exception (e.g. KeyboardInterrupt) while waiting
                 kill_group(process.pid, reap=process.poll)
                 process.wait()
+        duration = time.monotonic() - started
+        stderr_tail = _tail(stderr)
     outputs, missing = _gather(run, staged)
-    text = control.read_text(errors="replace") if control.stat().st_size <= CONTROL_LIMIT else None
-    return ProcessOutcome(command, exit_code, timed_out, time.monotonic() - started, outputs, missing, _tail(run.workdir / ".stderr"), text)
+    return ProcessOutcome(command, exit_code, timed_out, duration, outputs, missing, stderr_tail, _control(control))
 
 
 def kill_group(pid, grace=KILL_GRACE, reap=None):
@@ -187,14 +187,20 @@ def _gather(run, staged):
     return outputs, missing
 
 
-def _tail(path):
-    limit = settings.SLUICE_STDERR_TAIL
+def _tail(handle):
+    """The last ``SLUICE_STDERR_TAIL`` bytes the step wrote to ``handle`` (its stderr file)."""
+    size = os.fstat(handle.fileno()).st_size
+    if not size:
+        return ""
+    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL))
+    return handle.read().decode("utf-8", "replace").strip()
+
+
+def _control(path):
+    """What the step wrote to its control channel: "" for nothing, None when over CONTROL_LIMIT."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            return handle.read().decode("utf-8", "replace").strip()
+        size = path.stat().st_size
     except FileNotFoundError:
         return ""
+    return path.read_text(errors="replace") if size <= CONTROL_LIMIT else None
 

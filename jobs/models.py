@@ -323,22 +323,25 @@ class Job(models.Model):
         except dag.StepGraphError as error:
             raise ValidationError({"steps": str(error)}) from None
 
-    def parameters(self):
-        """Return the parameters submitters may set, one per REST name, in step order."""
+    def parameters(self, steps=None):
+        """Return the parameters submitters may set, one per REST name, in step order.
+
+        ``steps``: the job's steps with their tasks, when the caller has them already.
+        """
         by_name = {}
-        for step in self.steps_with_tasks():
+        for step in steps if steps is not None else self.steps_with_tasks():
             for parameter in step.task.parameters.all():
                 by_name.setdefault(parameter.rest_name, parameter)
         return list(by_name.values())
 
-    def resolve_params(self, raw):
+    def resolve_params(self, raw, steps=None):
         """Return ``{rest_name: value}`` for every parameter, typed, defaults filled in.
 
         Raises:
             ValidationError: keyed by REST name, one message per bad or missing value,
             and for names the job does not take.
         """
-        known = self.parameters()
+        known = self.parameters(steps)
         names = {parameter.rest_name for parameter in known}
         errors = {}
         for name in sorted(set(raw) - names):
