@@ -336,7 +336,7 @@ def run_node(node_id, worker="", watch=False):
     )
     if not claimed:
         return []
-    node = Node.objects.select_related("submission__job", "task__backend__queue_type").get(pk=node_id)
+    node = statements.load(Node, node_id, "submission__job", "task__backend__queue_type")
     submission = node.submission
     if submission.status in SubmissionStatus.TERMINAL:
         move_node(node_id, NodeStatus.RUNNING, NodeStatus.CANCELLED, message=f"submission is {submission.status}")

@@ -7,17 +7,21 @@ shape from the model's own field definitions and then reused; every value
 goes through its field's ``get_db_prep_save``, so rows are stored exactly as
 the ORM would store them (``tests/test_statements.py`` checks both agree).
 
+``load`` reads one row and the rows its foreign keys point to, like
+``select_related(...).get(pk=...)``, converting values as the ORM does.
+
 Only plain values are handled. ``Add(n)`` means "the column plus n"; any
 other expression (``F``, ``Coalesce``...) is the caller's to send through the
 ORM instead.
 """
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.db import connection
 from django.db.models import DateTimeField
 from django.utils import timezone
 
-__all__ = ["Add", "conditional_update", "insert", "plain", "update"]
+__all__ = ["Add", "conditional_update", "insert", "load", "plain", "update"]
 
 
 class Add:
@@ -109,3 +113,82 @@ def _insert_sql(model, vendor):
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
+
+
+def load(model, pk, *paths):
+    """``model.objects.select_related(*paths).get(pk=pk)``, or None when there is no such row.
+
+    ``paths`` follow non-null foreign keys (``"task__backend__queue_type"``).
+    """
+    plan = _load_plan(model, paths, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    loaded = {}
+    for part in plan.parts:
+        values = list(row[part.start:part.start + len(part.columns)])
+        for index, (column, converters) in enumerate(part.columns):
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        instance = part.model.from_db(connection.alias, part.attnames, values)
+        loaded[part.path] = instance
+        if part.parent is not None:
+            setattr(loaded[part.parent], part.via, instance)
+    return loaded[()]
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: tuple  # relation names from the root model; () is the root
+    model: type
+    start: int  # offset of this model's columns in the row
+    attnames: list
+    columns: list  # [(Col, [converters])]
+    parent: tuple | None
+    via: str | None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    parts: list
+
+
+@lru_cache(maxsize=32)
+def _load_plan(model, paths, vendor):
+    quote = connection.ops.quote_name
+    parts, selects, joins, aliases = [], [], [], {(): "t0"}
+
+    def add(path, klass, parent, via):
+        alias = aliases[path]
+        fields = klass._meta.concrete_fields
+        columns = []
+        for field in fields:
+            column = field.get_col(alias)
+            columns.append((column, connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+            selects.append(f"{alias}.{quote(field.column)}")
+        parts.append(_Part(path, klass, len(selects) - len(fields), [field.attname for field in fields], columns, parent, via))
+
+    add((), model, None, None)
+    for chain in paths:
+        path, klass = (), model
+        for name in chain.split("__"):
+            field = klass._meta.get_field(name)
+            if not field.many_to_one or field.null:
+                raise ValueError(f"{klass.__name__}.{name} is not a non-null foreign key")
+            parent, path, target = path, path + (name,), field.related_model
+            if path not in aliases:
+                aliases[path] = f"t{len(aliases)}"
+                joins.append(
+                    f"JOIN {quote(target._meta.db_table)} {aliases[path]} "
+                    f"ON {aliases[path]}.{quote(target._meta.pk.column)} = {aliases[parent]}.{quote(field.column)}"
+                )
+                add(path, target, parent, name)
+            klass = target
+    sql = (
+        f"SELECT {', '.join(selects)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)} "
+        f"WHERE t0.{quote(model._meta.pk.column)} = %s"
+    )
+    return _Plan(sql, parts)

@@ -114,3 +114,26 @@ def test_the_fast_path_leaves_special_successors_to_the_full_rules(step_fields):
     Node.objects.filter(pk=a.pk).update(status="succeeded")
     assert _advance_after(a.pk) == []
     assert submission.nodes.get(key="second").status == "pending"
+
+
+def test_load_reads_a_row_and_its_foreign_keys_as_the_orm_does():
+    task = make_task("a", "echo $P1", retries=2, timeout=5, backend=make_backend("gpu", queue_type=make_queue_type("gpu", "python")))
+    submission = engine.submit(make_job(steps=[task]), params={}, submission_name="named")
+    node = submission.nodes.get()
+    Node.objects.filter(pk=node.pk).update(outputs={"n": [1, 2.5, None, True]}, started_at=timezone.now(), enabled=False, exit_code=-9)
+    paths = ("submission__job", "task__backend__queue_type")
+    mine, theirs = statements.load(Node, node.pk, *paths), Node.objects.select_related(*paths).get(pk=node.pk)
+
+    def fields(instance):
+        return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+    for path in ("", "submission", "submission.job", "task", "task.backend", "task.backend.queue_type"):
+        a, b = mine, theirs
+        for name in filter(None, path.split(".")):
+            a, b = getattr(a, name), getattr(b, name)
+        assert fields(a) == fields(b), path
+    assert mine.outputs == {"n": [1, 2.5, None, True]} and mine.enabled is False
+    assert mine.task.backend.queue_type.execution_behaviour == "python"
+    assert statements.load(Node, node.pk + 1000) is None
+    with pytest.raises(ValueError, match="not a non-null foreign key"):
+        statements.load(Node, node.pk, "step")
