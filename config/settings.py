@@ -85,6 +85,12 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("DATABASE_PREPARED_STATEMENTS", "1") == "1":
+    # Bind parameters on the server and let psycopg prepare what a connection
+    # runs twice, so that PostgreSQL plans each of a worker's per-step
+    # statements once. Set DATABASE_PREPARED_STATEMENTS=0 behind a pooler
+    # that cannot keep prepared statements (PgBouncer's transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web server share one SQLite file: wait for locks rather
     # than failing, and take the write lock at BEGIN so that read-then-write
