@@ -289,12 +289,16 @@ def _finish(submission_id, status, statuses):
             broken, status, text = None, SubmissionStatus.ERROR, f"a shape promise could not be checked: {error}"
         if broken:
             status, text = SubmissionStatus.ERROR, f"promise {mutations.describe(broken[0])} broken: path '{broken[1]}' does not match"
-    if move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
+    # One transaction: nobody sees the submission finished without its last message, or a
+    # sub-job finished while its parent's node still waits for it. The e-mail goes after.
+    with transaction.atomic():
+        if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
+            return []
         record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
-        log.info("Submission %s finished as %s.", submission_id, status)
-        notify.submission_finished(submission_id)
-        return _return_to_parent(submission_id, status, text)
-    return []
+        queued = _return_to_parent(submission_id, status, text)
+    log.info("Submission %s finished as %s.", submission_id, status)
+    notify.submission_finished(submission_id)
+    return queued
 
 
 def _return_to_parent(child_id, status, text):
@@ -352,13 +356,14 @@ def run_node(node_id, worker="", watch=False):
     if watch:
         watchdog.add(node.pk)
     try:
-        retry = _attempt(node, workdir, watch)
+        released = []  # nodes of a parent submission that this one's early end lets run
+        retry = _attempt(node, workdir, watch, released)
     finally:
         if watch:
             watchdog.remove(node.pk)
         if not settings.SLUICE_KEEP_WORK_DIRS:
             shutil.rmtree(workdir, ignore_errors=True)
-    return ([node.pk] if retry else []) + advance(submission.pk, finished=node.pk)
+    return ([node.pk] if retry else []) + released + advance(submission.pk, finished=node.pk)
 
 
 def _start_subjob(node):
@@ -396,8 +401,12 @@ def _start_subjob(node):
     return child.ready
 
 
-def _attempt(node, workdir, watch=False):
-    """Run the node's process and record the verdict; return True when it should be retried."""
+def _attempt(node, workdir, watch=False, released=None):
+    """Run the node's process and record the verdict; return True when it should be retried.
+
+    When the step ends its submission early and that submission is a sub-job,
+    the parent's nodes that this lets run are appended to ``released``.
+    """
     if node.attempt > 1:
         delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
@@ -445,7 +454,7 @@ def _attempt(node, workdir, watch=False):
         caching.remember(key, node)
     record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else ""), node=node)
     if verdict.terminate or qc.failed:
-        stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {message}", remaining=NodeStatus.SKIPPED)
+        stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {message}", remaining=NodeStatus.SKIPPED, released=released)
     return False
 
 
@@ -532,13 +541,16 @@ def _fail(node, detail, exit_code=None, retryable=True, command=""):
     return False
 
 
-def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
+def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=None):
     """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it.
 
     Sub-jobs of its waiting nodes are cancelled too, and a sub-job that ends
-    this way ends the node waiting for it.
+    this way ends the node waiting for it. A sub-job that ends ``complete``
+    lets its parent go on: the parent's nodes that became ready are appended
+    to ``released``, for the caller to run.
     """
-    # One transaction, so that nobody sees the submission ended with nodes still running.
+    # One transaction, so that nobody sees the submission ended with nodes still running,
+    # or a sub-job ended while its parent's node still waits for it. The e-mail goes after.
     with transaction.atomic():
         if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
             return False
@@ -548,8 +560,10 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED):
             move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
         level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
         record(submission_id, text, level=level)
+        ready = _return_to_parent(submission_id, status, text)
+    if released is not None:
+        released.extend(ready)
     notify.submission_finished(submission_id)
-    _return_to_parent(submission_id, status, text)
     return True
 
 

@@ -46,6 +46,11 @@ class Watchdog:
                 self._pids[node_id] = pid
                 self._unrecorded[node_id] = pid
 
+    def pid_of(self, node_id):
+        """The process group of a node this process runs, or None."""
+        with self._lock:
+            return self._pids.get(node_id)
+
     def remove(self, node_id):
         with self._lock:
             self._pids.pop(node_id, None)

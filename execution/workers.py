@@ -14,6 +14,7 @@ from jobs.models import QueueType
 from . import broker, dispatch, engine, executors, schedules
 from .models import Node
 from .states import NodeStatus, move_node
+from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,15 @@ def stop_worker(worker, grace=10.0):
     close_old_connections()
     for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID):
         # Hand the node back before killing it, so the attempt's thread sees it is no longer
-        # its own and records no failure.
-        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, lease_expires_at=None, worker="", pid=None, queued_at=timezone.now()):
+        # its own and records no failure; send it again only once its process is gone, so
+        # that two attempts never run side by side.
+        handed_back = move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, lease_expires_at=None, worker="", pid=None, queued_at=timezone.now())
+        pid = watchdog.pid_of(node.pk) or node.pid  # the database learns the pid only on the next beat
+        if pid:
+            executors.kill_group(pid)
+        if handed_back:
             engine.record(node.submission_id, f"step '{node.key}' was interrupted by a worker shutdown; running it again", node=node)
             dispatch.send([node.pk])
-        if node.pid:
-            executors.kill_group(node.pid)
 
 
 class ReconcileLoop(threading.Thread):

@@ -79,7 +79,7 @@ def settle(worker, timeout=60):
     """Wait until ``worker`` has handled every message sent so far, and every message those sent.
 
     A submission's status changes before its worker is done with it (the e-mail, the
-    parent of a sub-job, the last message), so assert on those only once the worker settled.
+    parent of a sub-job, the timeline message), so assert on those only once the worker settled.
     """
     broker = worker.broker
     deadline = time.monotonic() + timeout

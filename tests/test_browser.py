@@ -187,16 +187,16 @@ def test_a_waiting_step_is_answered_on_the_page_and_the_run_goes_on(live_server,
     publish = make_task("publish", "echo published")
     job = make_job("approve_it", steps=[ask, ("publish", publish, {"after": ["ask"], "when": "ask.input == 'yes'"})])
     submission = wait_for(intake.accept(job.name), statuses=("waiting",))
-    # While the run waits, the page swaps its live part (the answer form too) for a fresh copy every two
-    # seconds; a swap between typing and clicking would send the fresh, empty form. Hold the swaps until
-    # the answer is sent, then let the page follow the run again.
-    holding = True
-    tab.route("**/live/", lambda route: route.abort() if holding else route.continue_())
     tab.goto(f"{live_server.url}/submissions/{submission.uuid}/")
     expect(tab.locator("#status")).to_have_text("waiting")
-    tab.get_by_label("Publish it? (yes/no)").fill("yes")
+    answer = tab.get_by_label("Publish it? (yes/no)")
+    answer.fill("yes")
+    # The page keeps polling while the run waits; a half-typed answer must survive the refreshes.
+    for _ in range(2):
+        with tab.expect_response("**/live/", timeout=30_000):
+            pass
+    expect(answer).to_have_value("yes")
     tab.get_by_role("button", name="Answer").click()
-    holding = False
     expect(tab.locator("#status")).to_have_text("complete", timeout=60_000)
     submission.refresh_from_db()
     assert {node.key: node.status for node in submission.nodes.all()} == {"ask": "succeeded", "publish": "succeeded"}

@@ -249,3 +249,16 @@ def test_a_broken_promise_kills_the_nodes_still_running(worker, tmp_path):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid)
+
+
+def test_a_sub_job_that_ends_early_lets_its_parent_go_on(worker):
+    from tests.factories import make_backend, make_queue_type
+
+    jobs = make_backend("subjobs", queue_type=make_queue_type("jobs", "job"))
+    check = make_task("check", "exit 70", custom_exit_status="70", custom_exit_behaviour="terminate")
+    make_job("child", steps=[check, make_task("never", "true")])
+    submission = wait_for(start(make_job("parent", steps=[make_task("sub", "child", backend=jobs), make_task("after", "true")])), timeout=20)
+    assert submission.status == "complete", submission.last_message
+    assert {node.key: node.status for node in submission.nodes.all()} == {"sub": "succeeded", "after": "succeeded"}
+    child = Submission.objects.get(parent_node__submission=submission)
+    assert {node.key: node.status for node in child.nodes.all()} == {"check": "succeeded", "never": "skipped"}
