@@ -127,3 +127,29 @@ def _alive(pid):
             return handle.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_django_q2_cluster_runs_the_tick_schedule(processes):
+    """`manage.py qcluster` (ORM broker) runs Sluice's tick: a due periodic submission is made and run.
+
+    django-q2's sentinel looks at the schedules about every 30 s, so this takes up to a minute.
+    """
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    from execution import schedules
+    from execution.models import PeriodicSubmission
+
+    schedules.ensure_schedules()  # the test database is flushed between tests, schedules too
+    assert Schedule.objects.filter(func="execution.schedules.tick").exists()
+    periodic = PeriodicSubmission.objects.create(job=make_job("hourly", steps=[make_task("t", "true")]), every_minutes=60, next_run_at=timezone.now())
+    processes.start("worker", "--threads", "1")
+    processes.start("qcluster")
+
+    def made():
+        periodic.refresh_from_db()
+        return periodic.last_submission
+
+    submission = wait_until(made, timeout=150, message="qcluster to make the periodic submission")
+    assert finished(submission).status == "complete"
+    assert periodic.next_run_at > timezone.now()  # claimed: the next one is an hour away
