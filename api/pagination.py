@@ -10,7 +10,7 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         errors = {}
         for name, smallest in ((self.limit_query_param, 1), (self.offset_query_param, 0)):
             for value in request.query_params.getlist(name):
-                if not value.isdigit() or int(value) < smallest:
+                if not (value.isascii() and value.isdigit()) or int(value) < smallest:
                     errors[name] = [f"must be a whole number, at least {smallest}; got {value!r}"]
         if errors:
             raise ValidationError(errors)

@@ -374,6 +374,25 @@ def test_bad_paging_values_are_refused(owner):
     response = client_for(owner).get("/api/submissions/?offset=null&limit=0")
     assert response.status_code == 400
     assert set(errors(response)) == {"offset", "limit"}
+    response = client_for(owner).get("/api/submissions/?limit=%C2%B2&offset=%D9%A3")  # "²" and an Arabic-Indic three
+    assert response.status_code == 400 and set(errors(response)) == {"offset", "limit"}
+
+
+@pytest.mark.parametrize("body", [
+    '{"job": "j", "submission_name": "\\ud800"}',
+    '{"job": "j", "input_data": "\\ud800"}',
+    '{"job": "j", "j_p": "a\\udfff"}',
+    '{"job": "j", "\\ud800": 1}',
+    '{"job": "j", "list": ["ok", {"deep": "\\ud800"}]}',
+])
+def test_json_strings_that_are_not_unicode_text_are_refused_and_nothing_is_stored(api, body):
+    task = make_task("j", "echo $P1")
+    make_parameter(task, rest_alias="p")
+    make_job("j", steps=[task])
+    response = api.generic("POST", "/api/submissions/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "not valid Unicode text" in response.json()["detail"]
+    assert Submission.objects.count() == 0
 
 
 def test_a_batch_counts_every_submission_against_the_quota(api, settings):
