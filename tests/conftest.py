@@ -10,6 +10,27 @@ from execution import workers
 from execution.actors import run_node
 
 
+def embedded_env(data_dir, **extra):
+    """The environment of a manage.py process in the embedded mode on its own SQLite file in ``data_dir``.
+
+    Whatever database and broker this test run uses (the whole suite also runs on PostgreSQL).
+    """
+    env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "BROKER_URL")}
+    return {**env, "SLUICE_DATA_DIR": str(data_dir), **extra}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_stray_connections(django_db_setup, django_db_blocker):
+    """Worker and live-server threads hold database connections of their own. On PostgreSQL
+    those would keep the test database from being dropped at the end, so end them first."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path):
     """Keep each test's media and working directories apart."""

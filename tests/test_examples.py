@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from execution.models import Result, Submission
+from tests.conftest import embedded_env
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +119,7 @@ def test_runjob_refuses_bad_input_with_exit_code_2(examples, args, message):
 
 
 def test_runjob_from_the_command_line_prints_one_line_errors(tmp_path):
-    env = {**os.environ, "SLUICE_DATA_DIR": str(tmp_path)}
+    env = embedded_env(tmp_path)
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True)
     subprocess.run([*manage, "loadjobs", str(ROOT / "examples" / "tmp_count.yaml")], env=env, check=True, capture_output=True)

@@ -1,5 +1,4 @@
 """`manage.py up`: the embedded mode as a real process on a SQLite file."""
-import os
 import signal
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import embedded_env
 from tests.realservers.servers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,9 +37,7 @@ def manage(env, *args):
 
 
 def test_up_serves_the_web_app_and_finishes_what_a_previous_process_left(tmp_path):
-    env = {**os.environ, "SLUICE_DATA_DIR": str(tmp_path), "SLUICE_RECONCILE_SECONDS": "0.5"}
-    env.pop("DATABASE_URL", None)
-    env.pop("BROKER_URL", None)
+    env = embedded_env(tmp_path, SLUICE_RECONCILE_SECONDS="0.5")
     manage(env, "migrate", "--noinput")
     manage(env, "loadjobs", str(ROOT / "examples" / "diamond.yaml"))
     uuid = manage(env, "shell", "-v", "0", "-c", INTERRUPTED).strip()

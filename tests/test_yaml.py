@@ -1,7 +1,6 @@
 """Catalogue YAML: loading, dumping, round trips, errors that name the bad field, and the commands."""
 import datetime
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from django.core.management.base import CommandError
 from jobs.models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator
 from jobs.yaml_io import CatalogueError, dump_catalogue, dump_text, load_catalogue, load_text
 
+from .conftest import embedded_env
 from .factories import make_backend, make_job, make_queue_type, make_task
 
 MODELS = [QueueType, Backend, Task, Parameter, Environment, Configuration, Job, Step, Validator, JobPromise]
@@ -498,8 +498,7 @@ def test_dumpjobs_rejects_an_unknown_job_with_exit_code_2(loaded):
 def test_loadjobs_run_as_a_process_exits_2_without_a_traceback(tmp_path, bad_file):
     root = Path(__file__).resolve().parent.parent
     (tmp_path / "data").mkdir()
-    env = {**os.environ, "SLUICE_DATA_DIR": str(tmp_path / "data")}
-    env.pop("DATABASE_URL", None)  # always a throwaway SQLite file, never a shared server
+    env = embedded_env(tmp_path / "data")  # always a throwaway SQLite file, never a shared server
 
     def manage(*args):
         return subprocess.run([sys.executable, "manage.py", *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
