@@ -117,19 +117,21 @@ def advance(submission_id, finished=None):
     instances when its step has ``foreach``, set waiting when its task asks
     for input, and queued otherwise. Nothing starts while the submission is
     paused. With ``finished`` (the node that just ended), first try the cheap
-    way: only that node's successors can have become ready.
+    way: only that node's successors can have become ready, and while other
+    nodes are queued or running the submission can neither finish nor wait
+    for people, so nothing else needs a look.
     Returns the ids of the nodes this call queued.
     """
     if finished is not None:
         queued = _advance_after(finished)
-        if queued:
+        if queued or (queued is not None and _busy(submission_id)):
             return queued
     submission = Submission.objects.select_related("job").get(pk=submission_id)
     if submission.status in SubmissionStatus.TERMINAL:
         return []
     queued = []
     for _ in range(100):  # each pass may expand a foreach, which makes new nodes ready
-        nodes, statuses, edges = _load(submission_id)
+        loaded = nodes, statuses, edges = _load(submission_id)
         if submission.status == SubmissionStatus.PAUSED:
             break
         step_plan = graph.plan(statuses, edges, disabled={key for key, node in nodes.items() if not node["enabled"]})
@@ -144,11 +146,14 @@ def advance(submission_id, finished=None):
                 replan = True  # the graph or a status changed: what is ready may have too
                 break
         if not replan and not step_plan.skip:
+            if step_plan.ready:
+                loaded = None  # statuses moved on since the load
             break
-    nodes, statuses, edges = _load(submission_id)
+        loaded = None
+    nodes, statuses, edges = loaded or _load(submission_id)
     final = graph.outcome(statuses)
     if final is not None:
-        return queued + _finish(submission_id, final, statuses)
+        return queued + _finish(submission, final, statuses)
     _mark_waiting(submission, nodes)
     return queued
 
@@ -217,12 +222,13 @@ def _mark_waiting(submission, nodes):
 
 
 def _advance_after(node_id):
-    """Queue the successors of ``node_id`` whose predecessors are all done; [] means "do it the full way".
+    """Queue the successors of ``node_id`` whose predecessors are all done; None means "use the full rules".
 
-    Falls back (returns []) whenever the general rules are needed: a disabled,
-    conditional, expanding or input-waiting successor, nothing queued (the
-    submission may be finishing), or a submission that is not running. Each
-    id returned is a ``Ready`` that knows its queue.
+    Falls back (returns None) whenever the general rules are needed: a
+    disabled, conditional, expanding or input-waiting successor, or a
+    submission that is not running. [] means the successors still wait for
+    other predecessors, or there are none. Each id returned is a ``Ready``
+    that knows its queue.
     """
     with connection.cursor() as cursor:
         cursor.execute(_successors_sql(), [*_DONE, node_id])
@@ -233,7 +239,7 @@ def _advance_after(node_id):
     for _, _, enabled, status, prompt, when, each, source_status, _, _, _ in successors:
         each = foreach_field.from_db_value(each, None, connection) if each is not None else None
         if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING or source_status not in NodeStatus.DONE:
-            return []
+            return None
     queued = []
     now = timezone.now()
     for target_id, status, *_, unfinished, queue_type, priority in successors:
@@ -242,6 +248,11 @@ def _advance_after(node_id):
         if move_node(target_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
             queued.append(Ready(target_id, broker.queue_name(queue_type, priority)))
     return queued
+
+
+def _busy(submission_id):
+    """True while some node of the submission is queued or running."""
+    return Node.objects.filter(submission_id=submission_id, status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING)).exists()
 
 
 class Ready(int):
@@ -278,13 +289,14 @@ def _successors_sql():
     )
 
 
-def _finish(submission_id, status, statuses):
+def _finish(submission, status, statuses):
     done = sum(1 for value in statuses.values() if value in NodeStatus.DONE)
     text = f"{status}: {done} of {len(statuses)} steps done"
     if status == SubmissionStatus.COMPLETE:
         # A shape promise speaks of whole paths, so it is checked on the finished graph.
+        promises = active_promises(submission)
         try:
-            broken = mutations.broken_shape(active_promises(Submission.objects.select_related("job").get(pk=submission_id)), graph_state(submission_id))
+            broken = mutations.broken_shape(promises, graph_state(submission.pk)) if any(p["kind"] == "shape" for p in promises) else None
         except mutations.OperationError as error:
             broken, status, text = None, SubmissionStatus.ERROR, f"a shape promise could not be checked: {error}"
         if broken:
@@ -292,12 +304,12 @@ def _finish(submission_id, status, statuses):
     # One transaction: nobody sees the submission finished without its last message, or a
     # sub-job finished while its parent's node still waits for it. The e-mail goes after.
     with transaction.atomic():
-        if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
+        if not move_submission(submission.pk, SubmissionStatus.ACTIVE, status, last_message=text):
             return []
-        record(submission_id, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
-        queued = _return_to_parent(submission_id, status, text)
-    log.info("Submission %s finished as %s.", submission_id, status)
-    notify.submission_finished(submission_id)
+        record(submission.pk, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
+        queued = _return_to_parent(submission.pk, status, text) if submission.parent_node_id else []
+    log.info("Submission %s finished as %s.", submission.pk, status)
+    notify.submission_finished(submission.pk)
     return queued
 
 

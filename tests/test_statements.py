@@ -2,6 +2,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from execution import engine, statements
@@ -112,8 +114,39 @@ def test_the_fast_path_leaves_special_successors_to_the_full_rules(step_fields):
     submission = submitted(make_job(steps=[("first", first), ("second", second, step_fields)]))
     a = submission.nodes.get(key="first")
     Node.objects.filter(pk=a.pk).update(status="succeeded")
-    assert _advance_after(a.pk) == []
+    assert _advance_after(a.pk) is None
     assert submission.nodes.get(key="second").status == "pending"
+
+
+def fan_in(width):
+    """A running submission: ``width`` parallel nodes m0.. into one join."""
+    tasks = [make_task(f"m{index}") for index in range(width)]
+    steps = [(f"m{index}", task, {"ordering": 0}) for index, task in enumerate(tasks)] + [("join", make_task("join"), {"ordering": 1})]
+    return submitted(make_job(steps=steps))
+
+
+def test_a_node_that_finishes_while_others_run_costs_two_statements_whatever_the_width():
+    submission = fan_in(50)
+    Node.objects.filter(submission=submission, key="m1").update(status="running")
+    done = submission.nodes.get(key="m0")
+    Node.objects.filter(pk=done.pk).update(status="succeeded")
+    with CaptureQueriesContext(connection) as queries:
+        assert engine.advance(submission.pk, finished=done.pk) == []
+    assert len(queries) == 2  # the successor query and "is anything else queued or running?"
+
+
+def test_the_last_of_the_fan_in_queues_the_join_and_a_lone_waiter_makes_the_submission_wait():
+    submission = fan_in(3)
+    Node.objects.filter(submission=submission, key__in=["m0", "m1", "m2"]).update(status="succeeded")
+    join = submission.nodes.get(key="join")
+    assert engine.advance(submission.pk, finished=submission.nodes.get(key="m2").pk) == [join.pk]
+    # Nothing queued or running, one step waiting for a person: the full rules see the submission waits.
+    ask = make_task("ask", input_prompt="go?")
+    waiting = submitted(make_job("w", steps=[("ask", ask, {"ordering": 0}), ("a", make_task("a2"), {"ordering": 0}), ("j", make_task("j2"), {"ordering": 1})]))
+    Node.objects.filter(submission=waiting, key="ask").update(status="waiting")
+    Node.objects.filter(submission=waiting, key="a").update(status="succeeded")
+    assert engine.advance(waiting.pk, finished=waiting.nodes.get(key="a").pk) == []
+    assert Submission.objects.get(pk=waiting.pk).status == "waiting"
 
 
 def test_load_reads_a_row_and_its_foreign_keys_as_the_orm_does():
