@@ -306,7 +306,7 @@ def _finish(submission, status, statuses):
     with transaction.atomic():
         if not move_submission(submission.pk, SubmissionStatus.ACTIVE, status, last_message=text):
             return []
-        record(submission.pk, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR)
+        record(submission.pk, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR, last=False)
         queued = _return_to_parent(submission.pk, status, text) if submission.parent_node_id else []
     log.info("Submission %s finished as %s.", submission.pk, status)
     notify.submission_finished(submission.pk)
@@ -571,7 +571,7 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=N
         for node_id, was in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", "status"):
             move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
         level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
-        record(submission_id, text, level=level)
+        record(submission_id, text, level=level, last=False)
         ready = _return_to_parent(submission_id, status, text)
     if released is not None:
         released.extend(ready)
@@ -593,10 +593,11 @@ def retry_delay(attempt):
     return min(settings.SLUICE_RETRY_BACKOFF * 2 ** (attempt - 1), settings.SLUICE_RETRY_BACKOFF_MAX)
 
 
-def record(submission_id, text, level=Message.Level.INFO, node=None, node_id=None):
-    """Add a message to the submission's timeline and make it the last message."""
+def record(submission_id, text, level=Message.Level.INFO, node=None, node_id=None, last=True):
+    """Add a message to the submission's timeline and (unless ``last`` is False: the caller has) make it the last message."""
     statements.insert(Message, submission_id=submission_id, node_id=node.pk if node is not None else node_id, level=level, text=text)
-    statements.update(Submission, submission_id, last_message=text)
+    if last:
+        statements.update(Submission, submission_id, last_message=text)
 
 
 def edge_keys(submission_id):
