@@ -30,7 +30,8 @@ demo: setup
 	$(PY) manage.py up --addr $(HOST)
 
 ## test: install, then run the whole suite: fast tests (SQLite, stub broker), then the
-## real-servers suite (PostgreSQL and Redis started on loopback by the suite itself)
+## real-servers runs (the fast tests again on PostgreSQL, then worker processes on
+## PostgreSQL and Redis; both servers started on loopback by the suite itself)
 test: install
 	$(PY) -m pytest
 	$(PY) -m tests.realservers
