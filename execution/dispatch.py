@@ -49,21 +49,17 @@ def send(node_ids):
 def _enqueue(node_ids):
     from .actors import run_node
 
-    current = dramatiq.get_broker()
+    # An engine.Ready was queued just now, to run at once, and knows its queue; others are looked up.
+    sends = {int(node_id): (node_id.queue, None) for node_id in node_ids if getattr(node_id, "queue", None)}
+    unknown = [node_id for node_id in node_ids if int(node_id) not in sends]
     now = timezone.now()
-    for node_id in node_ids:
-        queue = getattr(node_id, "queue", None)  # an engine.Ready: queued just now, to run at once
-        if queue:
-            current.declare_queue(queue)
-            current.enqueue(run_node.message(int(node_id)).copy(queue_name=queue))
-    unknown = [node_id for node_id in node_ids if not getattr(node_id, "queue", None)]
     for node in Node.objects.filter(pk__in=unknown).select_related("submission", "task__backend__queue_type") if unknown else ():
-        queue = queue_of(node)
+        delay = int((node.not_before - now).total_seconds() * 1000) if node.not_before and node.not_before > now else None
+        sends[node.pk] = (queue_of(node), delay)
+    current = dramatiq.get_broker()
+    for node_id, (queue, delay) in sends.items():
         current.declare_queue(queue)
-        delay = None
-        if node.not_before and node.not_before > now:
-            delay = int((node.not_before - now).total_seconds() * 1000)
-        current.enqueue(run_node.message(node.pk).copy(queue_name=queue), delay=delay)
+        current.enqueue(run_node.message(node_id).copy(queue_name=queue), delay=delay)
 
 
 def queue_of(node):
