@@ -5,8 +5,8 @@ import json
 from django.core.files import File
 from django.db import IntegrityError
 
-from .models import CacheEntry, Message, Result
-from .states import NodeStatus, move_node
+from .models import CacheEntry, Result
+from .states import NodeStatus
 
 
 def key_for(node, run, inputs):
@@ -27,21 +27,20 @@ def key_for(node, run, inputs):
     return digest.hexdigest()
 
 
-def reuse(node, key):
-    """Give the node the results of an earlier run with the same key; return True on a hit."""
+def find(node, key):
+    """The node of an earlier successful run with ``key`` whose results this node may reuse, or None."""
     entry = CacheEntry.objects.filter(key=key, node__status__in=[NodeStatus.SUCCEEDED, NodeStatus.CACHED]).select_related("node__submission").first()
     if entry is None or entry.node_id == node.pk:
-        return False
-    source = entry.node
+        return None
+    return entry.node
+
+
+def copy_results(source, node):
+    """Copy ``source``'s current results to ``node``, renamed for its submission."""
     for result in Result.objects.filter(node=source, superseded=False):
         copy = Result(submission_id=node.submission_id, node=node, name=result.name.replace(source.submission.file_id, node.submission.file_id), ending=result.ending, size=result.size)
         with result.file.open("rb") as handle:
             copy.file.save(copy.name, File(handle), save=True)
-    text = f"reused the results of step '{source.key}' in submission {source.submission.uuid} (cache)"
-    if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.CACHED, message=text, outputs=source.outputs):
-        return True
-    Message.objects.create(submission_id=node.submission_id, node=node, text=f"step '{node.key}' {text}")
-    return True
 
 
 def remember(key, node):
@@ -52,4 +51,4 @@ def remember(key, node):
         pass
 
 
-__all__ = ["key_for", "remember", "reuse"]
+__all__ = ["copy_results", "find", "key_for", "remember"]

@@ -8,10 +8,10 @@ import json
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from . import engine
+from . import engine, lifecycle
 from .errors import SluiceError, SubmissionInvalid
 from .models import CacheEntry, Node, Result, Submission
-from .states import NodeStatus, SubmissionStatus, move_node, move_submission
+from .states import NodeStatus, SubmissionStatus
 
 __all__ = ["ControlRefused", "actor", "pause", "provide_input", "restart", "resume"]
 
@@ -24,19 +24,19 @@ class ControlRefused(SluiceError):
 
 def pause(submission_id, who="a user"):
     """Stop new nodes from starting; running ones finish. Queued nodes go back to pending."""
-    if not move_submission(submission_id, [SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING, SubmissionStatus.WAITING], SubmissionStatus.PAUSED):
+    if not lifecycle.pause(submission_id):
         status = _status(submission_id)
         raise ControlRefused("it is already paused" if status == SubmissionStatus.PAUSED else f"only an active submission can be paused; it is {status}")
     for node_id in Node.objects.filter(submission_id=submission_id, status=NodeStatus.QUEUED).values_list("pk", flat=True):
         # A message already sent for it finds it pending and does nothing; resume queues it again.
-        move_node(node_id, NodeStatus.QUEUED, NodeStatus.PENDING)
+        lifecycle.unqueue(node_id)
     engine.record(submission_id, f"paused by {who}: no new step starts until it is resumed")
     return []
 
 
 def resume(submission_id, who="a user"):
     """Let nodes start again; returns the ids queued."""
-    if not move_submission(submission_id, SubmissionStatus.PAUSED, SubmissionStatus.RUNNING):
+    if not lifecycle.resume(submission_id):
         raise ControlRefused(f"only a paused submission can be resumed; it is {_status(submission_id)}")
     engine.record(submission_id, f"resumed by {who}")
     return engine.advance(submission_id)
@@ -76,10 +76,9 @@ def restart(submission_id, key, who="a user"):
         Submission.objects.filter(pk=submission_id).update(promises=kept)
         Node.objects.filter(submission_id=submission_id, key__in=added).delete()
         for k in sorted(downstream - set(added)):
-            move_node(nodes[k].pk, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, exit_code=None, message="restarted", outputs={},
-                      started_at=None, finished_at=None, not_before=None)
+            lifecycle.reset(nodes[k].pk)
         if submission.status in SubmissionStatus.TERMINAL:
-            move_submission(submission_id, SubmissionStatus.TERMINAL, SubmissionStatus.RUNNING, finished_at=None)
+            lifecycle.reopen(submission_id)
         engine.record(submission_id, f"step '{key}' and {len(downstream) - 1} steps after it restarted by {who}")
     return engine.advance(submission_id)
 
@@ -96,12 +95,12 @@ def provide_input(submission_id, key, value, who="a user"):
     if len(text) > INPUT_LIMIT:
         raise SubmissionInvalid({"value": f"the answer is {len(text)} characters; at most {INPUT_LIMIT}"})
     with transaction.atomic():
-        if not move_node(node.pk, NodeStatus.WAITING, NodeStatus.SUCCEEDED, outputs={**node.outputs, "input": value}, message=f"answered by {who}"):
+        if not lifecycle.answer(node.pk, {**node.outputs, "input": value}, f"answered by {who}"):
             raise ControlRefused(f"step '{key}' was answered already")
         result = Result(submission_id=submission_id, node=node, name=f"{node.submission.file_id}.{key}.answer", ending=".answer", size=len(text.encode()))
         result.file.save(result.name, ContentFile(text.encode()), save=True)
         if node.submission.status == SubmissionStatus.WAITING:
-            move_submission(submission_id, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
+            lifecycle.unwait(submission_id)
         engine.record(submission_id, f"step '{key}' answered by {who}", node=node)
     return engine.advance(submission_id, finished=node.pk)
 

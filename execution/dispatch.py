@@ -49,7 +49,7 @@ def send(node_ids):
 def _enqueue(node_ids):
     from .actors import run_node
 
-    # An engine.Ready was queued just now, to run at once, and knows its queue; others are looked up.
+    # A lifecycle.Ready was queued just now, to run at once, and knows its queue; others are looked up.
     sends = {int(node_id): (node_id.queue, None) for node_id in node_ids if getattr(node_id, "queue", None)}
     unknown = [node_id for node_id in node_ids if int(node_id) not in sends]
     now = timezone.now()

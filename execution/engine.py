@@ -1,37 +1,41 @@
 """The engine: create submissions, advance their graphs, run their nodes.
 
-Every function takes ids or rows, works through ``states`` for status
-changes and returns the ids of nodes that should now run, so the same code
-serves the in-process runner and the broker actors.
+Every function takes ids or rows and returns the ids of nodes that should
+now run, so the same code serves the in-process runner and the broker
+actors. Every status change goes through ``lifecycle``; what a ready node
+does is ``graph.decide``; how an attempt runs is its executor's business
+(``executors``).
 """
-import functools
 import logging
 import shutil
-from datetime import timedelta
+import traceback
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from jobs import dag, expressions, templating
-from jobs.models import Backend, Job, QueueType, Step, Task
+from jobs.models import Job, QueueType, Task
 
-from . import broker, caching, executors, foreach, graph, mutations, notify, quality, statements, verdicts
+from . import broker, caching, executors, foreach, graph, lifecycle, mutations, notify, quality, statements, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
-from .states import Add, NodeStatus, SubmissionStatus, move_node, move_submission
+from .states import NodeStatus, SubmissionStatus
 from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["advance", "cancel", "record", "run_node", "submit"]
+__all__ = ["advance", "cancel", "record", "run_node", "stop", "submit"]
 
 # $VALUE carries the upload as one word only when it is this small.
 VALUE_LIMIT = 64 * 1024
+# Errors that mean the attempt cannot run as configured: no retry helps.
+NOT_RUNNABLE = (MissingInput, templating.TemplateError, executors.ExecutorError, OSError, ValueError)
+Ready = lifecycle.Ready
 
 
 def submit(job, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, priority=Priority.NORMAL, batch=None, disabled=(), parent_node=None):
@@ -82,19 +86,25 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     return submission
 
 
+
+
 def _instantiate(submission, job, steps, disabled):
     """Create one node per step and the edges the steps imply; return the nodes queued, or None.
 
-    When every first step is a plain one (enabled, no condition, no foreach,
-    no input prompt) those are created queued, which is all the first
-    ``advance`` would do; otherwise everything starts pending and None says
-    that ``advance`` must decide.
+    Nodes are born pending, except that when ``graph.decide`` queues every
+    first step (each is enabled, and none has a condition that is false, a
+    foreach or an input prompt) those are born queued, which is all the
+    first ``advance`` would do; otherwise None says that ``advance`` must decide.
     """
     edges = dag.step_edges(job.step_specs(steps))
     later = {after for _, after in edges}
     enabled = {step.key: step.enabled and step.key not in disabled for step in steps}
     first = [step for step in steps if step.key not in later]
-    plain = bool(first) and all(enabled[step.key] and not step.when and not step.foreach and not step.task.input_prompt for step in first)
+    context = dict(submission.params)
+    plain = bool(first) and all(
+        enabled[step.key] and graph.decide(_ready_node(step.key, step.when, step.foreach, {}, step.task.input_prompt), lambda e: expressions.evaluate(e, context))[0] == graph.QUEUE
+        for step in first
+    )
     now = timezone.now()
     nodes = Node.objects.bulk_create(
         Node(
@@ -110,16 +120,23 @@ def _instantiate(submission, job, steps, disabled):
     return [Ready(node.pk, broker.queue_name(node.task.backend.queue_type.name, submission.priority)) for node in nodes if node.status == NodeStatus.QUEUED]
 
 
+def _ready_node(key, when, foreach_source, params, prompt):
+    return graph.ReadyNode(key=key, when=when or "", foreach=foreach_source or None, instance="$INDEX" in (params or {}), prompt=prompt or "")
+
+
+# -- advancing a graph --------------------------------------------------------------------
+
+
 def advance(submission_id, finished=None):
     """Skip disabled nodes, start ready ones, finish the submission when nothing is left.
 
-    A ready node is skipped when its step's ``when`` is false, expanded into
-    instances when its step has ``foreach``, set waiting when its task asks
-    for input, and queued otherwise. Nothing starts while the submission is
-    paused. With ``finished`` (the node that just ended), first try the cheap
-    way: only that node's successors can have become ready, and while other
-    nodes are queued or running the submission can neither finish nor wait
-    for people, so nothing else needs a look.
+    What each ready node does is ``graph.decide``'s answer: queue it, skip it
+    (a false ``when``), expand it into instances (``foreach``), wait for a
+    person (an input prompt), or fail (a bad condition). Nothing starts while
+    the submission is paused. With ``finished`` (the node that just ended),
+    first try the cheap way: only that node's successors can have become
+    ready, and while other nodes are queued or running the submission can
+    neither finish nor wait for people, so nothing else needs a look.
     Returns the ids of the nodes this call queued.
     """
     if finished is not None:
@@ -130,19 +147,21 @@ def advance(submission_id, finished=None):
     if submission.status in SubmissionStatus.TERMINAL:
         return []
     queued = []
+    loaded = None
     for _ in range(100):  # each pass may expand a foreach, which makes new nodes ready
         loaded = nodes, statuses, edges = _load(submission_id)
         if submission.status == SubmissionStatus.PAUSED:
             break
         step_plan = graph.plan(statuses, edges, disabled={key for key, node in nodes.items() if not node["enabled"]})
         for key in step_plan.skip:
-            move_node(nodes[key]["id"], NodeStatus.PENDING, NodeStatus.SKIPPED, message="disabled: skipped")
+            lifecycle.skip(nodes[key]["id"], "disabled: skipped")
         replan = False
+        context = _Context(submission)
         for key in step_plan.ready:
-            action = _start(submission, nodes[key], edges)
-            if action == "queued":
-                queued.append(nodes[key]["id"])
-            if action in ("expanded", "failed", "skipped"):
+            action = _start(submission, nodes[key], context)
+            if isinstance(action, Ready):
+                queued.append(action)
+            elif action in (graph.EXPAND, graph.FAIL, graph.SKIP):
                 replan = True  # the graph or a status changed: what is ready may have too
                 break
         if not replan and not step_plan.skip:
@@ -166,46 +185,60 @@ def _load(submission_id):
     return nodes, {key: row["status"] for key, row in nodes.items()}, edge_keys(submission_id)
 
 
-def _start(submission, node, edges):
-    """Decide what a ready node does now; return "queued", "waiting", "skipped", "expanded" or "failed"."""
-    key, node_id = node["key"], node["id"]
-    if node["step__when"]:
-        try:
-            go = bool(expressions.evaluate(node["step__when"], _context(submission)))
-        except expressions.ExpressionError as error:
-            _fail_now(submission.pk, node_id, f"step '{key}': when {node['step__when']!r}: {error}")
-            return "failed"
-        if not go:
-            move_node(node_id, NodeStatus.PENDING, NodeStatus.SKIPPED, message=f"skipped: when {node['step__when']!r} is false")
-            return "skipped"
-    if node["step__foreach"] and "$INDEX" not in node["params"]:
-        try:
-            count = foreach.expand(submission, Node.objects.select_related("task", "submission__job").get(pk=node_id), edges)
-        except (foreach.ForeachError, mutations.OperationError, mutations.PromiseBroken) as error:
-            _fail_now(submission.pk, node_id, f"step '{key}': foreach: {error}")
-            return "failed"
-        move_node(node_id, NodeStatus.PENDING, NodeStatus.SKIPPED, message=f"expanded into {count} instances")
-        return "expanded"
-    if node["task__input_prompt"]:
-        if move_node(node_id, NodeStatus.PENDING, NodeStatus.WAITING):
-            record(submission.pk, f"step '{key}' is waiting for input: {node['task__input_prompt']}", node_id=node_id)
-        return "waiting"
-    if move_node(node_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=timezone.now()):
-        return "queued"
-    return "skipped"
+class _Context:
+    """The names a ``when`` condition may use, loaded on first use: parameters by REST name, outputs by node key."""
+
+    def __init__(self, submission):
+        self.submission = submission
+        self._values = None
+
+    def evaluate(self, expression):
+        if self._values is None:
+            self._values = dict(self.submission.params)
+            for key, outputs in Node.objects.filter(submission_id=self.submission.pk).exclude(outputs={}).values_list("key", "outputs"):
+                self._values[key] = outputs
+        return expressions.evaluate(expression, self._values)
 
 
-def _context(submission):
-    """Names a ``when`` condition may use: parameters by REST name, and each node's outputs by its key."""
-    context = dict(submission.params)
-    for key, outputs in Node.objects.filter(submission=submission).exclude(outputs={}).values_list("key", "outputs"):
-        context[key] = outputs
-    return context
+def _start(submission, node, context):
+    """Do what ``graph.decide`` says a ready node does; return its ``Ready`` when queued, else the action."""
+    node_id = node["id"]
+    action, message = graph.decide(_ready_node(node["key"], node["step__when"], node["step__foreach"], node["params"], node["task__input_prompt"]), context.evaluate)
+    if action == graph.QUEUE:
+        return lifecycle.queue(node_id) or graph.SKIP  # not pending any more: someone else moved it
+    if action == graph.SKIP:
+        lifecycle.skip(node_id, message)
+    elif action == graph.FAIL:
+        _refuse(submission.pk, node_id, message)
+    elif action == graph.EXPAND:
+        _expand(submission, node_id, node["key"])
+    elif action == graph.WAIT and lifecycle.wait_for_input(node_id):
+        record(submission.pk, message, node_id=node_id)
+    return action
 
 
-def _fail_now(submission_id, node_id, text):
+def _expand(submission, node_id, key):
+    """Replace a ready foreach step by its instances, in one transaction that claims the step first.
+
+    The claim (pending → skipped) makes a second expander — a duplicate
+    message, two predecessors finishing at once on two workers — find the
+    step taken and do nothing; a worker dying half-way leaves nothing behind.
+    """
+    node = Node.objects.select_related("task", "step", "submission__job").get(pk=node_id)
+    try:
+        with transaction.atomic():
+            edges = edge_keys(submission.pk)
+            found = foreach.items(submission, node, edges)
+            if not lifecycle.skip(node_id, f"expanded into {len(found)} instances"):
+                return
+            foreach.expand(submission, node, edges, found)
+    except (foreach.ForeachError, mutations.OperationError, mutations.PromiseBroken) as error:
+        _refuse(submission.pk, node_id, f"step '{key}': foreach: {error}")
+
+
+def _refuse(submission_id, node_id, text):
     """A node cannot start (a bad condition or expansion): fail it and end the submission."""
-    if move_node(node_id, NodeStatus.PENDING, NodeStatus.FAILED, message=text):
+    if lifecycle.refuse(node_id, text):
         stop(submission_id, SubmissionStatus.ERROR, text)
 
 
@@ -216,37 +249,38 @@ def _mark_waiting(submission, nodes):
     if for_people and not values & {NodeStatus.QUEUED, NodeStatus.RUNNING} and not any(
         node["status"] == NodeStatus.WAITING and not node["task__input_prompt"] for node in nodes.values()
     ):
-        move_submission(submission.pk, [SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING], SubmissionStatus.WAITING)
+        lifecycle.wait(submission.pk)
     elif submission.status == SubmissionStatus.WAITING and values & {NodeStatus.QUEUED, NodeStatus.RUNNING}:
-        move_submission(submission.pk, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
+        lifecycle.unwait(submission.pk)
 
 
 def _advance_after(node_id):
-    """Queue the successors of ``node_id`` whose predecessors are all done; None means "use the full rules".
+    """Queue the successors of ``node_id`` that ``graph.decide`` queues; None means "use the full path".
 
-    Falls back (returns None) whenever the general rules are needed: a
-    disabled, conditional, expanding or input-waiting successor, or a
-    submission that is not running. [] means the successors still wait for
-    other predecessors, or there are none. Each id returned is a ``Ready``
-    that knows its queue.
+    Falls back (returns None) whenever deciding changes more than one node's
+    status (a skip, an expansion, a wait, a failure), a successor is
+    disabled, or the submission is not running. [] means the successors
+    still wait for other predecessors, or there are none.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_successors_sql(), [*_DONE, node_id])
-        successors = cursor.fetchall()
+    successors = statements.successors(node_id, NodeStatus.DONE)
     if not successors:
         return []
-    foreach_field = Step._meta.get_field("foreach")
-    for _, _, enabled, status, prompt, when, each, source_status, _, _, _ in successors:
-        each = foreach_field.from_db_value(each, None, connection) if each is not None else None
-        if not enabled or prompt or when or each or status != SubmissionStatus.RUNNING or source_status not in NodeStatus.DONE:
+    ready = []
+    for row in successors:
+        if row["submission_status"] != SubmissionStatus.RUNNING or row["source_status"] not in NodeStatus.DONE or not row["enabled"]:
             return None
-    queued = []
-    now = timezone.now()
-    for target_id, status, *_, unfinished, queue_type, priority in successors:
-        if status != NodeStatus.PENDING or unfinished:
+        if row["status"] != NodeStatus.PENDING or row["unfinished"]:
             continue
-        if move_node(target_id, NodeStatus.PENDING, NodeStatus.QUEUED, queued_at=now):
-            queued.append(Ready(target_id, broker.queue_name(queue_type, priority)))
+        node = _ready_node(f"#{row['target_id']}", row["when"], row["foreach"], row["params"], row["prompt"])
+        # A condition needs the submission's outputs: the full path loads them once for every node.
+        if node.when or graph.decide(node, evaluate=None)[0] != graph.QUEUE:
+            return None
+        ready.append(row)
+    queued = []
+    for row in ready:
+        made = lifecycle.queue(row["target_id"], broker.queue_name(row["queue_type"], row["priority"]))
+        if made is not None:
+            queued.append(made)
     return queued
 
 
@@ -255,38 +289,7 @@ def _busy(submission_id):
     return Node.objects.filter(submission_id=submission_id, status__in=(NodeStatus.QUEUED, NodeStatus.RUNNING)).exists()
 
 
-class Ready(int):
-    """The id of a node just queued to run at once, with the ``queue`` its message goes to."""
-
-    def __new__(cls, node_id, queue):
-        ready = super().__new__(cls, node_id)
-        ready.queue = queue
-        return ready
-
-
-_DONE = sorted(NodeStatus.DONE)
-
-
-@functools.cache
-def _successors_sql():
-    """One row per out-edge of a node: what ``_advance_after`` needs to know about its target."""
-    quote = connection.ops.quote_name
-    edge, node, submission = (quote(model._meta.db_table) for model in (Edge, Node, Submission))
-    task, backend, queue_type, step = (quote(model._meta.db_table) for model in (Task, Backend, QueueType, Step))
-    c = {name: quote(name) for name in ("id", "status", "enabled", "input_prompt", "when", "foreach", "name", "priority", "source_id", "target_id", "submission_id", "task_id", "backend_id", "queue_type_id", "step_id")}
-    return (
-        f"SELECT e.{c['target_id']}, t.{c['status']}, t.{c['enabled']}, s.{c['status']}, k.{c['input_prompt']}, p.{c['when']}, p.{c['foreach']}, "
-        f"f.{c['status']}, "
-        # How many predecessors of the target are not done yet.
-        f"(SELECT COUNT(*) FROM {edge} i JOIN {node} n ON n.{c['id']} = i.{c['source_id']} "
-        f"WHERE i.{c['target_id']} = e.{c['target_id']} AND n.{c['status']} NOT IN ({', '.join(['%s'] * len(_DONE))})), "
-        f"q.{c['name']}, s.{c['priority']} "
-        f"FROM {edge} e JOIN {node} t ON t.{c['id']} = e.{c['target_id']} JOIN {node} f ON f.{c['id']} = e.{c['source_id']} "
-        f"JOIN {submission} s ON s.{c['id']} = t.{c['submission_id']} JOIN {task} k ON k.{c['id']} = t.{c['task_id']} "
-        f"JOIN {backend} b ON b.{c['id']} = k.{c['backend_id']} JOIN {queue_type} q ON q.{c['id']} = b.{c['queue_type_id']} "
-        f"LEFT JOIN {step} p ON p.{c['id']} = t.{c['step_id']} "
-        f"WHERE e.{c['source_id']} = %s"
-    )
+# -- ending submissions ---------------------------------------------------------------------
 
 
 def _finish(submission, status, statuses):
@@ -304,12 +307,12 @@ def _finish(submission, status, statuses):
     # One transaction: nobody sees the submission finished without its last message, or a
     # sub-job finished while its parent's node still waits for it. The e-mail goes after.
     with transaction.atomic():
-        if not move_submission(submission.pk, SubmissionStatus.ACTIVE, status, last_message=text):
+        if not lifecycle.finish(submission.pk, status, text):
             return []
         record(submission.pk, text, level=Message.Level.INFO if status == SubmissionStatus.COMPLETE else Message.Level.ERROR, last=False)
         queued = _return_to_parent(submission.pk, status, text) if submission.parent_node_id else []
+        transaction.on_commit(lambda: notify.submission_finished(submission.pk))
     log.info("Submission %s finished as %s.", submission.pk, status)
-    notify.submission_finished(submission.pk)
     return queued
 
 
@@ -321,7 +324,7 @@ def _return_to_parent(child_id, status, text):
         return []
     if status != SubmissionStatus.COMPLETE:
         reason = f"step '{parent.key}': sub-job {child.uuid} ended {status}: {text}"
-        if move_node(parent.pk, NodeStatus.WAITING, NodeStatus.FAILED, message=reason):
+        if lifecycle.child_ended(parent.pk, False, reason):
             stop(parent.submission_id, SubmissionStatus.ERROR, reason)
         return []
     parent_id = parent.submission.file_id
@@ -330,10 +333,49 @@ def _return_to_parent(child_id, status, text):
         copy = Result(submission_id=parent.submission_id, node=parent, name=name, ending=result.ending, size=result.size)
         with result.file.open("rb") as handle:
             copy.file.save(name, File(handle), save=True)
-    if not move_node(parent.pk, NodeStatus.WAITING, NodeStatus.SUCCEEDED, message=f"sub-job {child.uuid} complete"):
+    if not lifecycle.child_ended(parent.pk, True, f"sub-job {child.uuid} complete"):
         return []
     record(parent.submission_id, f"step '{parent.key}' succeeded: sub-job {child.uuid} complete", node=parent)
     return advance(parent.submission_id, finished=parent.pk)
+
+
+def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=None):
+    """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it.
+
+    Sub-jobs of its waiting nodes are cancelled through their executor, and a
+    sub-job that ends this way ends the node waiting for it. A sub-job that
+    ends ``complete`` lets its parent go on: the parent's nodes that became
+    ready are appended to ``released``, for the caller to run. Running nodes'
+    workers see the change on their next beat and stop their runs.
+    """
+    # One transaction, so that nobody sees the submission ended with nodes still running,
+    # or a sub-job ended while its parent's node still waits for it. The e-mail goes after.
+    with transaction.atomic():
+        if not lifecycle.finish(submission_id, status, text):
+            return False
+        children = list(Node.objects.filter(submission_id=submission_id, status=NodeStatus.WAITING, handle__startswith="submission:").values_list("handle", flat=True))
+        for handle in children:
+            executors.get(QueueType.ExecutionBehaviour.JOB).cancel(handle, reason=f"its parent submission stopped: {text}")
+        lifecycle.end_nodes(submission_id, remaining, text)
+        level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
+        record(submission_id, text, level=level, last=False)
+        ready = _return_to_parent(submission_id, status, text)
+        transaction.on_commit(lambda: notify.submission_finished(submission_id))
+    if released is not None:
+        released.extend(ready)
+    return True
+
+
+def cancel(submission_id, reason="cancelled by request"):
+    """Cancel a submission and its unfinished nodes; returns True if it was still active.
+
+    Running nodes become ``cancelled`` at once; the heartbeat of the worker
+    running each one sees that within a beat and stops its run.
+    """
+    return stop(submission_id, SubmissionStatus.CANCELLED, reason)
+
+
+# -- running a node -------------------------------------------------------------------------
 
 
 def run_node(node_id, worker="", watch=False):
@@ -341,133 +383,203 @@ def run_node(node_id, worker="", watch=False):
 
     A node that is no longer queued (a duplicate message, a cancel) is left
     alone. ``worker`` names the claimant (host:pid). With ``watch``, the
-    process's watchdog renews the node's lease while it runs and kills its
-    process group as soon as the node stops being ``running`` (a cancel), so
-    a reconciler can tell live workers from dead ones.
+    process's watchdog renews the attempt's lease while it runs and stops its
+    run as soon as the attempt no longer owns the node (a cancel, a
+    takeover), so a reconciler can tell live workers from dead ones.
+    Any error after the claim fails the attempt with its real cause, then
+    follows the task's retry policy.
     """
-    lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
-    claimed = move_node(
-        node_id, NodeStatus.QUEUED, NodeStatus.RUNNING,
-        attempt=Add(1), exit_code=None, message="", worker=worker, pid=None, lease_expires_at=lease, not_before=None,
-    )
-    if not claimed:
-        return []
     node = statements.load(Node, node_id, "submission__job", "task__backend__queue_type")
+    if node is None or node.status != NodeStatus.QUEUED:
+        return []
+    attempt = lifecycle.claim(node, worker)
+    if attempt is None:
+        return []
     submission = node.submission
+    try:
+        return _run_claimed(node, attempt, submission, watch)
+    except lifecycle.Fenced as fenced:
+        _fenced_off(node, fenced)
+        return []
+    except Exception as error:  # the cause is recorded on the node; the next statement re-raises if it cannot be
+        return _unexpected(node, attempt, error)
+
+
+def _run_claimed(node, attempt, submission, watch):
     if submission.status in SubmissionStatus.TERMINAL:
-        move_node(node_id, NodeStatus.RUNNING, NodeStatus.CANCELLED, message=f"submission is {submission.status}")
+        lifecycle.cancel(attempt, f"not run: submission is {submission.status}")
         return []
     if submission.status == SubmissionStatus.PAUSED:  # e.g. a retry that came due during a pause
-        move_node(node_id, NodeStatus.RUNNING, NodeStatus.PENDING, attempt=Add(-1), worker="", lease_expires_at=None, started_at=None)
+        lifecycle.defer(attempt)
         return []
     if submission.status == SubmissionStatus.SUBMITTED:
-        move_submission(submission.pk, SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
-    if node.task.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB:
-        return _start_subjob(node)
+        lifecycle.start(submission.pk)
+    executor = executors.get(node.task.backend.queue_type.execution_behaviour)
+    if not executor.attached:
+        return _start_subjob(node, attempt, executor)
     workdir = _workdir(node)
     if watch:
-        watchdog.add(node.pk)
+        watchdog.add(attempt, executor)
     try:
         released = []  # nodes of a parent submission that this one's early end lets run
-        retry = _attempt(node, workdir, watch, released)
+        retry = _attempt(node, attempt, executor, workdir, watch, released)
     finally:
         if watch:
-            watchdog.remove(node.pk)
+            watchdog.remove(attempt)
         if not settings.SLUICE_KEEP_WORK_DIRS:
             shutil.rmtree(workdir, ignore_errors=True)
     return ([node.pk] if retry else []) + released + advance(submission.pk, finished=node.pk)
 
 
-def _start_subjob(node):
-    """Run another job as a child submission; the node waits (no process) until it ends."""
-    task, parent = node.task, node.submission
-    child_job = Job.objects.filter(name=task.executable.strip()).first()
-    if child_job is None:
-        _fail(node, f"sub-job: there is no job '{task.executable.strip()}'", retryable=False)
-        return advance(parent.pk)
+def _fenced_off(node, fenced):
+    """A stale attempt found the node taken from it: it changed nothing; say so."""
+    now, number = fenced.now, fenced.attempt.number
+    if now is not None and now[2] != fenced.attempt.fence:
+        text = f"step '{node.key}' attempt {number} was taken over by attempt {now[1]}; what attempt {number} did was discarded"
+        log.warning("Node %s: %s.", node.pk, text)
+        record(node.submission_id, text, level=Message.Level.WARNING, node=node, last=False)
+    else:
+        log.info("Node %s attempt %s ended after its node became %s; its results were discarded.", node.pk, number, now and now[0])
+
+
+def _unexpected(node, attempt, error):
+    """An error nobody planned for, after the claim: fail the attempt with its real cause."""
+    log.exception("Node %s attempt %s failed unexpectedly.", node.pk, attempt.number)
+    lines = str(error).strip().splitlines()
+    cause = f"{type(error).__name__}: {lines[0] if lines else '(no message)'}"
+    detail = f"internal error: {cause}\n{''.join(traceback.format_exception(error)).strip()}"
+    try:
+        retry = _fail(node, attempt, detail, retryable=True)
+    except lifecycle.Fenced as fenced:
+        _fenced_off(node, fenced)
+        return []
+    except DatabaseError:
+        log.exception("Node %s: the unexpected failure could not be recorded; the reconciler will find the node.", node.pk)
+        raise error from None
+    return ([node.pk] if retry else []) + advance(node.submission_id, finished=node.pk)
+
+
+def _start_subjob(node, attempt, executor):
+    """Run another job as a child submission; the node waits (no process, no lease) until it ends."""
+    parent = node.submission
     depth, ancestor = 1, parent
     while ancestor.parent_node_id:
         depth += 1
         ancestor = ancestor.parent_node.submission
     if depth > settings.SLUICE_MAX_SUBJOB_DEPTH:
-        _fail(node, f"sub-job '{child_job.name}' would be nested {depth} deep; the limit is SLUICE_MAX_SUBJOB_DEPTH ({settings.SLUICE_MAX_SUBJOB_DEPTH})", retryable=False)
+        _fail(node, attempt, f"sub-job '{node.task.executable.strip()}' would be nested {depth} deep; the limit is SLUICE_MAX_SUBJOB_DEPTH ({settings.SLUICE_MAX_SUBJOB_DEPTH})", retryable=False)
         return advance(parent.pk)
-    names = {parameter.rest_name for parameter in child_job.parameters()}
-    values = {name: value for name, value in {**parent.params, **node.params}.items() if name in names and value is not None}
     try:
         # The child's upload: the task's first in-glob file, or else the parent's own upload.
-        if task.in_endings:
-            used = _inputs(node, task.in_endings[:1])[2]
+        if node.task.in_endings:
+            used = _inputs(node, node.task.in_endings[:1])[2]
         else:
             used = list(Result.objects.filter(submission=parent, node__isnull=True, ending=".input"))
         upload = None
         if used:
             with used[0].file.open("rb") as handle:
                 upload = handle.read()
-        child = submit(child_job, params=values, input_data=upload, user=parent.user, priority=parent.priority, parent_node=node)
-    except (MissingInput, SubmissionInvalid) as error:
-        _fail(node, f"sub-job '{child_job.name}': {error}", retryable=False)
+        run = executors.NodeRun(
+            behaviour=executor.behaviour, executable=node.task.executable, workdir=None, file_id=parent.file_id, in_endings=[], out_endings=[],
+            extra={"values": {**parent.params, **node.params}, "upload": upload, "user": parent.user, "priority": parent.priority, "node": node},
+        )
+        with transaction.atomic():
+            lifecycle.hold(attempt)
+            handle = executor.start(run)
+            lifecycle.record_handle(attempt, handle)
+            lifecycle.wait_for_child(attempt, f"running sub-job {run.extra['child'].uuid}")
+            record(parent.pk, f"step '{node.key}' started sub-job {run.extra['child'].uuid} of job '{run.extra['child'].job.name}'", node=node)
+    except (MissingInput, executors.ExecutorError) as error:
+        _fail(node, attempt, str(error), retryable=False)
         return advance(parent.pk)
-    move_node(node.pk, NodeStatus.RUNNING, NodeStatus.WAITING, message=f"running sub-job {child.uuid}", lease_expires_at=None)
-    record(parent.pk, f"step '{node.key}' started sub-job {child.uuid} of job '{child_job.name}'", node=node)
-    return child.ready
+    return run.extra["ready"]
 
 
-def _attempt(node, workdir, watch=False, released=None):
-    """Run the node's process and record the verdict; return True when it should be retried.
+def _attempt(node, attempt, executor, workdir, watch=False, released=None):
+    """Run the attempt to its end and record the verdict; return True when it should be retried.
 
     When the step ends its submission early and that submission is a sub-job,
     the parent's nodes that this lets run are appended to ``released``.
     """
-    if node.attempt > 1:
-        delete_results(Result.objects.filter(node=node))  # a retry replaces a failed attempt's files
     try:
         run, used = _prepare(node, workdir)
         key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
-        if key and caching.reuse(node, key):
+        source = caching.find(node, key) if key else None
+        if source is not None:
+            _reuse(node, attempt, source)
             return False
-        outcome = executors.execute(run, on_start=(lambda pid: watchdog.started(node.pk, pid)) if watch else None)
-    except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
-        return _fail(node, str(error), retryable=False)
-    if outcome.outputs:
-        if not Node.objects.filter(pk=node.pk, status=NodeStatus.RUNNING).update(command=outcome.command):
-            return False  # cancelled (or taken over) while it ran: its outputs are not wanted
-        _store_results(node, outcome.outputs)
+        handle = executor.start(run)
+    except NOT_RUNNABLE as error:
+        return _fail(node, attempt, str(error), retryable=False)
+    if watch:
+        watchdog.started(attempt, handle)
+    finished = executor.wait(handle, run.timeout)
+    outcome = executor.collect(run, handle, finished)
+    return _conclude(node, attempt, run, outcome, key, released)
+
+
+def _conclude(node, attempt, run, outcome, key, released):
+    """Judge a finished run and record it, its results and the graph it grew, in one fenced transaction."""
+    task = node.task
     verdict = verdicts.judge(
-        exit_code=outcome.exit_code,
-        timed_out=outcome.timed_out,
-        timeout=run.timeout,
-        missing=outcome.missing,
-        custom_statuses=node.task.exit_statuses,
-        custom_behaviour=node.task.custom_exit_behaviour,
-        incomplete_behaviour=node.task.incomplete_outputs_behaviour,
+        exit_code=outcome.exit_code, timed_out=outcome.timed_out, timeout=run.timeout, missing=outcome.missing,
+        custom_statuses=task.exit_statuses, custom_behaviour=task.custom_exit_behaviour, incomplete_behaviour=task.incomplete_outputs_behaviour,
     )
-    if not verdict.succeeded:
-        detail = f"{verdict.message}\n{outcome.stderr_tail}".strip()
-        return _fail(node, detail, exit_code=outcome.exit_code, retryable=True, command=outcome.command)
-    qc = quality.check(node)
-    if qc.failed and not qc.terminate:
-        return _fail(node, qc.message, exit_code=outcome.exit_code, retryable=False, command=outcome.command)
-    try:
-        changes = plan_changes(node, mutations.parse_lines(outcome.control))
-    except (mutations.OperationError, mutations.PromiseBroken) as error:
-        return _break(node, error, outcome.exit_code)
+    qc = quality.check(task.qc, outcome.outputs) if verdict.succeeded else quality.QC()
+    changes = refused = None
+    if verdict.succeeded and not (qc.failed and not qc.terminate):
+        try:
+            changes = plan_changes(node, mutations.parse_lines(outcome.control))
+        except (mutations.OperationError, mutations.PromiseBroken) as error:
+            refused = error
     message = "; ".join(text for text in (verdict.message, qc.message) if text)
-    if changes is None:
-        if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=message, command=outcome.command):
-            return False
-    else:
-        with transaction.atomic():  # the graph grows before any successor of this node can start
-            apply_changes(node, changes)
-            if not move_node(node.pk, NodeStatus.RUNNING, NodeStatus.SUCCEEDED, exit_code=outcome.exit_code, message=message, command=outcome.command):
-                transaction.set_rollback(True)  # cancelled meanwhile: its additions are not wanted either
+    saved = []
+    try:
+        with transaction.atomic():
+            lifecycle.hold(attempt, command=outcome.command)
+            _replace_results(node, outcome.outputs, saved)
+            if not verdict.succeeded:
+                return _fail(node, attempt, f"{verdict.message}\n{outcome.stderr_tail}".strip(), exit_code=outcome.exit_code, retryable=True)
+            if qc.failed and not qc.terminate:
+                return _fail(node, attempt, qc.message, exit_code=outcome.exit_code, retryable=False)
+            if refused is not None:
+                lifecycle.fail(attempt, str(refused), exit_code=outcome.exit_code)
+                stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}': {refused}")
                 return False
+            apply_changes(node, changes)  # the graph grows before any successor of this node can start
+            lifecycle.succeed(attempt, message, exit_code=outcome.exit_code)
+            record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else ""), node=node)
+    except BaseException:
+        for name in saved:  # the rows went with the rollback; their files must go too
+            Result.file.field.storage.delete(name)
+        raise
     if key:
         caching.remember(key, node)
-    record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else ""), node=node)
     if verdict.terminate or qc.failed:
         stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {message}", remaining=NodeStatus.SKIPPED, released=released)
     return False
+
+
+def _fail(node, attempt, detail, exit_code=None, retryable=True):
+    """Record a failed attempt; queue a retry if the task allows one, else fail the node and its submission.
+
+    Raises ``lifecycle.Fenced`` when the attempt no longer owns the node.
+    """
+    summary = detail.splitlines()[0] if detail else "failed"
+    with transaction.atomic():
+        lifecycle.hold(attempt)
+        if retryable and attempt.number <= node.task.retries:
+            delay = retry_delay(attempt.number)
+            lifecycle.retry(attempt, detail, exit_code, delay)
+            record(node.submission_id, f"step '{node.key}' attempt {attempt.number} failed: {summary}; retrying in {delay:g} s", level=Message.Level.WARNING, node=node)
+            return True
+        lifecycle.fail(attempt, detail, exit_code=exit_code)
+        record(node.submission_id, f"step '{node.key}' failed: {summary}", level=Message.Level.ERROR, node=node)
+        stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}' failed: {summary}", remaining=NodeStatus.CANCELLED)
+    return False
+
+
+# -- graph mutations ------------------------------------------------------------------------
 
 
 def active_promises(submission):
@@ -521,71 +633,6 @@ def apply_changes(node, changes):
             Edge.objects.filter(submission=submission, source__key=style["from"], target__key=style["to"]).update(**fields)
     if changes.grows:
         record(submission.pk, f"step '{node.key}' added {len(changes.nodes)} nodes and {len(changes.edges)} edges", node=node)
-
-
-def _break(node, error, exit_code):
-    """A node's operations were refused: fail it and end the submission, killing what still runs."""
-    text = f"step '{node.key}': {error}"
-    if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, exit_code=exit_code, message=str(error)):
-        stop(node.submission_id, SubmissionStatus.ERROR, text)
-    return False
-
-
-def _fail(node, detail, exit_code=None, retryable=True, command=""):
-    """Record a failed attempt; queue a retry if the task allows one, else fail the submission."""
-    summary = detail.splitlines()[0] if detail else "failed"
-    if command:
-        Node.objects.filter(pk=node.pk).update(command=command)
-    if retryable and node.attempt <= node.task.retries:
-        delay = retry_delay(node.attempt)
-        now = timezone.now()
-        requeued = move_node(
-            node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED,
-            exit_code=exit_code, message=detail, finished_at=None, queued_at=now, not_before=now + timedelta(seconds=delay), lease_expires_at=None,
-        )
-        if requeued:
-            record(node.submission_id, f"step '{node.key}' attempt {node.attempt} failed: {summary}; retrying in {delay:g} s", level=Message.Level.WARNING, node=node)
-            return True
-        return False
-    if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, exit_code=exit_code, message=detail):
-        record(node.submission_id, f"step '{node.key}' failed: {summary}", level=Message.Level.ERROR, node=node)
-        stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}' failed: {summary}", remaining=NodeStatus.CANCELLED)
-    return False
-
-
-def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=None):
-    """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it.
-
-    Sub-jobs of its waiting nodes are cancelled too, and a sub-job that ends
-    this way ends the node waiting for it. A sub-job that ends ``complete``
-    lets its parent go on: the parent's nodes that became ready are appended
-    to ``released``, for the caller to run.
-    """
-    # One transaction, so that nobody sees the submission ended with nodes still running,
-    # or a sub-job ended while its parent's node still waits for it. The e-mail goes after.
-    with transaction.atomic():
-        if not move_submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=text):
-            return False
-        for child_id in Submission.objects.filter(parent_node__submission_id=submission_id, status__in=SubmissionStatus.ACTIVE).values_list("pk", flat=True):
-            stop(child_id, SubmissionStatus.CANCELLED, f"its parent submission stopped: {text}")
-        for node_id, was in Node.objects.filter(submission_id=submission_id, status__in=NodeStatus.ACTIVE).values_list("pk", "status"):
-            move_node(node_id, NodeStatus.ACTIVE, remaining, message=f"{'stopped' if was == NodeStatus.RUNNING else 'not run'}: {text}")
-        level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
-        record(submission_id, text, level=level, last=False)
-        ready = _return_to_parent(submission_id, status, text)
-    if released is not None:
-        released.extend(ready)
-    notify.submission_finished(submission_id)
-    return True
-
-
-def cancel(submission_id, reason="cancelled by request"):
-    """Cancel a submission and its unfinished nodes; returns True if it was still active.
-
-    Running nodes become ``cancelled`` at once; the heartbeat of the worker
-    running each one sees that within a beat and kills its process group.
-    """
-    return stop(submission_id, SubmissionStatus.CANCELLED, reason)
 
 
 def retry_delay(attempt):
@@ -700,11 +747,26 @@ def delete_results(results):
         result.delete()
 
 
-def _store_results(node, outputs):
+def _replace_results(node, outputs, saved):
+    """Make ``outputs`` the node's results in place of an earlier attempt's; append each stored file's name to ``saved``."""
+    delete_results(Result.objects.filter(node=node, superseded=False))
     for ending, path in outputs:
         result = Result(submission_id=node.submission_id, node=node, name=path.name, ending=ending, size=path.stat().st_size)
         with open(path, "rb") as handle:
-            result.file.save(path.name, File(handle), save=True)
+            result.file.save(path.name, File(handle), save=False)
+        saved.append(result.file.name)
+        result.save()
+
+
+def _reuse(node, attempt, source):
+    """Give the node the results of an earlier run of the same key (``source``, a node) and mark it cached."""
+    with transaction.atomic():
+        lifecycle.hold(attempt)
+        delete_results(Result.objects.filter(node=node, superseded=False))
+        caching.copy_results(source, node)
+        text = f"reused the results of step '{source.key}' in an earlier submission (cache)"
+        lifecycle.cache(attempt, text, source.outputs)
+        record(node.submission_id, f"step '{node.key}' {text}", node=node, last=False)
 
 
 def job_by_name(name):

@@ -1,36 +1,44 @@
-"""Run one node's process: stage inputs, render, execute, gather outputs.
+"""Executors: how an attempt of a node runs, keyed by its queue type's execution behaviour.
 
-Everything here works on a prepared ``Job`` description (``NodeRun``) and
-the file system; the engine loads rows, calls ``execute`` and saves what it
-returns. Processes run in their own session (process group) so a timeout
-or a cancel kills the whole tree, never the worker.
+The engine prepares a plain description of the attempt (``NodeRun``), asks
+the executor for its behaviour to ``start`` it and keeps the opaque handle
+that comes back on the node, so that a cancel, a timeout, a worker shutdown
+or the reconciler — in any process, on any host that can reach the run — can
+act on it through the same executor:
+
+- ``start(run) -> handle``: start the run and return at once (a string that
+  names the run to this executor: a process group, a Slurm job id, a child
+  submission).
+- ``wait(handle, timeout) -> Finished``: block until it ends (only for
+  ``attached`` executors, whose runs live inside the worker's process tree).
+- ``poll(handle) -> Finished | None``: has it ended? None while it runs. A
+  detached executor's runs are followed this way, a few at a time, from a
+  thread that holds none of them, so hundreds can be in flight per worker.
+- ``cancel(handle)``: stop it; harmless when it has ended already.
+- ``collect(run, handle, finished) -> Outcome``: its output files, logs and
+  control-channel text, once it has ended.
+
+Register an executor with ``register``; ``docs/architecture.md`` walks
+through adding one.
 """
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
+__all__ = ["Executor", "ExecutorError", "Finished", "NodeRun", "Outcome", "execute", "get", "kill_group", "register", "registered"]
 
-from jobs import templating
-
-__all__ = ["NodeRun", "ProcessOutcome", "execute", "kill_group"]
-
-SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 # A step's control-channel file larger than this is refused.
 CONTROL_LIMIT = 4 * 1024 * 1024
-# Seconds between SIGTERM and SIGKILL when a process group must stop.
-KILL_GRACE = 1.0
+
+
+class ExecutorError(RuntimeError):
+    """A run could not be started or reached; the message says why."""
 
 
 @dataclass
 class NodeRun:
     """Everything needed to run one attempt of one node, as plain data."""
 
-    behaviour: str  # localhost | python | r
+    behaviour: str  # the queue type's execution behaviour: localhost | python | r | job | ...
     executable: str
     workdir: Path
     file_id: str
@@ -45,137 +53,135 @@ class NodeRun:
     in_names: list = None  # per in-glob ending: the staged name, or a list of names for a "*" ending
     item: object = ""
     index: object = ""
+    resources: dict = field(default_factory=dict)  # cpus, memory_mb, time_s, gpus: for executors that schedule
+    extra: dict = field(default_factory=dict)  # what a particular executor needs besides (a sub-job's child job...)
 
 
 @dataclass
-class ProcessOutcome:
+class Finished:
+    """How a run ended: its exit status (None when there is none), and whether its time ran out."""
+
+    exit_code: int | None
+    timed_out: bool = False
+    reason: str = ""  # set when the run ended without a status of its own (lost, killed by the scheduler...)
+
+
+@dataclass
+class Outcome:
+    """What a finished run left: the command as run, its verdict inputs, files and logs."""
+
     command: str
     exit_code: int | None
     timed_out: bool
     duration: float
     outputs: list  # [(ending, Path)]
-    missing: list  # endings with no file
+    missing: list  # out endings with no file
     stderr_tail: str
     control: str | None = ""  # what the step wrote to SLUICE_CONTROL; None when over CONTROL_LIMIT
+    stdout_path: Path | None = None
+    stderr_path: Path | None = None
+
+
+class Executor:
+    """Base class of executors; see the module docstring for the contract."""
+
+    behaviour = ""
+    attached = True  # runs live in the worker's process tree: the worker thread waits for them
+
+    def start(self, run):
+        raise NotImplementedError
+
+    def wait(self, handle, timeout=None):
+        raise NotImplementedError(f"the {self.behaviour} executor's runs are followed with poll(), not waited for")
+
+    def poll(self, handle):
+        raise NotImplementedError
+
+    def cancel(self, handle):
+        raise NotImplementedError
+
+    def collect(self, run, handle, finished):
+        raise NotImplementedError
+
+    def reaches(self, handle):
+        """Can this process act on ``handle`` (cancel it, poll it)? A local process group can only be reached on its host."""
+        return True
+
+
+_registry = {}
+
+
+def register(executor):
+    """Make ``executor`` run the attempts of queue types with its ``behaviour``; return it."""
+    _registry[executor.behaviour] = executor
+    return executor
+
+
+def get(behaviour):
+    """The executor for ``behaviour``.
+
+    Raises:
+        ExecutorError: no executor runs that behaviour.
+    """
+    if not _registry:
+        _load_builtin()
+    try:
+        return _registry[behaviour]
+    except KeyError:
+        raise ExecutorError(f"no executor runs queue types with execution behaviour {behaviour!r}; known: {', '.join(sorted(_registry))}") from None
+
+
+def registered():
+    if not _registry:
+        _load_builtin()
+    return dict(_registry)
+
+
+def _load_builtin():
+    from . import processes, subjobs  # noqa: F401  (each registers its executors on import)
 
 
 def execute(run, on_start=None):
-    """Run ``run`` to completion and return what happened.
+    """Run ``run`` on its behaviour's attached executor to the end and return its ``Outcome``.
 
-    ``on_start(pid)`` is called once the process exists (the engine records
-    it so that a cancel can find the process group).
-
-    Raises:
-        templating.TemplateError: the executable names something undefined.
-        OSError: the working directory or interpreter is unusable.
+    ``on_start(handle)`` is called once the run exists. For code (benchmarks,
+    tests) that runs one attempt without the engine.
     """
-    run.workdir.mkdir(parents=True, exist_ok=True)
-    staged = _stage(run)
-    argv, command = _command(run)
-    stdout_name = f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout"
-    inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
-    control = run.workdir / ".control.jsonl"  # made by the step's first write, if any
-    env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
-    started = time.monotonic()
-    with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "w+b") as stderr:
-        process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
-        if on_start:
-            on_start(process.pid)
-        timed_out = False
-        try:
-            exit_code = process.wait(timeout=run.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_group(process.pid, reap=process.poll)
-            exit_code = process.wait()
-        finally:
-            if process.returncode is None:  # an exception (e.g. KeyboardInterrupt) while waiting
-                kill_group(process.pid, reap=process.poll)
-                process.wait()
-        duration = time.monotonic() - started
-        stderr_tail = _tail(stderr)
-    outputs, missing = _gather(run, staged)
-    return ProcessOutcome(command, exit_code, timed_out, duration, outputs, missing, stderr_tail, _control(control))
-
-
-def kill_group(pid, grace=KILL_GRACE, reap=None):
-    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds.
-
-    ``reap`` (the leader's ``Popen.poll``) is called while waiting when this
-    thread owns the leader: an unreaped leader is a zombie that keeps the group
-    "alive" and would make every kill wait the whole grace period.
-    """
+    executor = get(run.behaviour)
+    handle = executor.start(run)
+    if on_start:
+        on_start(handle)
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if reap:
-            reap()
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
+        finished = executor.wait(handle, run.timeout)
+    except BaseException:
+        executor.cancel(handle)
+        raise
+    return executor.collect(run, handle, finished)
+
+
+def kill_group(pid, grace=None, reap=None):
+    """Stop the local process group led by ``pid`` (see ``processes.kill_group``)."""
+    from . import processes
+
+    return processes.kill_group(pid, **({"grace": grace} if grace is not None else {}), reap=reap)
+
+
+def read_control(path):
+    """What a step wrote to its control channel: "" for nothing, None when over CONTROL_LIMIT."""
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return ""
+    return path.read_text(errors="replace") if size <= CONTROL_LIMIT else None
 
 
-def _stage(run):
-    """Write every input into the working directory as <ID><ending>; return their names."""
-    for name, write in run.inputs.items():
-        write(run.workdir / name)
-    return set(run.inputs)
-
-
-def _command(run):
-    context = templating.RenderContext(
-        file_id=run.file_id,
-        in_endings=run.in_endings,
-        out_endings=run.out_endings,
-        params=run.params,
-        value=run.value,
-        tmp=str(run.workdir),
-        item=run.item,
-        index=run.index,
-        in_names=run.in_names,
-    )
-    if run.behaviour == "localhost":
-        line = templating.render(run.executable, context, language="shell")
-        return [SHELL, "-c", line], line
-    code = templating.render(run.executable, context, language="code")
-    if run.behaviour == "python":
-        script, interpreter = ".script.py", settings.SLUICE_PYTHON or sys.executable
-    elif run.behaviour == "r":
-        script, interpreter = ".script.R", settings.SLUICE_RSCRIPT
-    else:
-        raise ValueError(f"queue type behaviour {run.behaviour!r} cannot run a process")
-    (run.workdir / script).write_text(code)
-    return [interpreter, script], f"{interpreter} {script}"
-
-
-def _sluice_env(run):
-    """Values a task may read from its environment instead of placeholders."""
-    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir), "SLUICE_ITEM": templating.as_text(run.item), "SLUICE_INDEX": templating.as_text(run.index)}
-    for number, ending in enumerate(run.in_endings, start=1):
-        names = run.in_names[number - 1] if run.in_names else f"{run.file_id}{ending}"
-        env[f"SLUICE_I{number}"] = " ".join(names) if isinstance(names, list) else names
-    for number, ending in enumerate(run.out_endings, start=1):
-        env[f"SLUICE_O{number}"] = f"{run.file_id}{ending}"
-    for number, (_, value) in enumerate(run.params, start=1):
-        env[f"SLUICE_P{number}"] = templating.as_text(value)
-    return env
-
-
-def _gather(run, staged):
-    """Return ([(ending, path)], [missing endings]) for the out-globs and stdout."""
+def gather(run, staged, directory=None):
+    """Return ([(ending, path)], [missing endings]) for the out-globs and stdout found in the run's directory."""
+    directory = directory or run.workdir
     endings = list(run.out_endings)
     if run.stdout_ending and run.stdout_ending not in endings:
         endings.append(run.stdout_ending)
-    files = sorted(path for path in run.workdir.iterdir() if path.is_file() and not path.name.startswith(".") and path.name not in staged)
+    files = sorted(path for path in directory.iterdir() if path.is_file() and not path.name.startswith(".") and path.name not in staged)
     # A file belongs to the longest ending it has, so ".gz.txt" is not taken by ".txt".
     by_ending = {ending: [] for ending in endings}
     for path in files:
@@ -185,22 +191,3 @@ def _gather(run, staged):
     outputs = [(ending, path) for ending in endings for path in by_ending[ending]]
     missing = [ending for ending in endings if not by_ending[ending] and ending != run.stdout_ending]
     return outputs, missing
-
-
-def _tail(handle):
-    """The last ``SLUICE_STDERR_TAIL`` bytes the step wrote to ``handle`` (its stderr file)."""
-    size = os.fstat(handle.fileno()).st_size
-    if not size:
-        return ""
-    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL))
-    return handle.read().decode("utf-8", "replace").strip()
-
-
-def _control(path):
-    """What the step wrote to its control channel: "" for nothing, None when over CONTROL_LIMIT."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return ""
-    return path.read_text(errors="replace") if size <= CONTROL_LIMIT else None
-

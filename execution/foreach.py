@@ -28,15 +28,16 @@ class ForeachError(ValueError):
     """The items of a foreach cannot be found or are not a list."""
 
 
-def expand(submission, node, edges):
-    """Add the instances of ``node``; return how many.
+def expand(submission, node, edges, found):
+    """Add the instances of ``node`` for the ``found`` items (``items``); return how many.
+
+    The caller claims the step first, in the same transaction (``engine._expand``).
 
     Raises:
         ForeachError, mutations.OperationError, mutations.PromiseBroken
     """
     from . import engine
 
-    found = items(submission, node, edges)
     limit = settings.SLUICE_MAX_FOREACH
     if len(found) > limit:
         raise ForeachError(f"{len(found)} items is more than SLUICE_MAX_FOREACH ({limit})")

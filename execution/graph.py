@@ -1,4 +1,4 @@
-"""Ready-set computation over a run graph. Pure functions, no Django.
+"""Ready-set computation over a run graph, and what a ready node does. Pure functions, no database.
 
 In the spirit of ``graphlib``: the caller holds the statuses, asks what may
 start, applies it, and asks again. Nodes are keys; edges are
@@ -7,9 +7,46 @@ start, applies it, and asks again. Nodes are keys; edges are
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from jobs.expressions import ExpressionError
+
 from .states import NodeStatus, SubmissionStatus
 
-__all__ = ["Plan", "ancestors_nearest_first", "outcome", "plan"]
+__all__ = ["EXPAND", "FAIL", "QUEUE", "SKIP", "WAIT", "Plan", "ReadyNode", "ancestors_nearest_first", "decide", "outcome", "plan"]
+
+QUEUE, SKIP, EXPAND, WAIT, FAIL = "queue", "skip", "expand", "wait", "fail"
+
+
+@dataclass(frozen=True)
+class ReadyNode:
+    """What decides the fate of an enabled node whose predecessors are all done."""
+
+    key: str
+    when: str = ""  # its step's condition
+    foreach: dict | None = None  # its step's foreach source
+    instance: bool = False  # it is one instance of a foreach step (it has an $INDEX)
+    prompt: str = ""  # its task asks a person for input
+
+
+def decide(node, evaluate):
+    """Return ``(action, message)`` for a ready node: queue it, skip it, expand it, wait for input, or fail.
+
+    ``evaluate(expression)`` evaluates a ``when`` condition in the
+    submission's context; it is only called when the node has one. The full
+    path (``engine.advance``) and the fast path (the successors of a node that
+    just finished) both decide here.
+    """
+    if node.when:
+        try:
+            go = bool(evaluate(node.when))
+        except ExpressionError as error:
+            return FAIL, f"step '{node.key}': when {node.when!r}: {error}"
+        if not go:
+            return SKIP, f"skipped: when {node.when!r} is false"
+    if node.foreach and not node.instance:
+        return EXPAND, ""
+    if node.prompt:
+        return WAIT, f"step '{node.key}' is waiting for input: {node.prompt}"
+    return QUEUE, ""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The run graph: submissions, their nodes and edges, results and messages.
 
-Status columns are only ever written through ``execution.states``.
+Status columns are only ever written through ``execution.lifecycle``.
 """
 import uuid
 
@@ -91,6 +91,7 @@ class Node(models.Model):
     style = models.JSONField(default=dict, blank=True, help_text="Colour and label set on the control channel.")
     status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
+    fence = models.PositiveIntegerField(default=0, help_text="Counts every claim and is never reset: each attempt's writes are conditional on it.")
     exit_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     command = models.TextField(blank=True, help_text="The rendered command line of the latest attempt.")
@@ -99,7 +100,7 @@ class Node(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker running the node.")
-    pid = models.IntegerField(null=True, blank=True, help_text="Process group of the running step.")
+    handle = models.CharField(max_length=255, blank=True, help_text="The executor's handle of the running attempt (e.g. host and process group).")
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:

@@ -27,6 +27,9 @@ __all__ = ["GraphState", "OperationError", "Plan", "PromiseBroken", "parse_lines
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 NOT_STARTED = {"pending"}
+# The longest colour and label a style may set: the widths of the edge columns that store them
+# (tests/test_dynamic.py checks they agree), so nothing is refused only by the database.
+STYLE_LIMITS = {"color": 64, "label": 128}
 
 
 class OperationError(ValueError):
@@ -311,9 +314,12 @@ def broken_shape(promises, state):
 
 
 def _style(state, operation):
-    style = {name: operation[name] for name in ("color", "label") if name in operation}
-    if not style or not all(isinstance(value, str) and len(value) <= 200 for value in style.values()):
-        raise OperationError(f"{describe(operation)}: give 'color' and/or 'label' as short strings")
+    style = {name: operation[name] for name in STYLE_LIMITS if name in operation}
+    if not style or not all(isinstance(value, str) for value in style.values()):
+        raise OperationError(f"{describe(operation)}: give 'color' and/or 'label' as strings")
+    for name, value in style.items():
+        if len(value) > STYLE_LIMITS[name]:
+            raise OperationError(f"{describe(operation)}: '{name}' is {len(value)} characters; at most {STYLE_LIMITS[name]}")
     if "node" in operation:
         _exists(state, operation["node"], operation)
         return {"node": operation["node"], **style}

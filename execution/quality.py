@@ -4,8 +4,6 @@ from dataclasses import dataclass
 
 from jobs import expressions
 
-from .models import Result
-
 
 @dataclass(frozen=True)
 class QC:
@@ -14,18 +12,16 @@ class QC:
     message: str = ""
 
 
-def check(node):
-    """Run the node task's QC check on its JSON output; a missing or unreadable output fails the check."""
-    spec = node.task.qc
+def check(spec, outputs):
+    """Run a task's QC ``spec`` on its JSON output among ``outputs`` ([(ending, path)]); a missing or unreadable output fails."""
     if not spec:
         return QC()
     terminate = spec.get("on_fail", "fail") == "terminate"
-    result = Result.objects.filter(node=node, ending=spec["output"], superseded=False).first()
-    if result is None:
+    path = next((path for ending, path in outputs if ending == spec["output"]), None)
+    if path is None:
         return QC(True, terminate, f"QC check failed: no {spec['output']} output to check")
     try:
-        with result.file.open("rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))
         if not isinstance(data, dict):
             return QC(True, terminate, f"QC check failed: {spec['output']} is not a JSON object")
         passed = bool(expressions.evaluate(spec["check"], data))

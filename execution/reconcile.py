@@ -5,17 +5,15 @@ conditional update, and a re-sent message for a node that has meanwhile
 started is ignored by the claim.
 """
 import logging
-import os
-import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from . import dispatch, engine, executors
+from . import dispatch, engine, executors, lifecycle
 from .models import Message, Node, Submission
-from .states import NodeStatus, SubmissionStatus, move_node
+from .states import NodeStatus, SubmissionStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ def reconcile(now=None):
     now = now or timezone.now()
     report = Report()
     lost = Node.objects.filter(status=NodeStatus.RUNNING, lease_expires_at__lt=now)
-    for node in lost.select_related("task"):
+    for node in lost.select_related("task__backend__queue_type"):
         _rerun(node, f"its worker {node.worker or '(unknown)'} stopped renewing its lease", report)
     stale = Node.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.SLUICE_REQUEUE_SECONDS))
     _resend(stale.exclude(not_before__gt=now), now, report)
@@ -51,7 +49,7 @@ def reconcile(now=None):
 def recover():
     """On start of the embedded mode: nothing from a previous process is still running."""
     report = Report()
-    for node in Node.objects.filter(status=NodeStatus.RUNNING).select_related("task"):
+    for node in Node.objects.filter(status=NodeStatus.RUNNING).select_related("task__backend__queue_type"):
         _rerun(node, "the server stopped while it ran", report)
     _resend(Node.objects.filter(status=NodeStatus.QUEUED), timezone.now(), report)
     _advance_stalled(report)
@@ -59,30 +57,28 @@ def recover():
 
 
 def _rerun(node, reason, report):
-    _kill_orphan(node)
+    _stop_orphan(node)
+    attempt = lifecycle.attempt_of(node)
     limit = max(node.task.retries, settings.SLUICE_LOST_NODE_RETRIES)
     if node.attempt <= limit:
-        if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, queued_at=timezone.now(), lease_expires_at=None, worker="", pid=None):
+        if lifecycle.lose(attempt, give_up=False, message=reason):
             engine.record(node.submission_id, f"step '{node.key}' attempt {node.attempt} was lost ({reason}); running it again", Message.Level.WARNING, node)
             dispatch.send([node.pk])
             report.rerun.append(node.pk)
         return
     text = f"step '{node.key}' was lost {node.attempt} times ({reason}); giving up"
-    if move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED, message=text):
+    if lifecycle.lose(attempt, give_up=True, message=text):
         if engine.stop(node.submission_id, SubmissionStatus.CRASH, text):
             report.crashed.append(node.submission_id)
 
 
-def _kill_orphan(node):
-    """Kill the step's process group if it was started on this host and still lives."""
-    host = node.worker.rpartition(":")[0]
-    if not node.pid or host != socket.gethostname():
+def _stop_orphan(node):
+    """Stop the lost attempt's run if its executor can reach it from here (a local process group: on its host)."""
+    if not node.handle:
         return
-    try:
-        if os.getpgid(node.pid) == node.pid:
-            executors.kill_group(node.pid)
-    except ProcessLookupError:
-        pass
+    executor = executors.get(node.task.backend.queue_type.execution_behaviour)
+    if executor.reaches(node.handle) and executor.poll(node.handle) is None:
+        executor.cancel(node.handle)
 
 
 def _resend(nodes, now, report):

@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import DateTimeField
 from django.utils import timezone
 
-__all__ = ["Add", "conditional_update", "insert", "load", "plain", "update"]
+__all__ = ["Add", "conditional_update", "insert", "load", "plain", "successors", "update"]
 
 
 class Add:
@@ -46,15 +46,17 @@ def update(model, pk, **fields):
     return conditional_update(model, pk, None, fields)
 
 
-def conditional_update(model, pk, statuses, fields):
-    """``UPDATE model SET fields WHERE pk = pk AND status IN statuses``; return the number of rows changed.
+def conditional_update(model, pk, statuses, fields, fence=None):
+    """``UPDATE model SET fields WHERE pk = pk AND status IN statuses [AND fence = fence]``; return the number of rows changed.
 
-    ``statuses`` None means whatever the row's status.
+    ``statuses`` None means whatever the row's status; ``fence`` None means whatever its fence.
     """
     names = tuple(fields)
     statuses = list(statuses) if statuses is not None else None
-    sql = _update_sql(model, names, tuple(isinstance(fields[name], Add) for name in names), None if statuses is None else len(statuses), connection.vendor)
-    params = [_prepare(model, name, fields[name]) for name in names] + [pk] + (statuses or [])
+    sql = _update_sql(
+        model, names, tuple(isinstance(fields[name], Add) for name in names), None if statuses is None else len(statuses), fence is not None, connection.vendor
+    )
+    params = [_prepare(model, name, fields[name]) for name in names] + [pk] + (statuses or []) + ([fence] if fence is not None else [])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -87,7 +89,7 @@ def _prepare(model, name, value):
 
 
 @lru_cache(maxsize=256)
-def _update_sql(model, names, adds, count, vendor):
+def _update_sql(model, names, adds, count, fenced, vendor):
     quote = connection.ops.quote_name
     meta = model._meta
     assignments = []
@@ -97,6 +99,8 @@ def _update_sql(model, names, adds, count, vendor):
     where = f"{quote(meta.pk.column)} = %s"
     if count is not None:
         where += f" AND {quote(meta.get_field('status').column)} IN ({', '.join(['%s'] * count)})"
+    if fenced:
+        where += f" AND {quote(meta.get_field('fence').column)} = %s"
     return f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} WHERE {where}"
 
 
@@ -192,3 +196,51 @@ def _load_plan(model, paths, vendor):
         f"WHERE t0.{quote(model._meta.pk.column)} = %s"
     )
     return _Plan(sql, parts)
+
+
+def successors(node_id, done):
+    """One dict per out-edge of node ``node_id``: what deciding about its target needs.
+
+    Keys: ``target_id``, ``status``, ``enabled``, ``params``, ``prompt``,
+    ``when``, ``foreach``, ``source_status``, ``submission_status``,
+    ``unfinished`` (how many of the target's predecessors are not in
+    ``done``), ``queue_type`` and ``priority``.
+    """
+    from .models import Node
+    from jobs.models import Step
+
+    done = sorted(done)
+    with connection.cursor() as cursor:
+        cursor.execute(_successors_sql(len(done), connection.vendor), [*done, node_id])
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    params, foreach = Node._meta.get_field("params"), Step._meta.get_field("foreach")
+    for row in rows:
+        row["params"] = params.from_db_value(row["params"], None, connection) if row["params"] is not None else {}
+        row["foreach"] = foreach.from_db_value(row["foreach"], None, connection) if row["foreach"] is not None else None
+    return rows
+
+
+@lru_cache(maxsize=8)
+def _successors_sql(done_count, vendor):
+    from jobs.models import Backend, QueueType, Step, Task
+
+    from .models import Edge, Node, Submission
+
+    quote = connection.ops.quote_name
+    edge, node, submission = (quote(model._meta.db_table) for model in (Edge, Node, Submission))
+    task, backend, queue_type, step = (quote(model._meta.db_table) for model in (Task, Backend, QueueType, Step))
+    c = {name: quote(name) for name in ("id", "status", "enabled", "params", "input_prompt", "when", "foreach", "name", "priority", "source_id", "target_id", "submission_id", "task_id", "backend_id", "queue_type_id", "step_id")}
+    return (
+        f"SELECT e.{c['target_id']} AS target_id, t.{c['status']} AS status, t.{c['enabled']} AS enabled, t.{c['params']} AS params, "
+        f"k.{c['input_prompt']} AS prompt, p.{c['when']} AS {quote('when')}, p.{c['foreach']} AS foreach, "
+        f"f.{c['status']} AS source_status, s.{c['status']} AS submission_status, "
+        f"(SELECT COUNT(*) FROM {edge} i JOIN {node} n ON n.{c['id']} = i.{c['source_id']} "
+        f"WHERE i.{c['target_id']} = e.{c['target_id']} AND n.{c['status']} NOT IN ({', '.join(['%s'] * done_count)})) AS unfinished, "
+        f"q.{c['name']} AS queue_type, s.{c['priority']} AS priority "
+        f"FROM {edge} e JOIN {node} t ON t.{c['id']} = e.{c['target_id']} JOIN {node} f ON f.{c['id']} = e.{c['source_id']} "
+        f"JOIN {submission} s ON s.{c['id']} = t.{c['submission_id']} JOIN {task} k ON k.{c['id']} = t.{c['task_id']} "
+        f"JOIN {backend} b ON b.{c['id']} = k.{c['backend_id']} JOIN {queue_type} q ON q.{c['id']} = b.{c['queue_type_id']} "
+        f"LEFT JOIN {step} p ON p.{c['id']} = t.{c['step_id']} "
+        f"WHERE e.{c['source_id']} = %s"
+    )

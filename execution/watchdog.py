@@ -1,22 +1,23 @@
-"""One thread per worker process that watches every node the process is running.
+"""One thread per worker process that watches every attempt the process is running.
 
-Each beat (``SLUICE_HEARTBEAT_SECONDS``) it reads the statuses of those nodes
-in one query and kills the process group of any that is no longer
-``running`` (a cancel, or a takeover by the reconciler); every
-``SLUICE_LEASE_SECONDS / 3`` it renews all their leases in one update. A
-step therefore costs the hot path nothing but two dictionary writes, however
-many steps the process runs at once.
+Each beat (``SLUICE_HEARTBEAT_SECONDS``) it reads the status and fence of
+those nodes in one query and stops the run of any attempt that no longer
+owns its node: a cancel (the node is not ``running``), or a takeover (the
+reconciler gave the node to another worker, so its fence moved on — even if
+it is ``running`` again). Every ``SLUICE_LEASE_SECONDS / 3`` it renews the
+leases, each conditional on its attempt's fence. Runs are stopped through
+their executor, so this module never signals a process itself. A step costs
+the hot path nothing but two dictionary writes, however many steps the
+process runs at once.
 """
 import logging
 import threading
 import time
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from django.utils import timezone
 
-from . import executors
+from . import lifecycle
 from .models import Node
 from .states import NodeStatus
 
@@ -25,69 +26,86 @@ log = logging.getLogger(__name__)
 __all__ = ["Watchdog", "watchdog"]
 
 
+class _Watched:
+    __slots__ = ("attempt", "executor", "handle", "recorded")
+
+    def __init__(self, attempt, executor):
+        self.attempt, self.executor, self.handle, self.recorded = attempt, executor, None, False
+
+
 class Watchdog:
     def __init__(self):
         self._lock = threading.Lock()
-        self._pids = {}  # node id -> process group id (None until the process exists)
-        self._unrecorded = {}  # pids not yet written to the database
+        self._watched = {}  # node id -> _Watched
         self._thread = None
 
-    def add(self, node_id):
+    def add(self, attempt, executor):
         with self._lock:
-            self._pids[node_id] = None
+            self._watched[attempt.node_id] = _Watched(attempt, executor)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="sluice-watchdog", daemon=True)
                 self._thread.start()
 
-    def started(self, node_id, pid):
-        """The node's process exists: remember its group (written to the node on the next beat)."""
+    def started(self, attempt, handle):
+        """The attempt's run exists: remember its handle (written to the node on the next beat)."""
         with self._lock:
-            if node_id in self._pids:
-                self._pids[node_id] = pid
-                self._unrecorded[node_id] = pid
+            watched = self._watched.get(attempt.node_id)
+            if watched is not None and watched.attempt == attempt:
+                watched.handle = handle
 
-    def pid_of(self, node_id):
-        """The process group of a node this process runs, or None."""
+    def handle_of(self, node_id):
+        """The handle of the run this process has for a node, or None."""
         with self._lock:
-            return self._pids.get(node_id)
+            watched = self._watched.get(node_id)
+            return watched.handle if watched else None
 
-    def remove(self, node_id):
+    def remove(self, attempt):
         with self._lock:
-            self._pids.pop(node_id, None)
-            self._unrecorded.pop(node_id, None)
+            watched = self._watched.get(attempt.node_id)
+            if watched is not None and watched.attempt == attempt:
+                del self._watched[attempt.node_id]
 
     def _run(self):
         renewed = time.monotonic()
         while True:
             time.sleep(settings.SLUICE_HEARTBEAT_SECONDS)
             with self._lock:
-                pids, unrecorded = dict(self._pids), dict(self._unrecorded)
-                self._unrecorded.clear()
-            if not pids:
+                watched = list(self._watched.values())
+            if not watched:
                 continue
             try:
                 renew = time.monotonic() - renewed >= settings.SLUICE_LEASE_SECONDS / 3
-                self._beat(pids, unrecorded, renew)
+                self.beat(watched, renew)
                 if renew:
                     renewed = time.monotonic()
             except DatabaseError:  # the next beat tries again; the lease is long enough to ride it out
-                log.exception("Watchdog beat failed for nodes %s.", sorted(pids))
+                log.exception("Watchdog beat failed for nodes %s.", sorted(w.attempt.node_id for w in watched))
             finally:
                 close_old_connections()
 
-    def _beat(self, pids, unrecorded, renew):
-        for node_id, pid in unrecorded.items():
-            Node.objects.filter(pk=node_id, status=NodeStatus.RUNNING).update(pid=pid)
+    def beat(self, watched, renew):
+        """Record new handles, renew leases (when ``renew``), and stop the runs of attempts that lost their node."""
+        for item in watched:
+            if item.handle and not item.recorded:
+                lifecycle.record_handle(item.attempt, item.handle)
+                item.recorded = True
         if renew:
-            lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
-            Node.objects.filter(pk__in=list(pids), status=NodeStatus.RUNNING).update(lease_expires_at=lease)
-        running = set(Node.objects.filter(pk__in=list(pids), status=NodeStatus.RUNNING).values_list("pk", flat=True))
-        for node_id, pid in pids.items():
-            if node_id not in running and pid:
-                log.info("Node %s is no longer running here; killing process group %s.", node_id, pid)
-                self.remove(node_id)
-                # Killing waits up to a second for SIGTERM to work; other nodes' beats must not wait.
-                threading.Thread(target=executors.kill_group, args=(pid,), daemon=True).start()
+            lifecycle.renew([item.attempt for item in watched])
+        rows = dict((pk, (status, attempt, fence)) for pk, status, attempt, fence in Node.objects.filter(
+            pk__in=[item.attempt.node_id for item in watched]).values_list("pk", "status", "attempt", "fence"))
+        for item in watched:
+            now = rows.get(item.attempt.node_id)
+            if now is not None and now[0] == NodeStatus.RUNNING and now[2] == item.attempt.fence:
+                continue
+            if not item.handle:
+                continue  # not started yet: the attempt finds out when it writes
+            if now is not None and now[2] != item.attempt.fence:
+                log.warning("Node %s attempt %s was taken over by attempt %s; stopping its run %s.", item.attempt.node_id, item.attempt.number, now[1], item.handle)
+            else:
+                log.info("Node %s is no longer running here (%s); stopping its run %s.", item.attempt.node_id, now and now[0], item.handle)
+            self.remove(item.attempt)
+            # Stopping may wait for a process to go; other attempts' beats must not wait.
+            threading.Thread(target=item.executor.cancel, args=(item.handle,), daemon=True).start()
 
 
 watchdog = Watchdog()

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from jobs.models import QueueType
 
-from . import broker, dispatch, engine, executors, schedules
+from . import broker, dispatch, engine, executors, lifecycle, schedules
 from .models import Node
-from .states import NodeStatus, move_node
+from .states import NodeStatus
 from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
@@ -46,21 +46,23 @@ def start_worker(queues=None, threads=4, prefetch=None):
 def stop_worker(worker, grace=10.0):
     """Stop consuming, give running steps ``grace`` seconds, then hand the rest back.
 
-    Steps still running after the grace period are killed and queued again at
-    once, so another worker takes them over without waiting for their lease.
+    Steps still running after the grace period are stopped (through their
+    executor) and queued again at once, so another worker takes them over
+    without waiting for their lease.
     """
     stopper = threading.Thread(target=worker.stop, kwargs={"timeout": int(grace * 1000)}, daemon=True)
     stopper.start()
     stopper.join(grace + 1)
     close_old_connections()
-    for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID):
-        # Hand the node back before killing it, so the attempt's thread sees it is no longer
-        # its own and records no failure; send it again only once its process is gone, so
-        # that two attempts never run side by side.
-        handed_back = move_node(node.pk, NodeStatus.RUNNING, NodeStatus.QUEUED, lease_expires_at=None, worker="", pid=None, queued_at=timezone.now())
-        pid = watchdog.pid_of(node.pk) or node.pid  # the database learns the pid only on the next beat
-        if pid:
-            executors.kill_group(pid)
+    for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID).select_related("task__backend__queue_type"):
+        # Hand the node back before stopping its run, so the attempt's thread finds it fenced
+        # off and records no failure; send it again only once its run is gone, so that two
+        # attempts never run side by side.
+        handed_back = lifecycle.hand_back(lifecycle.attempt_of(node), queued_at=timezone.now())
+        handle = watchdog.handle_of(node.pk) or node.handle  # the database learns the handle only on the next beat
+        executor = executors.get(node.task.backend.queue_type.execution_behaviour)
+        if handle and executor.reaches(handle):
+            executor.cancel(handle)
         if handed_back:
             engine.record(node.submission_id, f"step '{node.key}' was interrupted by a worker shutdown; running it again", node=node)
             dispatch.send([node.pk])

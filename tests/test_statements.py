@@ -6,10 +6,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from execution import engine, statements
+from execution import engine, lifecycle, statements
 from execution.engine import _advance_after
 from execution.models import Message, Node, Submission
-from execution.states import Add, NodeStatus, move_node, move_submission
+from execution.statements import Add
 from tests.factories import make_backend, make_job, make_queue_type, make_task
 
 pytestmark = pytest.mark.django_db
@@ -43,10 +43,11 @@ def test_a_conditional_update_changes_nothing_when_the_status_has_moved_on():
     submission = submitted(make_job(steps=[make_task("a")]))
     node = submission.nodes.get()
     assert statements.conditional_update(Node, node.pk, ["queued", "running"], {"status": "failed"}) == 0
-    assert move_node(node.pk, NodeStatus.RUNNING, NodeStatus.FAILED) is False
+    assert lifecycle.fail(lifecycle.Attempt(node.pk, 0, 1), "failed") is False
     assert Node.objects.get(pk=node.pk).status == "pending"
-    assert move_node(node.pk, NodeStatus.PENDING, NodeStatus.QUEUED) is True
-    assert move_node(node.pk, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=Add(1)) is True
+    assert lifecycle.queue(node.pk) == node.pk
+    node.refresh_from_db()
+    assert lifecycle.claim(node, "here:1") == lifecycle.Attempt(node.pk, 1, 1)
     node.refresh_from_db()
     assert (node.status, node.attempt) == ("running", 1) and node.started_at is not None
 
@@ -63,14 +64,14 @@ def test_submit_leaves_special_first_steps_to_advance():
     job = make_job(steps=[("a", make_task("a"), {"ordering": 0, "enabled": False}), ("b", make_task("b"), {"ordering": 1})])
     submission = engine.submit(job)
     assert {node.key: node.status for node in submission.nodes.all()} == {"a": "skipped", "b": "queued"}
-    assert submission.ready == [submission.nodes.get(key="b").pk] and not hasattr(submission.ready[0], "queue")
+    assert submission.ready == [submission.nodes.get(key="b").pk] and submission.ready[0].queue is None
 
 
 def test_expressions_still_go_through_the_orm():
     submission = engine.submit(make_job(steps=[make_task("a")]))
-    assert move_submission(submission.pk, "submitted", "running")  # started_at = Coalesce(started_at, now)
+    assert lifecycle.start(submission.pk)  # started_at = Coalesce(started_at, now)
     first = Submission.objects.get(pk=submission.pk).started_at
-    assert move_submission(submission.pk, "running", "paused") and move_submission(submission.pk, "paused", "running")
+    assert lifecycle.pause(submission.pk) and lifecycle.resume(submission.pk)
     assert Submission.objects.get(pk=submission.pk).started_at == first
 
 

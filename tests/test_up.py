@@ -17,12 +17,12 @@ pytestmark = pytest.mark.slow
 
 # Leaves a submission as a killed `up` would: one node running, its process long gone.
 INTERRUPTED = """
-from execution import engine
-from execution.states import move_node
+from execution import engine, lifecycle
+from execution.models import Node
 from jobs.models import Job
 submission = engine.submit(Job.objects.get(name="diamond"), params={"numbers_count": 4})
 node_id = submission.ready[0]
-move_node(node_id, "queued", "running", attempt=1, worker="old-host:1")
+lifecycle.claim(Node.objects.get(pk=node_id), "old-host:1")
 print(submission.uuid)
 """
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from execution import dispatch, engine, reconcile, retention, schedules, workers
+from execution import dispatch, engine, lifecycle, reconcile, retention, schedules, workers
 from execution.models import Node, PeriodicSubmission, Result, Submission
-from execution.states import NodeStatus, move_node
+from execution.states import NodeStatus
 from tests.conftest import wait_for
 from tests.factories import make_job, make_task
 
@@ -82,10 +82,10 @@ def test_cancel_kills_the_running_process_tree_within_two_seconds(worker, tmp_pa
     while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(marker.read_text())
-    while not submission.nodes.filter(pid__isnull=False).exists() and time.monotonic() < deadline:
+    while not submission.nodes.filter(handle__gt="").exists() and time.monotonic() < deadline:
         time.sleep(0.05)  # the watchdog records the process group on its next beat
     node = submission.nodes.get()
-    assert node.status == "running" and node.pid
+    assert node.status == "running" and node.handle
     cancelled_at = time.monotonic()
     assert engine.cancel(submission.pk)
     while _alive(child) and time.monotonic() - cancelled_at < 5:
@@ -118,11 +118,17 @@ def test_a_retry_waits_for_its_backoff(worker, settings, tmp_path):
     assert "retrying in 0.5 s" in " ".join(submission.messages.values_list("text", flat=True))
 
 
+def claimed(node_id, attempt=1, worker="", lease_expires_at=None):
+    """Leave a node as a worker that claimed it would (a dead one, when its lease has passed)."""
+    assert lifecycle.claim(Node.objects.get(pk=node_id), worker)
+    Node.objects.filter(pk=node_id).update(attempt=attempt, lease_expires_at=lease_expires_at)
+
+
 def test_the_reconciler_reruns_a_node_whose_worker_died(worker):
     submission = engine.submit(make_job(steps=[make_task("t", "echo done", stdout_glob=".txt")]))
     node_id = submission.ready[0]
     # As a worker would leave it after kill -9: running, with a lease nobody renews.
-    move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=1, worker="gone:1", lease_expires_at=timezone.now() - timedelta(seconds=1))
+    claimed(node_id, attempt=1, worker="gone:1", lease_expires_at=timezone.now() - timedelta(seconds=1))
     report = reconcile.reconcile()
     assert report.rerun == [node_id]
     submission = wait_for(submission)
@@ -135,7 +141,7 @@ def test_a_node_lost_too_often_crashes_the_submission(broker, settings):
     settings.SLUICE_LOST_NODE_RETRIES = 1
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
     node_id = submission.ready[0]
-    move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=2, worker="gone:1", lease_expires_at=timezone.now() - timedelta(seconds=1))
+    claimed(node_id, attempt=2, worker="gone:1", lease_expires_at=timezone.now() - timedelta(seconds=1))
     report = reconcile.reconcile()
     submission.refresh_from_db()
     assert report.crashed == [submission.pk]
@@ -146,7 +152,7 @@ def test_a_node_lost_too_often_crashes_the_submission(broker, settings):
 def test_a_live_lease_is_left_alone(broker):
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
     node_id = submission.ready[0]
-    move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=1, lease_expires_at=timezone.now() + timedelta(seconds=30))
+    claimed(node_id, attempt=1, lease_expires_at=timezone.now() + timedelta(seconds=30))
     assert not reconcile.reconcile()
     assert Node.objects.get(pk=node_id).status == "running"
 
@@ -170,7 +176,7 @@ def test_a_stalled_submission_is_advanced(worker):
 def test_recover_reruns_what_a_previous_process_left_running(worker):
     submission = engine.submit(make_job(steps=[make_task("t", "true")]))
     node_id = submission.ready[0]
-    move_node(node_id, NodeStatus.QUEUED, NodeStatus.RUNNING, attempt=1, lease_expires_at=timezone.now() + timedelta(seconds=30))
+    claimed(node_id, attempt=1, lease_expires_at=timezone.now() + timedelta(seconds=30))
     assert reconcile.recover().rerun == [node_id]
     assert wait_for(submission).status == "complete"
 
@@ -179,7 +185,7 @@ def test_worker_shutdown_hands_running_steps_back(broker):
     running = workers.start_worker(None, threads=1)
     submission = start(make_job(steps=[make_task("t", "sleep 30")]))
     deadline = time.monotonic() + 30
-    while not Node.objects.filter(submission=submission, status="running", pid__isnull=False).exists() and time.monotonic() < deadline:
+    while not Node.objects.filter(submission=submission, status="running", handle__gt="").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     workers.stop_worker(running, grace=0.2)
     node = submission.nodes.get()

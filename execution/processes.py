@@ -1,0 +1,224 @@
+"""The local executors: a step as a process on the worker's host (shell lines, Python code, R code).
+
+A run is staged into its working directory, rendered and started in a
+session of its own, so its process group is its handle
+(``<host>:<process group>``): a timeout, a cancel, a worker shutdown or the
+reconciler on the same host stops the whole tree, never the worker. This is
+the only module that signals processes.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from django.conf import settings
+
+from jobs import templating
+
+from .executors import Executor, Finished, Outcome, gather, read_control, register
+
+__all__ = ["KILL_GRACE", "LocalExecutor", "SHELL", "kill_group"]
+
+SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+# Seconds between SIGTERM and SIGKILL when a process group must stop.
+KILL_GRACE = 1.0
+HOST = socket.gethostname()
+
+
+class _Run:
+    """A process this worker started and has not collected yet."""
+
+    __slots__ = ("process", "command", "started", "staged", "stdout", "stderr")
+
+    def __init__(self, process, command, started, staged, stdout, stderr):
+        self.process, self.command, self.started, self.staged, self.stdout, self.stderr = process, command, started, staged, stdout, stderr
+
+
+class LocalExecutor(Executor):
+    """Runs ``localhost`` (shell), ``python`` and ``r`` steps as local processes."""
+
+    attached = True
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self._runs = {}
+        self._lock = threading.Lock()
+
+    def start(self, run):
+        """Stage, render and start the run; return ``<host>:<process group>``.
+
+        Raises:
+            templating.TemplateError: the executable names something undefined.
+            OSError: the working directory or interpreter is unusable.
+        """
+        run.workdir.mkdir(parents=True, exist_ok=True)
+        staged = _stage(run)
+        argv, command = _command(run)
+        stdout_path = run.workdir / (f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout")
+        stderr_path = run.workdir / ".stderr"
+        inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
+        control = run.workdir / ".control.jsonl"  # made by the step's first write, if any
+        env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
+        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+            process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+        handle = f"{HOST}:{process.pid}"
+        with self._lock:
+            self._runs[handle] = _Run(process, command, time.monotonic(), staged, stdout_path, stderr_path)
+        return handle
+
+    def wait(self, handle, timeout=None):
+        run = self._run(handle)
+        process = run.process
+        try:
+            return Finished(process.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            kill_group(process.pid, reap=process.poll)
+            return Finished(process.wait(), timed_out=True)
+        finally:
+            if process.returncode is None:  # an exception (e.g. KeyboardInterrupt) while waiting
+                kill_group(process.pid, reap=process.poll)
+                process.wait()
+
+    def poll(self, handle):
+        with self._lock:
+            run = self._runs.get(handle)
+        if run is not None:
+            code = run.process.poll()
+            return None if code is None else Finished(code)
+        # Not ours (another worker on this host started it): alive while its group is.
+        pid = _pid(handle)
+        if pid and _group_alive(pid):
+            return None
+        return Finished(None, reason="its process is gone")
+
+    def cancel(self, handle):
+        """Stop the run's process group (SIGTERM, then SIGKILL); nothing when it is on another host or gone."""
+        if not self.reaches(handle):
+            return False
+        with self._lock:
+            run = self._runs.get(handle)
+        kill_group(_pid(handle), reap=run.process.poll if run else None)
+        return True
+
+    def collect(self, run, handle, finished):
+        with self._lock:
+            started = self._runs.pop(handle)
+        outputs, missing = gather(run, started.staged)
+        with open(started.stderr, "rb") as stderr:
+            tail = _tail(stderr)
+        return Outcome(
+            command=started.command, exit_code=finished.exit_code, timed_out=finished.timed_out, duration=time.monotonic() - started.started,
+            outputs=outputs, missing=missing, stderr_tail=tail, control=read_control(run.workdir / ".control.jsonl"),
+            stdout_path=started.stdout, stderr_path=started.stderr,
+        )
+
+    def reaches(self, handle):
+        host, _, pid = (handle or "").rpartition(":")
+        return host == HOST and pid.isdigit()
+
+    def _run(self, handle):
+        with self._lock:
+            return self._runs[handle]
+
+
+def kill_group(pid, grace=KILL_GRACE, reap=None):
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    ``reap`` (the leader's ``Popen.poll``) is called while waiting when this
+    thread owns the leader: an unreaped leader is a zombie that keeps the group
+    "alive" and would make every kill wait the whole grace period.
+    """
+    if not pid:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if reap:
+            reap()
+        if not _group_alive(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pid):
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by someone else
+        return True
+    return True
+
+
+def _pid(handle):
+    _, _, pid = (handle or "").rpartition(":")
+    return int(pid) if pid.isdigit() else None
+
+
+def _stage(run):
+    """Write every input into the working directory as <ID><ending>; return their names."""
+    for name, write in run.inputs.items():
+        write(run.workdir / name)
+    return set(run.inputs)
+
+
+def _command(run):
+    context = templating.RenderContext(
+        file_id=run.file_id,
+        in_endings=run.in_endings,
+        out_endings=run.out_endings,
+        params=run.params,
+        value=run.value,
+        tmp=str(run.workdir),
+        item=run.item,
+        index=run.index,
+        in_names=run.in_names,
+    )
+    if run.behaviour == "localhost":
+        line = templating.render(run.executable, context, language="shell")
+        return [SHELL, "-c", line], line
+    code = templating.render(run.executable, context, language="code")
+    if run.behaviour == "python":
+        script, interpreter = ".script.py", settings.SLUICE_PYTHON or sys.executable
+    elif run.behaviour == "r":
+        script, interpreter = ".script.R", settings.SLUICE_RSCRIPT
+    else:
+        raise ValueError(f"queue type behaviour {run.behaviour!r} cannot run a process")
+    (run.workdir / script).write_text(code)
+    return [interpreter, script], f"{interpreter} {script}"
+
+
+def _sluice_env(run):
+    """Values a task may read from its environment instead of placeholders."""
+    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir), "SLUICE_ITEM": templating.as_text(run.item), "SLUICE_INDEX": templating.as_text(run.index)}
+    for number, ending in enumerate(run.in_endings, start=1):
+        names = run.in_names[number - 1] if run.in_names else f"{run.file_id}{ending}"
+        env[f"SLUICE_I{number}"] = " ".join(names) if isinstance(names, list) else names
+    for number, ending in enumerate(run.out_endings, start=1):
+        env[f"SLUICE_O{number}"] = f"{run.file_id}{ending}"
+    for number, (_, value) in enumerate(run.params, start=1):
+        env[f"SLUICE_P{number}"] = templating.as_text(value)
+    return env
+
+
+def _tail(handle):
+    """The last ``SLUICE_STDERR_TAIL`` bytes the step wrote to ``handle`` (its stderr file)."""
+    size = os.fstat(handle.fileno()).st_size
+    if not size:
+        return ""
+    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL))
+    return handle.read().decode("utf-8", "replace").strip()
+
+
+for _behaviour in ("localhost", "python", "r"):
+    register(LocalExecutor(_behaviour))
