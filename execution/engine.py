@@ -533,31 +533,54 @@ def _conclude(node, attempt, run, outcome, key, released):
         except (mutations.OperationError, mutations.PromiseBroken) as error:
             refused = error
     message = "; ".join(text for text in (verdict.message, qc.message) if text)
-    saved = []
-    try:
-        with transaction.atomic():
-            lifecycle.hold(attempt, command=outcome.command)
-            _replace_results(node, outcome.outputs, saved)
-            if not verdict.succeeded:
-                return _fail(node, attempt, f"{verdict.message}\n{outcome.stderr_tail}".strip(), exit_code=outcome.exit_code, retryable=True)
-            if qc.failed and not qc.terminate:
-                return _fail(node, attempt, qc.message, exit_code=outcome.exit_code, retryable=False)
-            if refused is not None:
-                lifecycle.fail(attempt, str(refused), exit_code=outcome.exit_code)
-                stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}': {refused}")
-                return False
-            apply_changes(node, changes)  # the graph grows before any successor of this node can start
-            lifecycle.succeed(attempt, message, exit_code=outcome.exit_code)
-            record(node.submission_id, f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else ""), node=node)
-    except BaseException:
-        for name in saved:  # the rows went with the rollback; their files must go too
-            Result.file.field.storage.delete(name)
-        raise
+    if verdict.succeeded and not outcome.outputs and changes is None and refused is None and attempt.number == 1:
+        # Nothing to store or grow (the common case): the fenced success is the only write that counts.
+        if not lifecycle.succeed(attempt, message, exit_code=outcome.exit_code, command=outcome.command):
+            raise lifecycle.Fenced(attempt, lifecycle.now_of(attempt.node_id))
+        record(node.submission_id, _success_text(node, outcome, message), node=node)
+    else:
+        ended = _conclude_with_writes(node, attempt, verdict, qc, outcome, changes, refused, message)
+        if ended != NodeStatus.SUCCEEDED:
+            return ended == NodeStatus.QUEUED  # retried, or failed for good
     if key:
         caching.remember(key, node)
     if verdict.terminate or qc.failed:
         stop(node.submission_id, SubmissionStatus.COMPLETE, f"step '{node.key}' {message}", remaining=NodeStatus.SKIPPED, released=released)
     return False
+
+
+def _conclude_with_writes(node, attempt, verdict, qc, outcome, changes, refused, message):
+    """Record a run's results, verdict and growth in one transaction that starts by holding the attempt's fence.
+
+    Returns the node's new status: succeeded, queued (a retry) or failed.
+    """
+    saved = []
+    try:
+        with transaction.atomic():
+            lifecycle.hold(attempt, command=outcome.command)
+            _replace_results(node, attempt, outcome.outputs, saved)
+            if not verdict.succeeded:
+                retried = _fail(node, attempt, f"{verdict.message}\n{outcome.stderr_tail}".strip(), exit_code=outcome.exit_code, retryable=True)
+                return NodeStatus.QUEUED if retried else NodeStatus.FAILED
+            if qc.failed and not qc.terminate:
+                _fail(node, attempt, qc.message, exit_code=outcome.exit_code, retryable=False)
+                return NodeStatus.FAILED
+            if refused is not None:
+                lifecycle.fail(attempt, str(refused), exit_code=outcome.exit_code)
+                stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}': {refused}")
+                return NodeStatus.FAILED
+            apply_changes(node, changes)  # the graph grows before any successor of this node can start
+            lifecycle.succeed(attempt, message, exit_code=outcome.exit_code)
+            record(node.submission_id, _success_text(node, outcome, message), node=node)
+            return NodeStatus.SUCCEEDED
+    except BaseException:
+        for name in saved:  # the rows went with the rollback; their files must go too
+            Result.file.field.storage.delete(name)
+        raise
+
+
+def _success_text(node, outcome, message):
+    return f"step '{node.key}' succeeded in {outcome.duration:.2f} s" + (f" ({message})" if message else "")
 
 
 def _fail(node, attempt, detail, exit_code=None, retryable=True):
@@ -747,9 +770,10 @@ def delete_results(results):
         result.delete()
 
 
-def _replace_results(node, outputs, saved):
+def _replace_results(node, attempt, outputs, saved):
     """Make ``outputs`` the node's results in place of an earlier attempt's; append each stored file's name to ``saved``."""
-    delete_results(Result.objects.filter(node=node, superseded=False))
+    if attempt.number > 1:  # only an earlier attempt of this run can have left results (a restart supersedes them)
+        delete_results(Result.objects.filter(node=node, superseded=False))
     for ending, path in outputs:
         result = Result(submission_id=node.submission_id, node=node, name=path.name, ending=ending, size=path.stat().st_size)
         with open(path, "rb") as handle:

@@ -123,8 +123,7 @@ def get(behaviour):
     Raises:
         ExecutorError: no executor runs that behaviour.
     """
-    if not _registry:
-        _load_builtin()
+    _load_builtin()
     try:
         return _registry[behaviour]
     except KeyError:
@@ -132,13 +131,13 @@ def get(behaviour):
 
 
 def registered():
-    if not _registry:
-        _load_builtin()
+    """Every registered executor by behaviour."""
+    _load_builtin()
     return dict(_registry)
 
 
 def _load_builtin():
-    from . import processes, subjobs  # noqa: F401  (each registers its executors on import)
+    from . import processes, subjobs  # noqa: F401  (each registers its executors on import; imports are cached)
 
 
 def execute(run, on_start=None):

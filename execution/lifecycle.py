@@ -38,7 +38,7 @@ __all__ = [
     "queue", "unqueue", "skip", "refuse", "wait_for_input", "answer", "reset",
     # node, an attempt
     "claim", "hold", "renew", "record_handle", "defer", "hand_back", "retry", "succeed", "cache", "fail", "cancel", "wait_for_child",
-    "child_ended", "lose",
+    "child_ended", "lose", "attempt_of", "now_of",
     # submission
     "start", "pause", "resume", "wait", "unwait", "finish", "reopen", "end_nodes",
 ]
@@ -151,7 +151,7 @@ def hold(attempt, **fields):
     that follow it.
     """
     if not _node(attempt.node_id, RUNNING, None, at_fence=attempt.fence, **(fields or {"fence": attempt.fence})):
-        raise Fenced(attempt, _now(attempt.node_id))
+        raise Fenced(attempt, now_of(attempt.node_id))
 
 
 def renew(attempts):
@@ -328,7 +328,8 @@ def _submission(submission_id, from_statuses, to, **fields):
     return Submission.objects.filter(pk=submission_id, status__in=statuses).update(**fields) == 1
 
 
-def _now(node_id):
+def now_of(node_id):
+    """(status, attempt number, fence) of a node as it is now, or None when it is gone."""
     from .models import Node
 
     return Node.objects.filter(pk=node_id).values_list("status", "attempt", "fence").first()
