@@ -414,7 +414,11 @@ def _run_claimed(node, attempt, submission, watch):
         return []
     if submission.status == SubmissionStatus.SUBMITTED:
         lifecycle.start(submission.pk)
-    executor = executors.get(node.task.backend.queue_type.execution_behaviour)
+    try:
+        executor = executors.get(node.task.backend.queue_type.execution_behaviour)
+    except executors.ExecutorError as error:
+        _fail(node, attempt, str(error), retryable=False)
+        return advance(submission.pk, finished=node.pk)
     if not executor.attached:
         return _start_subjob(node, attempt, executor)
     workdir = _workdir(node)
