@@ -1,4 +1,5 @@
 """A foreach step is expanded exactly once, whoever gets there and whatever dies meanwhile."""
+import fcntl
 import os
 import signal
 
@@ -15,24 +16,45 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ITEMS = ["a", "b", "c", "d"]
 
 
-def together(directory, here, there):
-    """A step that ends as soon as the other one has started: both end within a few milliseconds.
+def at_the_gate(directory, name):
+    """A step that says it is there, then waits for the gate to open (a shared lock on ``gate``).
 
-    Names carry the submission's file id, so that consecutive submissions do not meet each other's files.
+    The test holds the gate shut (an exclusive lock) until both steps wait at it; opening it
+    wakes both at once, so they end within a fraction of a millisecond of each other.
+    Names carry the submission's file id, so consecutive submissions do not see each other's files.
     """
-    return f"touch {directory}/$ID.{here}; for i in $(seq 20000); do [ -e {directory}/$ID.{there} ] && exit 0; sleep 0.002; done; exit 1"
+    return f"touch {directory}/$ID.{name}; flock -s {directory}/gate true"
+
+
+class Gate:
+    """An exclusive lock on ``path`` that steps wait behind with ``flock -s``."""
+
+    def __init__(self, path):
+        self.path = path
+        path.touch()
+        self.inode = os.stat(path).st_ino
+
+    def shut(self):
+        self.handle = open(self.path)
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def waiting(self):
+        """How many processes wait for this lock (blocked requests are the "->" lines of /proc/locks)."""
+        with open("/proc/locks") as locks:
+            return sum(1 for line in locks if " -> " in f" {line}" and line.split()[6].endswith(f":{self.inode}"))
+
+    def open(self):
+        self.handle.close()
+
+
+PREDECESSORS = ["p0", "p1", "p2", "p3"]  # two per worker: four advances at once make a lost race likely
 
 
 def scatter_job(tmp_path):
-    left = make_task("left", together(tmp_path, "left", "right"))
-    right = make_task("right", together(tmp_path, "right", "left"))
+    before = [(key, make_task(key, at_the_gate(tmp_path, key)), {"ordering": 0}) for key in PREDECESSORS]
     shout = make_task("shout", "echo $ITEM", stdout_glob=".shout")
     make_parameter(shout, "things")
-    return make_job("scatter", steps=[
-        ("left", left, {"ordering": 0}),
-        ("right", right, {"ordering": 0}),
-        ("shout", shout, {"ordering": 1, "foreach": {"param": "shout_things"}}),
-    ])
+    return make_job("scatter", steps=[*before, ("shout", shout, {"ordering": 1, "foreach": {"param": "shout_things"}})])
 
 
 def instances(submission):
@@ -43,18 +65,25 @@ EXPECTED = [(f"shout_{index}", "succeeded") for index in range(len(ITEMS))]
 
 
 def test_predecessors_finishing_together_on_two_workers_expand_a_foreach_once(processes, tmp_path):
-    processes.start("worker", "--processes", "1", "--threads", "1")
-    processes.start("worker", "--processes", "1", "--threads", "1")
+    processes.start("worker", "--processes", "1", "--threads", "2")
+    processes.start("worker", "--processes", "1", "--threads", "2")
     processes.start("reconcile", "--every", "0.5")
     job = scatter_job(tmp_path)
+    gate = Gate(tmp_path / "gate")
     outcomes = []
-    for _ in range(40):
-        submission = finished(start(job, params={"shout_things": ",".join(ITEMS)}), timeout=120)
-        nodes = dict(Node.objects.filter(submission=submission, key__in=["left", "right"]).values_list("key", "worker"))
-        assert nodes["left"] != nodes["right"], "left and right should have run on the two workers"
-        outcomes.append((submission.status, submission.last_message, instances(submission)))
+    for _ in range(60):  # today between one in eight and one in four goes wrong
+        gate.shut()
+        submission = start(job, params={"shout_things": ",".join(ITEMS)})
+        wait_until(lambda: gate.waiting() == len(PREDECESSORS), timeout=120, message="every predecessor to wait at the gate")
+        gate.open()
+        submission = finished(submission, timeout=120)
+        workers = set(Node.objects.filter(submission=submission, key__in=PREDECESSORS).values_list("worker", flat=True))
+        assert len(workers) == 2, f"the predecessors should have run on both workers, not {workers}"
+        errors = list(submission.messages.filter(level="error").values_list("text", flat=True))
+        outcomes.append((submission.status, errors or submission.last_message, instances(submission)))
     bad = [outcome for outcome in outcomes if outcome[0] != "complete" or outcome[2] != EXPECTED]
-    assert not bad, f"{len(bad)} of {len(outcomes)} submissions went wrong, e.g. {bad[0]}"
+    kinds = sorted({(status, (errors[0] if isinstance(errors, list) else errors)[-100:]) for status, errors, _ in bad})
+    assert not bad, f"{len(bad)} of {len(outcomes)} submissions went wrong: {kinds}; e.g. instances {bad[0][2]}" if bad else ""
 
 
 def blocked_by(backend_pid):
