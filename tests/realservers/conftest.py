@@ -48,9 +48,11 @@ class Processes:
         self.logs = logs
         self.started = []
 
-    def start(self, *args):
+    def start(self, *args, env=None, prefix=()):
+        """Start ``manage.py *args``; ``env`` adds to the shared environment, ``prefix`` runs the command through another."""
         log = open(self.logs / f"{args[0]}-{len(self.started)}.log", "w")
-        process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        argv = [*prefix, sys.executable, str(ROOT / "manage.py"), *args]
+        process = subprocess.Popen(argv, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         process.log_path = log.name
         self.started.append(process)
         return process
