@@ -97,7 +97,7 @@ def run_on_first_worker(fencing, tmp_path, prefix=()):
     task = make_task("slow", step(tmp_path), out_glob=".out")
     submission = start(make_job(steps=[task]))
     node = wait_until(
-        lambda: Node.objects.filter(submission=submission, status="running", attempt=1, pid__isnull=False).first(), timeout=120, message="attempt 1 to start"
+        lambda: Node.objects.filter(submission=submission, status="running", attempt=1, handle__gt="").first(), timeout=120, message="attempt 1 to start"
     )
     assert node.worker.endswith(f":{first.pid}")
     pid = int(wait_until(lambda: (tmp_path / "pid-1").exists() and (tmp_path / "pid-1").read_text().strip(), message="attempt 1's pid file"))
