@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import controls, diagrams, dispatch, documents, engine, intake, stats
+from execution import controls, diagrams, dispatch, documents, engine, intake, logs, stats
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -20,6 +20,7 @@ from . import serializers as s
 from .pagination import StrictLimitOffsetPagination
 
 ERRORS = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
+TEXT = "text/plain; charset=utf-8"
 FORMAT = OpenApiParameter("format", str, enum=["json", "svg", "dot"], description="json (default), svg or dot")
 GRAPH_RESPONSES = {
     (200, "application/json"): s.GraphSerializer,
@@ -334,6 +335,52 @@ class Input(APIView):
             raise ValidationError({"value": ["send the answer as 'value'"]})
         value = request.data.get("value")
         return control(request, submission, lambda: controls.provide_input(submission.pk, key, value, controls.actor(request.user)))
+
+
+LOG_PARAMETERS = [
+    OpenApiParameter("stream", str, enum=list(logs.STREAMS), description="stdout (default) or stderr"),
+    OpenApiParameter("attempt", int, description="which attempt of the node's current run, from 1 (default: the latest)"),
+]
+
+
+def log_params(query):
+    """The ``(stream, attempt)`` a log request asks for; attempt None means the latest.
+
+    Raises:
+        ValidationError: the stream is not stdout or stderr, or the attempt is not a whole number from 1.
+    """
+    stream = query.get("stream", logs.STREAMS[0])
+    if stream not in logs.STREAMS:
+        raise ValidationError({"stream": [f"must be {' or '.join(logs.STREAMS)}; got {stream!r}"]})
+    attempt = query.get("attempt")
+    if attempt is None:
+        return stream, None
+    if not attempt.isascii() or not attempt.isdigit() or int(attempt) < 1:
+        raise ValidationError({"attempt": [f"must be a whole number from 1; got {attempt!r}"]})
+    return stream, int(attempt)
+
+
+class Log(APIView):
+    @extend_schema(
+        parameters=LOG_PARAMETERS,
+        responses={(200, "text/plain"): OpenApiTypes.STR, 400: s.ErrorSerializer, 404: s.ErrorSerializer},
+        description="Empty while the attempt runs and when the stream was empty. A stream longer than SLUICE_LOG_MAX_BYTES "
+        "keeps its head and tail with a line '… N bytes cut …' between them.",
+        summary="What one attempt of a node wrote to stdout or stderr",
+    )
+    def get(self, request, uuid, key):
+        submission = visible_submission(request, uuid)
+        node = submission.nodes.filter(key=key).first()
+        if node is None:
+            raise NotFound(f"submission {uuid} has no node '{key}'")
+        stream, attempt = log_params(request.query_params)
+        try:
+            log = logs.find(node, attempt, stream)
+        except logs.NoSuchAttempt as error:
+            raise NotFound(str(error)) from None
+        if log is None:
+            return HttpResponse(b"", content_type=TEXT)
+        return FileResponse(log.file.open("rb"), content_type=TEXT)
 
 
 class BatchDetail(APIView):

@@ -8,9 +8,9 @@ import json
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from . import engine
+from . import engine, logs
 from .errors import SluiceError, SubmissionInvalid
-from .models import CacheEntry, Node, Result, Submission
+from .models import CacheEntry, Node, NodeLog, Result, Submission
 from .states import NodeStatus, SubmissionStatus, move_node, move_submission
 
 __all__ = ["ControlRefused", "actor", "pause", "provide_input", "restart", "resume"]
@@ -69,7 +69,10 @@ def restart(submission_id, key, who="a user"):
         added = [k for k in downstream if nodes[k].added_by in downstream]
         # Nodes a restarted node added at run time go (it will add them again), files and all.
         engine.delete_results(Result.objects.filter(node__submission_id=submission_id, node__key__in=added))
+        logs.delete(NodeLog.objects.filter(node__submission_id=submission_id, node__key__in=added))
         Result.objects.filter(node__submission_id=submission_id, node__key__in=downstream).update(superseded=True)
+        # Their attempts count from 1 again; the logs of the attempts so far stay as history.
+        logs.supersede(Node.objects.filter(submission_id=submission_id, key__in=downstream))
         # Cached runs of these nodes describe results that are now history.
         CacheEntry.objects.filter(node__submission_id=submission_id, node__key__in=downstream).delete()
         kept = [promise for promise in submission.promises if promise.get("by") not in downstream]

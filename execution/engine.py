@@ -20,7 +20,7 @@ from django.utils import timezone
 from jobs import dag, expressions, templating
 from jobs.models import Backend, Job, QueueType, Step, Task
 
-from . import broker, caching, executors, foreach, graph, mutations, notify, quality, statements, verdicts
+from . import broker, caching, executors, foreach, graph, logs, mutations, notify, quality, statements, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import Add, NodeStatus, SubmissionStatus, move_node, move_submission
@@ -429,6 +429,7 @@ def _attempt(node, workdir, watch=False, released=None):
         outcome = executors.execute(run, on_start=(lambda pid: watchdog.started(node.pk, pid)) if watch else None)
     except (MissingInput, templating.TemplateError, OSError, ValueError) as error:
         return _fail(node, str(error), retryable=False)
+    logs.keep(node, node.attempt, outcome.stdout, outcome.stderr)
     if outcome.outputs:
         if not Node.objects.filter(pk=node.pk, status=NodeStatus.RUNNING).update(command=outcome.command):
             return False  # cancelled (or taken over) while it ran: its outputs are not wanted

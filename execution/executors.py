@@ -17,6 +17,8 @@ from django.conf import settings
 
 from jobs import templating
 
+from . import logs
+
 __all__ = ["NodeRun", "ProcessOutcome", "execute", "kill_group"]
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
@@ -57,6 +59,8 @@ class ProcessOutcome:
     missing: list  # endings with no file
     stderr_tail: str
     control: str | None = ""  # what the step wrote to SLUICE_CONTROL; None when over CONTROL_LIMIT
+    stdout: Path | None = None  # the files the step's stdout and stderr went to, in its working directory
+    stderr: Path | None = None
 
 
 def execute(run, on_start=None):
@@ -95,7 +99,7 @@ def execute(run, on_start=None):
         duration = time.monotonic() - started
         stderr_tail = _tail(stderr)
     outputs, missing = _gather(run, staged)
-    return ProcessOutcome(command, exit_code, timed_out, duration, outputs, missing, stderr_tail, _control(control))
+    return ProcessOutcome(command, exit_code, timed_out, duration, outputs, missing, stderr_tail, _control(control), run.workdir / stdout_name, run.workdir / ".stderr")
 
 
 def kill_group(pid, grace=KILL_GRACE, reap=None):
@@ -188,12 +192,12 @@ def _gather(run, staged):
 
 
 def _tail(handle):
-    """The last ``SLUICE_STDERR_TAIL`` bytes the step wrote to ``handle`` (its stderr file)."""
+    """The last whole lines, ``SLUICE_STDERR_TAIL`` bytes at most, the step wrote to ``handle`` (its stderr file)."""
     size = os.fstat(handle.fileno()).st_size
     if not size:
         return ""
-    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL))
-    return handle.read().decode("utf-8", "replace").strip()
+    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL - 1))  # one byte more: does the tail start a line?
+    return logs.last_lines(handle.read(), settings.SLUICE_STDERR_TAIL)
 
 
 def _control(path):

@@ -151,6 +151,40 @@ class Result(models.Model):
         return self.name
 
 
+def log_path(log, filename):
+    # Named from ids only, one name per run, attempt and stream: object storage that overwrites
+    # on save (S3's default) can never write one attempt's log over another's.
+    return f"logs/{log.node.submission.uuid}/{log.node_id}/{log.run}-{log.attempt}.{log.stream}.txt"
+
+
+class NodeLog(models.Model):
+    """What one attempt of a node wrote to stdout or stderr, capped at ``SLUICE_LOG_MAX_BYTES``.
+
+    An empty stream has no row. Written by ``execution.logs.keep`` when the attempt ends.
+    """
+
+    class Stream(models.TextChoices):
+        STDOUT = "stdout"
+        STDERR = "stderr"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="logs")
+    run = models.PositiveIntegerField(default=1, help_text="1, then one more after each restart of the node; only the latest run is not superseded.")
+    attempt = models.PositiveSmallIntegerField()
+    stream = models.CharField(max_length=6, choices=Stream.choices)
+    file = models.FileField(upload_to=log_path, max_length=512)
+    size = models.BigIntegerField(help_text="Bytes kept (at most SLUICE_LOG_MAX_BYTES, plus a cut marker line).")
+    original_size = models.BigIntegerField(help_text="Bytes the step wrote.")
+    superseded = models.BooleanField(default=False, help_text="From an earlier run of a restarted node: kept as history.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["node", "run", "attempt", "stream"], name="unique_log_per_attempt_and_stream")]
+
+    def __str__(self):
+        return f"{self.node_id} attempt {self.attempt} {self.stream}"
+
+
 class Message(models.Model):
     class Level(models.TextChoices):
         INFO = "info"
