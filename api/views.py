@@ -7,6 +7,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -339,7 +341,7 @@ class Input(APIView):
 
 LOG_PARAMETERS = [
     OpenApiParameter("stream", str, enum=list(logs.STREAMS), description="stdout (default) or stderr"),
-    OpenApiParameter("attempt", int, description="which attempt of the node's current run, from 1 (default: the latest)"),
+    OpenApiParameter("attempt", {"type": "integer", "minimum": 1}, description="which attempt of the node's current run, from 1 (default: the latest)"),
 ]
 
 
@@ -360,7 +362,18 @@ def log_params(query):
     return stream, int(attempt)
 
 
+class JSONErrors(BaseContentNegotiation):
+    """Answer errors in JSON whatever the request accepts: a log is text, but its 4xx bodies keep the API's one shape
+    (and a client asking for ``text/plain`` gets its log rather than a 406)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class Log(APIView):
+    content_negotiation_class = JSONErrors
+    renderer_classes = [JSONRenderer]
+
     @extend_schema(
         parameters=LOG_PARAMETERS,
         responses={(200, "text/plain"): OpenApiTypes.STR, 400: s.ErrorSerializer, 404: s.ErrorSerializer},

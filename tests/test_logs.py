@@ -197,6 +197,15 @@ def test_a_log_is_the_submissions_to_see(talking, owner, other_user, staff):
         assert body(response) == "out 2\n"
 
 
+def test_a_client_that_accepts_only_text_gets_the_log_and_json_errors(talking, owner):
+    url = f"/api/submissions/{talking.uuid}/nodes/talk/log/"
+    response = client_for(owner).get(url, HTTP_ACCEPT="text/plain")
+    assert (response.status_code, body(response)) == (200, "out 2\n")
+    refused = client_for(owner).get(f"{url}?stream=both", HTTP_ACCEPT="text/plain")
+    assert (refused.status_code, refused["Content-Type"]) == (400, "application/json")
+    assert list(errors(refused)) == ["stream"]
+
+
 @pytest.mark.parametrize(
     "query, text",
     [("", "out 2\n"), ("?stream=stdout&attempt=2", "out 2\n"), ("?attempt=1", "out 1\n"), ("?stream=stderr&attempt=1", "err 1\n"), ("?stream=stderr", "")],
