@@ -349,17 +349,17 @@ def log_params(query):
     """The ``(stream, attempt)`` a log request asks for; attempt None means the latest.
 
     Raises:
-        ValidationError: the stream is not stdout or stderr, or the attempt is not a whole number from 1.
+        ValidationError: the stream is not stdout or stderr, or the attempt is not a whole number from 1 (both named).
     """
-    stream = query.get("stream", logs.STREAMS[0])
+    stream, attempt = query.get("stream", logs.STREAMS[0]), query.get("attempt")
+    problems = {}
     if stream not in logs.STREAMS:
-        raise ValidationError({"stream": [f"must be {' or '.join(logs.STREAMS)}; got {stream!r}"]})
-    attempt = query.get("attempt")
-    if attempt is None:
-        return stream, None
-    if not attempt.isascii() or not attempt.isdigit() or int(attempt) < 1:
-        raise ValidationError({"attempt": [f"must be a whole number from 1; got {attempt!r}"]})
-    return stream, int(attempt)
+        problems["stream"] = [f"must be {' or '.join(logs.STREAMS)}; got {stream!r}"]
+    if attempt is not None and not (attempt.isascii() and attempt.isdigit() and int(attempt) >= 1):
+        problems["attempt"] = [f"must be a whole number from 1; got {attempt!r}"]
+    if problems:
+        raise ValidationError(problems)
+    return stream, None if attempt is None else int(attempt)
 
 
 class JSONErrors(BaseContentNegotiation):

@@ -217,12 +217,14 @@ def test_a_log_is_chosen_by_stream_and_attempt(talking, owner, query, text):
 
 
 @pytest.mark.parametrize(
-    "query, field", [("?stream=stdin", "stream"), ("?attempt=0", "attempt"), ("?attempt=two", "attempt"), ("?attempt=-1", "attempt"), ("?attempt=1.5", "attempt")]
+    "query, fields",
+    [("?stream=stdin", ["stream"]), ("?attempt=0", ["attempt"]), ("?attempt=two", ["attempt"]), ("?attempt=-1", ["attempt"]), ("?attempt=1.5", ["attempt"]),
+     ("?stream=err&attempt=first", ["stream", "attempt"])],
 )
-def test_a_bad_stream_or_attempt_is_a_json_400(talking, owner, query, field):
+def test_a_bad_stream_or_attempt_is_a_json_400(talking, owner, query, fields):
     response = client_for(owner).get(f"/api/submissions/{talking.uuid}/nodes/talk/log/{query}")
     assert response.status_code == 400
-    assert list(errors(response)) == [field]
+    assert list(errors(response)) == fields
 
 
 @pytest.mark.parametrize("path, detail", [("nodes/nope/log/", "has no node 'nope'"), ("nodes/talk/log/?attempt=3", "step 'talk' has no attempt 3; it has run 2 attempts")])
