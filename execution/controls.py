@@ -11,7 +11,7 @@ from django.db import transaction
 from . import engine, logs
 from .errors import SluiceError, SubmissionInvalid
 from .models import CacheEntry, Node, NodeLog, Result, Submission
-from .states import NodeStatus, SubmissionStatus, move_node, move_submission
+from .states import Add, NodeStatus, SubmissionStatus, move_node, move_submission
 
 __all__ = ["ControlRefused", "actor", "pause", "provide_input", "restart", "resume"]
 
@@ -71,15 +71,14 @@ def restart(submission_id, key, who="a user"):
         engine.delete_results(Result.objects.filter(node__submission_id=submission_id, node__key__in=added))
         logs.delete(NodeLog.objects.filter(node__submission_id=submission_id, node__key__in=added))
         Result.objects.filter(node__submission_id=submission_id, node__key__in=downstream).update(superseded=True)
-        # Their attempts count from 1 again; the logs of the attempts so far stay as history.
-        logs.supersede(Node.objects.filter(submission_id=submission_id, key__in=downstream))
         # Cached runs of these nodes describe results that are now history.
         CacheEntry.objects.filter(node__submission_id=submission_id, node__key__in=downstream).delete()
         kept = [promise for promise in submission.promises if promise.get("by") not in downstream]
         Submission.objects.filter(pk=submission_id).update(promises=kept)
         Node.objects.filter(submission_id=submission_id, key__in=added).delete()
         for k in sorted(downstream - set(added)):
-            move_node(nodes[k].pk, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, exit_code=None, message="restarted", outputs={},
+            # Attempts count from 1 again, in a new run: the logs of the runs so far stay as history.
+            move_node(nodes[k].pk, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, restarts=Add(1), exit_code=None, message="restarted", outputs={},
                       started_at=None, finished_at=None, not_before=None)
         if submission.status in SubmissionStatus.TERMINAL:
             move_submission(submission_id, SubmissionStatus.TERMINAL, SubmissionStatus.RUNNING, finished_at=None)

@@ -91,6 +91,7 @@ class Node(models.Model):
     style = models.JSONField(default=dict, blank=True, help_text="Colour and label set on the control channel.")
     status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
+    restarts = models.PositiveIntegerField(default=0, help_text="How many times the node was restarted; its logs say which run they are of.")
     exit_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     command = models.TextField(blank=True, help_text="The rendered command line of the latest attempt.")
@@ -161,6 +162,7 @@ class NodeLog(models.Model):
     """What one attempt of a node wrote to stdout or stderr, capped at ``SLUICE_LOG_MAX_BYTES``.
 
     An empty stream has no row. Written by ``execution.logs.keep`` when the attempt ends.
+    The node's current run is ``node.restarts + 1``; logs of earlier runs are kept as history.
     """
 
     class Stream(models.TextChoices):
@@ -168,13 +170,12 @@ class NodeLog(models.Model):
         STDERR = "stderr"
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="logs")
-    run = models.PositiveIntegerField(default=1, help_text="1, then one more after each restart of the node; only the latest run is not superseded.")
+    run = models.PositiveIntegerField(default=1, help_text="The node's restarts + 1 when the attempt ran: logs of earlier runs are history.")
     attempt = models.PositiveSmallIntegerField()
     stream = models.CharField(max_length=6, choices=Stream.choices)
     file = models.FileField(upload_to=log_path, max_length=512)
     size = models.BigIntegerField(help_text="Bytes kept (at most SLUICE_LOG_MAX_BYTES, plus a cut marker line).")
     original_size = models.BigIntegerField(help_text="Bytes the step wrote.")
-    superseded = models.BooleanField(default=False, help_text="From an earlier run of a restarted node: kept as history.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -149,10 +149,13 @@ def test_a_restarted_node_keeps_its_earlier_logs_as_history(tmp_path):
     for node_id in controls.restart(submission.pk, "tick"):
         engine.run_node(node_id)
     first, second = NodeLog.objects.filter(node=node).order_by("id")
-    assert (first.run, first.attempt, first.superseded, stored(first)) == (1, 1, True, "run 1\n")
-    assert (second.run, second.attempt, second.superseded, stored(second)) == (2, 1, False, "run 2\n")
+    assert (first.run, first.attempt, stored(first)) == (1, 1, "run 1\n")
+    assert (second.run, second.attempt, stored(second)) == (2, 1, "run 2\n")
+    assert first.file.name != second.file.name
     node.refresh_from_db()
+    assert (node.restarts, node.attempt) == (1, 1)
     assert logs.find(node) == second
+    assert [entry["stdout"] for entry in client_for(None).get(f"/api/submissions/{submission.uuid}/").json()["nodes"][0]["logs"]] == [6]
 
 
 def test_deleting_a_submission_deletes_its_logs_and_their_files():
