@@ -11,10 +11,11 @@ import os
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db.models import F
 
 from . import statements
-from .models import NodeLog
+from .models import NodeLog, log_name
 
 __all__ = ["STREAMS", "NoSuchAttempt", "cap", "delete", "find", "keep", "last_lines", "sizes", "tail"]
 
@@ -47,10 +48,11 @@ def keep(node, attempt, stdout_path, stderr_path):
         if not size:
             continue
         content = cap(path, settings.SLUICE_LOG_MAX_BYTES, size=size)
-        log = NodeLog(node=node, run=node.restarts + 1, attempt=attempt, stream=stream, size=len(content), original_size=size)
-        log.file.save(f"{stream}.txt", ContentFile(content), save=False)
-        # A plain INSERT (no ORM compiler): this is on every talking step's path.
-        statements.insert(NodeLog, node_id=node.pk, run=log.run, attempt=attempt, stream=stream, file=log.file.name, size=log.size, original_size=size)
+        # Straight to storage and a plain INSERT, without a model instance or the ORM's compiler:
+        # this is on the path of every step that writes anything.
+        run = node.restarts + 1
+        name = default_storage.save(log_name(node.submission.uuid, node.pk, run, attempt, stream), ContentFile(content))
+        statements.insert(NodeLog, node_id=node.pk, run=run, attempt=attempt, stream=stream, file=name, size=len(content), original_size=size)
         stored.append(stream)
     return stored
 

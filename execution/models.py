@@ -152,10 +152,15 @@ class Result(models.Model):
         return self.name
 
 
-def log_path(log, filename):
+def log_name(submission_uuid, node_id, run, attempt, stream):
     # Named from ids only, one name per run, attempt and stream: object storage that overwrites
-    # on save (S3's default) can never write one attempt's log over another's.
-    return f"logs/{log.node.submission.uuid}/{log.node_id}/{log.run}-{log.attempt}.{log.stream}.txt"
+    # on save (S3's default) can never write one attempt's log over another's. One directory per
+    # submission, not per node: a directory per step would cost a mkdir on every step's path.
+    return f"logs/{submission_uuid}/{node_id}-{run}-{attempt}.{stream}.txt"
+
+
+def log_path(log, filename):
+    return log_name(log.node.submission.uuid, log.node_id, log.run, log.attempt, log.stream)
 
 
 class NodeLog(models.Model):

@@ -93,7 +93,7 @@ def test_a_succeeding_step_keeps_its_stdout_and_stderr():
     err, out = NodeLog.objects.filter(node__submission=submission).order_by("stream")
     assert (out.attempt, out.stream, out.size, out.original_size, stored(out)) == (1, "stdout", 7, 7, "to-out\n")
     assert (err.attempt, err.stream, err.size, err.original_size, stored(err)) == (1, "stderr", 7, 7, "to-err\n")
-    assert err.file.name == f"logs/{submission.uuid}/{err.node_id}/1-1.stderr.txt"
+    assert err.file.name == f"logs/{submission.uuid}/{err.node_id}-1-1.stderr.txt"
 
 
 def test_captured_stdout_is_both_a_result_and_the_log():
