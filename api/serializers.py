@@ -65,6 +65,13 @@ class SubmitSerializer(serializers.Serializer):
     input_data = serializers.FileField(required=False, help_text="The upload (multipart), or its text (JSON); steps read it as <ID>.input.")
 
 
+class NodeLogSerializer(serializers.Serializer):
+    attempt = serializers.IntegerField()
+    stdout = serializers.IntegerField(help_text="Bytes the attempt wrote to stdout (the log keeps at most SLUICE_LOG_MAX_BYTES).")
+    stderr = serializers.IntegerField(help_text="Bytes the attempt wrote to stderr.")
+    url = serializers.CharField(help_text="The attempt's stdout as text; add &stream=stderr for its stderr.")
+
+
 class NodeSerializer(serializers.Serializer):
     key = serializers.CharField()
     task = serializers.CharField()
@@ -75,6 +82,7 @@ class NodeSerializer(serializers.Serializer):
     attempt = serializers.IntegerField()
     message = serializers.CharField(allow_blank=True)
     outputs = serializers.DictField(help_text="Typed values the step sent (output operations, an input answer).")
+    logs = NodeLogSerializer(many=True, help_text="Every attempt of the node's current run, with its log sizes.")
 
 
 class ResultSerializer(serializers.Serializer):

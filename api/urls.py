@@ -19,6 +19,7 @@ urlpatterns = [
     path("submissions/<uuid:uuid>/resume/", views.Resume.as_view()),
     path("submissions/<uuid:uuid>/nodes/<str:key>/restart/", views.Restart.as_view()),
     path("submissions/<uuid:uuid>/nodes/<str:key>/input/", views.Input.as_view()),
+    path("submissions/<uuid:uuid>/nodes/<str:key>/log/", views.Log.as_view()),
     path("batches/<uuid:uuid>/", views.BatchDetail.as_view()),
     path("jobtimes/", views.JobTimes.as_view()),
 ]

@@ -7,10 +7,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import controls, diagrams, dispatch, documents, engine, intake, stats
+from execution import controls, diagrams, dispatch, documents, engine, intake, logs, stats
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -20,6 +22,7 @@ from . import serializers as s
 from .pagination import StrictLimitOffsetPagination
 
 ERRORS = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
+TEXT = "text/plain; charset=utf-8"
 FORMAT = OpenApiParameter("format", str, enum=["json", "svg", "dot"], description="json (default), svg or dot")
 GRAPH_RESPONSES = {
     (200, "application/json"): s.GraphSerializer,
@@ -334,6 +337,63 @@ class Input(APIView):
             raise ValidationError({"value": ["send the answer as 'value'"]})
         value = request.data.get("value")
         return control(request, submission, lambda: controls.provide_input(submission.pk, key, value, controls.actor(request.user)))
+
+
+LOG_PARAMETERS = [
+    OpenApiParameter("stream", str, enum=list(logs.STREAMS), description="stdout (default) or stderr"),
+    OpenApiParameter("attempt", {"type": "integer", "minimum": 1}, description="which attempt of the node's current run, from 1 (default: the latest)"),
+]
+
+
+def log_params(query):
+    """The ``(stream, attempt)`` a log request asks for; attempt None means the latest.
+
+    Raises:
+        ValidationError: the stream is not stdout or stderr, or the attempt is not a whole number from 1 (both named).
+    """
+    stream, attempt = query.get("stream", logs.STREAMS[0]), query.get("attempt")
+    problems = {}
+    if stream not in logs.STREAMS:
+        problems["stream"] = [f"must be {' or '.join(logs.STREAMS)}; got {stream!r}"]
+    if attempt is not None and not (attempt.isascii() and attempt.isdigit() and int(attempt) >= 1):
+        problems["attempt"] = [f"must be a whole number from 1; got {attempt!r}"]
+    if problems:
+        raise ValidationError(problems)
+    return stream, None if attempt is None else int(attempt)
+
+
+class JSONErrors(BaseContentNegotiation):
+    """Answer errors in JSON whatever the request accepts: a log is text, but its 4xx bodies keep the API's one shape
+    (and a client asking for ``text/plain`` gets its log rather than a 406)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class Log(APIView):
+    content_negotiation_class = JSONErrors
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        parameters=LOG_PARAMETERS,
+        responses={(200, "text/plain"): OpenApiTypes.STR, 400: s.ErrorSerializer, 404: s.ErrorSerializer},
+        description="Empty while the attempt runs and when the stream was empty. A stream longer than SLUICE_LOG_MAX_BYTES "
+        "keeps its head and tail with a line '… N bytes cut …' between them.",
+        summary="What one attempt of a node wrote to stdout or stderr",
+    )
+    def get(self, request, uuid, key):
+        submission = visible_submission(request, uuid)
+        node = submission.nodes.filter(key=key).first()
+        if node is None:
+            raise NotFound(f"submission {uuid} has no node '{key}'")
+        stream, attempt = log_params(request.query_params)
+        try:
+            log = logs.find(node, attempt, stream)
+        except logs.NoSuchAttempt as error:
+            raise NotFound(str(error)) from None
+        if log is None:
+            return HttpResponse(b"", content_type=TEXT)
+        return FileResponse(log.file.open("rb"), content_type=TEXT)
 
 
 class BatchDetail(APIView):

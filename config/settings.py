@@ -138,6 +138,9 @@ SLUICE_WORK_DIR = Path(os.environ.get("SLUICE_WORK_DIR", DATA_DIR / "work")).res
 SLUICE_KEEP_WORK_DIRS = env_bool("SLUICE_KEEP_WORK_DIRS", False)
 # How much of a failed node's stderr is kept in its message.
 SLUICE_STDERR_TAIL = int(os.environ.get("SLUICE_STDERR_TAIL", "2000"))
+# Bytes kept of each stream (stdout, stderr) of each attempt of a step: past this, the head and
+# the tail, half each, with a marker line between them that says how much was cut.
+SLUICE_LOG_MAX_BYTES = int(os.environ.get("SLUICE_LOG_MAX_BYTES", str(1024 * 1024)))
 # Environment variables a step inherits from its worker (besides its task's own and SLUICE_*).
 # Nothing else passes, so the worker's secrets (DJANGO_SECRET_KEY, DATABASE_URL…) never reach a step.
 SLUICE_STEP_ENV = env_list("SLUICE_STEP_ENV", "PATH,HOME,LANG,LC_ALL,LC_CTYPE,TZ,TMPDIR,USER,LOGNAME,SHELL")

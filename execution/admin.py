@@ -85,6 +85,10 @@ class SubmissionAdmin(admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def delete_model(self, request, obj):
+        """Delete one finished submission with its stored files (a plain delete would leave them behind)."""
+        retention.delete_submissions(Submission.objects.filter(pk=obj.pk))
+
     def delete_queryset(self, request, queryset):
         """Delete the finished submissions of ``queryset``; keep the active ones."""
         active = queryset.filter(status__in=SubmissionStatus.ACTIVE).count()

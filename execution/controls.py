@@ -8,9 +8,9 @@ import json
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from . import engine, lifecycle
+from . import engine, lifecycle, logs
 from .errors import SluiceError, SubmissionInvalid
-from .models import CacheEntry, Node, Result, Submission
+from .models import CacheEntry, Node, NodeLog, Result, Submission
 from .states import NodeStatus, SubmissionStatus
 
 __all__ = ["ControlRefused", "actor", "pause", "provide_input", "restart", "resume"]
@@ -69,6 +69,7 @@ def restart(submission_id, key, who="a user"):
         added = [k for k in downstream if nodes[k].added_by in downstream]
         # Nodes a restarted node added at run time go (it will add them again), files and all.
         engine.delete_results(Result.objects.filter(node__submission_id=submission_id, node__key__in=added))
+        logs.delete(NodeLog.objects.filter(node__submission_id=submission_id, node__key__in=added))
         Result.objects.filter(node__submission_id=submission_id, node__key__in=downstream).update(superseded=True)
         # Cached runs of these nodes describe results that are now history.
         CacheEntry.objects.filter(node__submission_id=submission_id, node__key__in=downstream).delete()
@@ -76,6 +77,7 @@ def restart(submission_id, key, who="a user"):
         Submission.objects.filter(pk=submission_id).update(promises=kept)
         Node.objects.filter(submission_id=submission_id, key__in=added).delete()
         for k in sorted(downstream - set(added)):
+            # Attempts count from 1 again, in a new run: the logs of the runs so far stay as history.
             lifecycle.reset(nodes[k].pk)
         if submission.status in SubmissionStatus.TERMINAL:
             lifecycle.reopen(submission_id)

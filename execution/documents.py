@@ -1,10 +1,18 @@
 """The JSON document of a submission, shared by the API and ``runjob --json``."""
+from urllib.parse import quote
 
-__all__ = ["result_url", "submission_document"]
+from . import logs
+
+__all__ = ["log_url", "result_url", "submission_document"]
 
 
 def result_url(result):
     return f"/api/submissions/{result.submission.uuid}/results/{result.pk}/"
+
+
+def log_url(submission, node, attempt):
+    """Where attempt ``attempt`` of ``node``'s stdout is served; add ``&stream=stderr`` for its stderr."""
+    return f"/api/submissions/{submission.uuid}/nodes/{quote(node.key, safe='')}/log/?attempt={attempt}"
 
 
 def _time(value):
@@ -15,6 +23,7 @@ def submission_document(submission):
     """Return the status document of ``submission`` as plain JSON-ready data."""
     nodes = list(submission.nodes.select_related("task"))
     keys = {node.pk: node.key for node in nodes}
+    sizes = logs.sizes(nodes)
     return {
         "uuid": str(submission.uuid),
         "job": submission.job.name,
@@ -37,6 +46,10 @@ def submission_document(submission):
                 "attempt": node.attempt,
                 "message": node.message,
                 "outputs": node.outputs,
+                "logs": [
+                    {"attempt": attempt, **streams, "url": log_url(submission, node, attempt)}
+                    for attempt, streams in sizes[node.pk].items()
+                ],
             }
             for node in nodes
         ],

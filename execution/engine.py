@@ -21,7 +21,7 @@ from django.utils import timezone
 from jobs import dag, expressions, templating
 from jobs.models import Job, QueueType, Task
 
-from . import broker, caching, executors, foreach, graph, lifecycle, mutations, notify, quality, statements, verdicts
+from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, verdicts
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus
@@ -519,6 +519,7 @@ def _attempt(node, attempt, executor, workdir, watch=False, released=None):
         watchdog.started(attempt, handle)
     finished = executor.wait(handle, run.timeout)
     outcome = executor.collect(run, handle, finished)
+    logs.keep(node, attempt.number, outcome.stdout_path, outcome.stderr_path)  # every attempt's, a stale one's too
     return _conclude(node, attempt, run, outcome, key, released)
 
 

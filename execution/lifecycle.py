@@ -114,9 +114,9 @@ def answer(node_id, outputs, message):
 
 
 def reset(node_id):
-    """finished → pending, as if it had never run (a restart). The fence keeps counting."""
+    """finished → pending, as if it had never run (a restart): attempts count from 1 again in a new run; the fence keeps counting."""
     return _node(
-        node_id, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, exit_code=None, message="restarted", outputs={},
+        node_id, NodeStatus.TERMINAL, NodeStatus.PENDING, attempt=0, restarts=statements.Add(1), exit_code=None, message="restarted", outputs={},
         started_at=None, finished_at=None, not_before=None, worker="", handle="",
     )
 

@@ -92,6 +92,7 @@ class Node(models.Model):
     status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=0)
     fence = models.PositiveIntegerField(default=0, help_text="Counts every claim and is never reset: each attempt's writes are conditional on it.")
+    restarts = models.PositiveIntegerField(default=0, help_text="How many times the node was restarted; its logs say which run they are of.")
     exit_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     command = models.TextField(blank=True, help_text="The rendered command line of the latest attempt.")
@@ -150,6 +151,45 @@ class Result(models.Model):
 
     def __str__(self):
         return self.name
+
+
+def log_name(submission_uuid, node_id, run, attempt, stream):
+    # Named from ids only, one name per run, attempt and stream: object storage that overwrites
+    # on save (S3's default) can never write one attempt's log over another's. One directory per
+    # submission, not per node: a directory per step would cost a mkdir on every step's path.
+    return f"logs/{submission_uuid}/{node_id}-{run}-{attempt}.{stream}.txt"
+
+
+def log_path(log, filename):
+    return log_name(log.node.submission.uuid, log.node_id, log.run, log.attempt, log.stream)
+
+
+class NodeLog(models.Model):
+    """What one attempt of a node wrote to stdout or stderr, capped at ``SLUICE_LOG_MAX_BYTES``.
+
+    An empty stream has no row. Written by ``execution.logs.keep`` when the attempt ends.
+    The node's current run is ``node.restarts + 1``; logs of earlier runs are kept as history.
+    """
+
+    class Stream(models.TextChoices):
+        STDOUT = "stdout"
+        STDERR = "stderr"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="logs")
+    run = models.PositiveIntegerField(default=1, help_text="The node's restarts + 1 when the attempt ran: logs of earlier runs are history.")
+    attempt = models.PositiveSmallIntegerField()
+    stream = models.CharField(max_length=6, choices=Stream.choices)
+    file = models.FileField(upload_to=log_path, max_length=512)
+    size = models.BigIntegerField(help_text="Bytes kept (at most SLUICE_LOG_MAX_BYTES, plus a cut marker line).")
+    original_size = models.BigIntegerField(help_text="Bytes the step wrote.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["node", "run", "attempt", "stream"], name="unique_log_per_attempt_and_stream")]
+
+    def __str__(self):
+        return f"{self.node_id} attempt {self.attempt} {self.stream}"
 
 
 class Message(models.Model):

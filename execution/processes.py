@@ -18,6 +18,7 @@ from django.conf import settings
 
 from jobs import templating
 
+from . import logs
 from .executors import Executor, Finished, Outcome, gather, read_control, register
 
 __all__ = ["KILL_GRACE", "LocalExecutor", "SHELL", "kill_group"]
@@ -212,12 +213,12 @@ def _sluice_env(run):
 
 
 def _tail(handle):
-    """The last ``SLUICE_STDERR_TAIL`` bytes the step wrote to ``handle`` (its stderr file)."""
+    """The last whole lines, ``SLUICE_STDERR_TAIL`` bytes at most, the step wrote to ``handle`` (its stderr file)."""
     size = os.fstat(handle.fileno()).st_size
     if not size:
         return ""
-    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL))
-    return handle.read().decode("utf-8", "replace").strip()
+    handle.seek(max(0, size - settings.SLUICE_STDERR_TAIL - 1))  # one byte more: does the tail start a line?
+    return logs.last_lines(handle.read(), settings.SLUICE_STDERR_TAIL)
 
 
 for _behaviour in ("localhost", "python", "r"):

@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from .models import Result, Submission
+from . import logs
+from .models import NodeLog, Result, Submission
 from .states import SubmissionStatus
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,11 @@ def purge(days=None, now=None):
 
 
 def delete_submissions(submissions):
-    """Delete the finished submissions among ``submissions`` with their result files; return how many."""
+    """Delete the finished submissions among ``submissions`` with their result and log files; return how many."""
     finished = submissions.filter(status__in=SubmissionStatus.TERMINAL)
     for result in Result.objects.filter(submission__in=finished).only("file"):
         result.file.delete(save=False)  # rows go with the cascade; files would stay behind
+    logs.delete(NodeLog.objects.filter(node__submission__in=finished))
     count = finished.count()
     finished.delete()
     return count

@@ -3,10 +3,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from execution import documents, engine
+from execution import documents, engine, logs
 from execution.errors import SubmissionInvalid
 from execution.local import SynchronousRunner, result_path
-from execution.states import SubmissionStatus
+from execution.states import NodeStatus, SubmissionStatus
+
+# Lines of a failed step's stderr printed under it.
+STDERR_LINES = 20
 
 
 class Command(BaseCommand):
@@ -71,6 +74,18 @@ class Command(BaseCommand):
             exit_code = "-" if node.exit_code is None else node.exit_code
             first = node.message.splitlines()[0] if node.message else ""
             write(f"  step {node.key:<20} {node.status:<10} exit {exit_code!s:<4} {first}")
+            if node.status == NodeStatus.FAILED:
+                self._stderr_tail(node)
         for result in submission.results.select_related("node"):
             where = result_path(result) or result.file.name
             write(f"  result {result.name} ({result.size} bytes) from {result.node.key if result.node else 'upload'}: {where}")
+
+    def _stderr_tail(self, node):
+        """Print the last lines a failed step wrote to stderr, and where its whole log is."""
+        stored = logs.find(node, stream="stderr") if node.attempt else None
+        if stored is None:
+            return
+        where = result_path(stored) or stored.file.name
+        self.stdout.write(f"    the end of its stderr (attempt {node.attempt}; all of it: {where}):")
+        for line in logs.tail(stored).splitlines()[-STDERR_LINES:]:
+            self.stdout.write(f"    | {line}")
