@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from execution import sandbox
 from jobs import templating
 
 __all__ = ["NodeRun", "ProcessOutcome", "execute", "kill_group"]
@@ -69,7 +70,7 @@ def execute(run, on_start=None):
         templating.TemplateError: the executable names something undefined.
         OSError: the working directory or interpreter is unusable.
     """
-    run.workdir.mkdir(parents=True, exist_ok=True)
+    sandbox.prepare_workdir(run.workdir)
     staged = _stage(run)
     argv, command = _command(run)
     stdout_name = f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout"
@@ -78,7 +79,7 @@ def execute(run, on_start=None):
     env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
     started = time.monotonic()
     with open(run.workdir / stdout_name, "wb") as stdout, open(run.workdir / ".stderr", "w+b") as stderr:
-        process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+        process = sandbox.popen(argv, run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
         if on_start:
             on_start(process.pid)
         timed_out = False
@@ -94,6 +95,7 @@ def execute(run, on_start=None):
                 process.wait()
         duration = time.monotonic() - started
         stderr_tail = _tail(stderr)
+    sandbox.reclaim_workdir(run.workdir)
     outputs, missing = _gather(run, staged)
     return ProcessOutcome(command, exit_code, timed_out, duration, outputs, missing, stderr_tail, _control(control))
 
