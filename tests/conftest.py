@@ -20,7 +20,8 @@ def embedded_env(data_dir, **extra):
     Whatever database and broker this test run uses (the whole suite also runs on PostgreSQL).
     """
     env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "BROKER_URL")}
-    return {**env, "SLUICE_DATA_DIR": str(data_dir), "SLUICE_WORK_DIR": str(searchable_dir("work-")), **extra}
+    python = {"SLUICE_PYTHON": step_python()} if step_python() else {}
+    return {**env, "SLUICE_DATA_DIR": str(data_dir), "SLUICE_WORK_DIR": str(searchable_dir("work-")), **python, **extra}
 
 
 @pytest.fixture(scope="session", autouse=True)
