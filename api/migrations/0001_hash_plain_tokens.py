@@ -2,7 +2,10 @@
 
 Each existing key keeps working: its digest is stored and the plain key is deleted.
 """
+from datetime import timezone
+
 from django.db import migrations
+from django.utils.timezone import is_naive, make_aware
 
 
 def hash_plain_tokens(apps, schema_editor):
@@ -18,6 +21,7 @@ def hash_plain_tokens(apps, schema_editor):
         rows = cursor.fetchall()
         for key, user_id, created in rows:
             token = AuthToken.objects.create(digest=hash_token(key), token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH], user_id=user_id, expiry=None)
+            created = make_aware(created, timezone.utc) if is_naive(created) else created  # SQLite's raw rows are naive UTC
             AuthToken.objects.filter(pk=token.pk).update(created=created)  # auto_now_add ignores a given value
         cursor.execute("DELETE FROM authtoken_token")
 
