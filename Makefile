@@ -4,10 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 
-.PHONY: setup demo test install migrate examples clean
+.PHONY: setup demo test install migrate examples step-user clean
 
-## setup: install into .venv, migrate, load examples/ (idempotent)
-setup: install migrate examples
+STEP_USER ?= $(or $(SLUICE_STEP_USER),sluice-step)
+
+## setup: install into .venv, migrate, load examples/, and as root create the user steps run as (idempotent)
+setup: install migrate examples step-user
 
 install: $(VENV)/.installed
 
@@ -23,6 +25,12 @@ migrate: install
 examples: migrate
 	$(PY) manage.py loadjobs examples/*.yaml
 
+# A root server runs steps as this unprivileged user (SLUICE_STEP_USER); see docs/operations.md.
+step-user:
+	@if [ "$$(id -u)" = 0 ] && ! id -u $(STEP_USER) >/dev/null 2>&1; then \
+		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin $(STEP_USER) && echo "Created the step user $(STEP_USER)."; \
+	fi
+
 ## demo: setup, create the local-only admin/admin user, serve on http://$(HOST)
 demo: setup
 	DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@localhost 2>/dev/null || true
@@ -32,7 +40,7 @@ demo: setup
 ## test: install, then run the whole suite: fast tests (SQLite, stub broker), then the
 ## real-servers runs (the fast tests again on PostgreSQL, then worker processes on
 ## PostgreSQL and Redis; both servers started on loopback by the suite itself)
-test: install
+test: install step-user
 	$(PY) -m pytest
 	$(PY) -m tests.realservers
 

@@ -23,8 +23,21 @@ def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def keep_private(path, mode):
+    """Create directory ``path`` if need be and set its mode, when this user owns it.
+
+    The data directory is 0711, not 0700, so that steps running as another
+    user (see SLUICE_STEP_USER) can pass through it to their working directory
+    under it; they cannot list it, and what it holds is private on its own
+    (the database 0600, the media root 0700).
+    """
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(mode)
+
+
 DATA_DIR = Path(os.environ.get("SLUICE_DATA_DIR", BASE_DIR / "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite will not create the directory of its file
+keep_private(DATA_DIR, 0o711)  # SQLite will not create the directory of its file
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The fallback key is only good for local use; production sets DJANGO_SECRET_KEY.
@@ -39,7 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens, stored as SHA-512 digests (the key is shown once, at creation)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
@@ -101,6 +114,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # The database holds password hashes and sessions: readable by this user alone. Created
+    # here (an empty file is a new SQLite database) so that it never exists with wider rights;
+    # SQLite gives its -wal and -shm files the same mode.
+    _database = Path(DATABASES["default"]["NAME"])
+    if _database.parent.is_dir() and str(_database) != ":memory:":
+        os.close(os.open(_database, os.O_CREAT | os.O_RDONLY, 0o600))
+        if _database.stat().st_uid == os.geteuid():
+            _database.chmod(0o600)
     # Tests run workers in threads, which need a database file they can all open;
     # one per test run, so that two runs on one checkout do not collide.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -131,6 +152,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR / "media"
+keep_private(MEDIA_ROOT, 0o700)  # every submission's results: the server reads and serves them, nobody else
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # Where nodes run when their backend names no root path of its own.
 SLUICE_WORK_DIR = Path(os.environ.get("SLUICE_WORK_DIR", DATA_DIR / "work")).resolve()
@@ -144,6 +168,19 @@ SLUICE_LOG_MAX_BYTES = int(os.environ.get("SLUICE_LOG_MAX_BYTES", str(1024 * 102
 # Environment variables a step inherits from its worker (besides its task's own and SLUICE_*).
 # Nothing else passes, so the worker's secrets (DJANGO_SECRET_KEY, DATABASE_URL…) never reach a step.
 SLUICE_STEP_ENV = env_list("SLUICE_STEP_ENV", "PATH,HOME,LANG,LC_ALL,LC_CTYPE,TZ,TMPDIR,USER,LOGNAME,SHELL")
+# How steps are confined (docs/operations.md, "Threat model"): auto uses the strongest mechanism
+# this host offers, require refuses to run steps when there is none, off runs them unconfined.
+SLUICE_SANDBOX = os.environ.get("SLUICE_SANDBOX", "auto").strip().lower()
+if SLUICE_SANDBOX not in ("auto", "require", "off"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"SLUICE_SANDBOX must be auto, require or off, got {SLUICE_SANDBOX!r}")
+# The unprivileged user a root server runs steps as (`make setup` creates it).
+SLUICE_STEP_USER = os.environ.get("SLUICE_STEP_USER", "sluice-step")
+# Directories (or files) steps may read besides the system's and the Python interpreter's, e.g. reference data.
+SLUICE_SANDBOX_READ_PATHS = env_list("SLUICE_SANDBOX_READ_PATHS", "")
+# Directories steps may also write (a shared scratch space); the step user needs the file rights too.
+SLUICE_SANDBOX_WRITE_PATHS = env_list("SLUICE_SANDBOX_WRITE_PATHS", "")
 # Interpreters for the python and r queue types.
 SLUICE_PYTHON = os.environ.get("SLUICE_PYTHON", "") or None
 SLUICE_RSCRIPT = os.environ.get("SLUICE_RSCRIPT", "Rscript")
@@ -226,7 +263,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = SLUICE_MAX_UPLOAD_BYTES + 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes anonymous callers get 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -242,6 +279,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the graph endpoints' own parameter
 }
+
+# `Authorization: Token <key>`, as with DRF's own tokens; tokens last until deleted.
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": None}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sluice API",

@@ -7,18 +7,20 @@ reconciler on the same host stops the whole tree, never the worker. This is
 the only module that signals processes.
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 
 from jobs import templating
 
-from . import logs
+from . import logs, sandbox
 from .executors import Executor, Finished, Outcome, gather, read_control, register
 
 __all__ = ["KILL_GRACE", "LocalExecutor", "SHELL", "kill_group"]
@@ -55,7 +57,7 @@ class LocalExecutor(Executor):
             templating.TemplateError: the executable names something undefined.
             OSError: the working directory or interpreter is unusable.
         """
-        run.workdir.mkdir(parents=True, exist_ok=True)
+        sandbox.prepare_workdir(run.workdir)
         staged = _stage(run)
         argv, command = _command(run)
         stdout_path = run.workdir / (f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout")
@@ -63,11 +65,18 @@ class LocalExecutor(Executor):
         inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
         control = run.workdir / ".control.jsonl"  # made by the step's first write, if any
         env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
-        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-            process = subprocess.Popen(argv, cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+        # The server keeps its own handles on both files: what it reads back is what the step wrote
+        # there, even if the step replaces the names by links to files it could not read itself.
+        stdout, stderr = open(stdout_path, "w+b"), open(stderr_path, "w+b")
+        try:
+            process = sandbox.popen(argv, run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+        except BaseException:
+            stdout.close()
+            stderr.close()
+            raise
         handle = f"{HOST}:{process.pid}"
         with self._lock:
-            self._runs[handle] = _Run(process, command, time.monotonic(), staged, stdout_path, stderr_path)
+            self._runs[handle] = _Run(process, command, time.monotonic(), staged, stdout, stderr)
         return handle
 
     def wait(self, handle, timeout=None):
@@ -107,13 +116,20 @@ class LocalExecutor(Executor):
     def collect(self, run, handle, finished):
         with self._lock:
             started = self._runs.pop(handle)
+        duration = time.monotonic() - started.started
+        try:
+            sandbox.reclaim_workdir(run.workdir)
+            for stream in (started.stdout, started.stderr):
+                _restore(stream)
+            tail = _tail(started.stderr)
+        finally:
+            started.stdout.close()
+            started.stderr.close()
         outputs, missing = gather(run, started.staged)
-        with open(started.stderr, "rb") as stderr:
-            tail = _tail(stderr)
         return Outcome(
-            command=started.command, exit_code=finished.exit_code, timed_out=finished.timed_out, duration=time.monotonic() - started.started,
+            command=started.command, exit_code=finished.exit_code, timed_out=finished.timed_out, duration=duration,
             outputs=outputs, missing=missing, stderr_tail=tail, control=read_control(run.workdir / ".control.jsonl"),
-            stdout_path=started.stdout, stderr_path=started.stderr,
+            stdout_path=Path(started.stdout.name), stderr_path=Path(started.stderr.name),
         )
 
     def reaches(self, handle):
@@ -149,6 +165,24 @@ def kill_group(pid, grace=KILL_GRACE, reap=None):
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _restore(stream):
+    """Make the name of a step's output file (``stream``, the server's open handle) name that file again.
+
+    A step may delete or replace it (a link to the database, say); the
+    server then writes what the step really wrote back under the name.
+    """
+    path = Path(stream.name)
+    try:
+        if os.lstat(path).st_ino == os.fstat(stream.fileno()).st_ino:
+            return
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    stream.seek(0)
+    with open(path, "xb") as copy:
+        shutil.copyfileobj(stream, copy)
 
 
 def _group_alive(pid):

@@ -1,12 +1,16 @@
 import os
+import shutil
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from dramatiq.middleware import Middleware
 
 from execution import broker as broker_module
-from execution import workers
+from execution import sandbox, workers
 from execution.actors import run_node
 
 
@@ -16,7 +20,8 @@ def embedded_env(data_dir, **extra):
     Whatever database and broker this test run uses (the whole suite also runs on PostgreSQL).
     """
     env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "BROKER_URL")}
-    return {**env, "SLUICE_DATA_DIR": str(data_dir), **extra}
+    python = {"SLUICE_PYTHON": step_python()} if step_python() else {}
+    return {**env, "SLUICE_DATA_DIR": str(data_dir), "SLUICE_WORK_DIR": str(searchable_dir("work-")), **python, **extra}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,12 +36,60 @@ def close_stray_connections(django_db_setup, django_db_blocker):
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
+_step_root = []
+
+
+def searchable_dir(prefix):
+    """Make a new directory that steps running as SLUICE_STEP_USER can pass through (0711).
+
+    pytest's own temporary root is private (0700, and every pytest run makes it
+    so again), so steps' working directories live under a root of their own,
+    as they pass through a real data directory (0711).
+    """
+    if not _step_root:
+        _step_root.append(Path(tempfile.mkdtemp(prefix="sluice-tests-")))
+        _step_root[0].chmod(0o711)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=_step_root[0]))
+    path.chmod(0o711)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_step_root():
+    yield
+    if _step_root:
+        shutil.rmtree(_step_root[0], ignore_errors=True)
+
+
+@pytest.fixture
+def shared_dir(settings):
+    """A directory steps may write besides their own (SLUICE_SANDBOX_WRITE_PATHS): for tests that watch a step."""
+    path = searchable_dir("shared-")
+    path.chmod(0o1777)
+    settings.SLUICE_SANDBOX_WRITE_PATHS = [str(path)]
+    return path
+
+
+def step_python():
+    """The interpreter Python steps use in tests: the server's, unless the step user cannot reach it.
+
+    A root server whose virtualenv lies under a private home directory (e.g. /root)
+    cannot offer it to steps that run as SLUICE_STEP_USER; the system's python3
+    then stands in for it, as an operator would set SLUICE_PYTHON.
+    """
+    plan = sandbox.current()
+    if plan.user is not None and sandbox.unreachable(os.path.realpath(sys.executable), plan.user):
+        return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    return None
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path):
     """Keep each test's media and working directories apart."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.SLUICE_WORK_DIR = tmp_path / "work"
+    settings.SLUICE_WORK_DIR = searchable_dir("work-")
     settings.SLUICE_RETRY_BACKOFF = 0
+    settings.SLUICE_PYTHON = settings.SLUICE_PYTHON or step_python()
     return tmp_path
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from execution import engine
@@ -253,8 +253,8 @@ def test_a_job_can_require_login(api, owner):
     response = api.post("/api/submissions/", {"job": "private"}, format="json")
     assert response.status_code == 401
     assert "needs you to log in" in response.json()["detail"]
-    token = Token.objects.create(user=owner)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = AuthToken.objects.create(user=owner)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = api.post("/api/submissions/", {"job": "private"}, format="json")
     assert response.status_code == 201
     assert Submission.objects.get().user == owner

@@ -373,8 +373,8 @@ def test_steps_after_a_skipped_condition_still_run(db):
 
 
 @pytest.mark.django_db
-def test_a_retried_node_does_not_release_its_successors(db, tmp_path):
-    counter = tmp_path / "tries"
+def test_a_retried_node_does_not_release_its_successors(db, shared_dir):
+    counter = shared_dir / "tries"
     flaky = make_task("flaky", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]", retries=1)
     submission = engine.submit(make_job("j", steps=[flaky, make_task("after", "true")]))
     first = submission.ready

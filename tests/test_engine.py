@@ -154,8 +154,8 @@ def test_a_step_that_needs_a_missing_input_fails_with_a_clear_message():
     assert "reads an earlier step's '.txt' file but there is none" in submission.nodes.get(key="reader").message
 
 
-def test_a_timeout_kills_the_whole_process_group(tmp_path):
-    marker = tmp_path / "survivor"
+def test_a_timeout_kills_the_whole_process_group(shared_dir):
+    marker = shared_dir / "survivor"
     task = make_task("slow", f"(sleep 3; touch {marker}) & sleep 30", timeout=1)
     submission = run(make_job(steps=[task]))
     node = submission.nodes.get()
@@ -167,8 +167,8 @@ def test_a_timeout_kills_the_whole_process_group(tmp_path):
     assert not marker.exists()
 
 
-def test_retries_run_a_failed_step_again(tmp_path):
-    counter = tmp_path / "count"
+def test_retries_run_a_failed_step_again(shared_dir):
+    counter = shared_dir / "count"
     task = make_task("flaky", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 3 ]", retries=2)
     submission = run(make_job(steps=[task]))
     node = submission.nodes.get()

@@ -57,8 +57,8 @@ def test_two_claimants_of_one_loaded_row_cannot_both_win():
     assert Node.objects.get(pk=mine.pk).worker == "a:1"
 
 
-def test_a_stale_attempt_that_finishes_after_a_takeover_records_nothing(tmp_path):
-    marker, release = tmp_path / "first-started", tmp_path / "release"
+def test_a_stale_attempt_that_finishes_after_a_takeover_records_nothing(shared_dir):
+    marker, release = shared_dir / "first-started", shared_dir / "release"
     # Attempt 1 waits to be released, then writes "one"; later attempts write "two" at once.
     line = f"if [ ! -e {marker} ]; then touch {marker}; while [ ! -e {release} ]; do sleep 0.02; done; echo one > $O1; else echo two > $O1; fi"
     submission = engine.submit(make_job(steps=[make_task("t", line, out_glob=".out")]))
@@ -79,12 +79,12 @@ def test_a_stale_attempt_that_finishes_after_a_takeover_records_nothing(tmp_path
     assert "step 't' attempt 1 was taken over by attempt 2; what attempt 1 did was discarded" in texts(submission)
 
 
-def test_the_watchdog_stops_a_run_whose_node_was_taken_over_even_while_it_runs_again(tmp_path, settings):
+def test_the_watchdog_stops_a_run_whose_node_was_taken_over_even_while_it_runs_again(settings):
     submission = engine.submit(make_job(steps=[make_task("t", "sleep 30")]))
     node = Node.objects.get(submission=submission)
     mine = lifecycle.claim(node, "here:1")
     executor = LocalExecutor("localhost")
-    run = executors.NodeRun(behaviour="localhost", executable="sleep 30", workdir=tmp_path / "run", file_id="x", in_endings=[], out_endings=[])
+    run = executors.NodeRun(behaviour="localhost", executable="sleep 30", workdir=settings.SLUICE_WORK_DIR / "run", file_id="x", in_endings=[], out_endings=[])
     handle = executor.start(run)
     watchdog = Watchdog()
     watchdog.add(mine, executor)

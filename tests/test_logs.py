@@ -120,8 +120,8 @@ def test_a_big_stream_is_kept_capped(settings):
     assert stored(log).splitlines()[18:21] == ["19", "… 3796 bytes cut …", "989"]
 
 
-def test_every_attempt_of_a_retried_step_keeps_its_own_logs(tmp_path):
-    counter = tmp_path / "attempts"
+def test_every_attempt_of_a_retried_step_keeps_its_own_logs(shared_dir):
+    counter = shared_dir / "attempts"
     script = f"n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}; echo out $n; echo err $n >&2; [ $n -ge 3 ]"
     submission = run(make_job(steps=[make_task("flaky", script, retries=2)]))
     assert submission.status == "complete"
@@ -141,8 +141,8 @@ def test_a_failed_nodes_message_ends_in_whole_lines_of_stderr(settings):
 # --- restart and deletion ------------------------------------------------------------
 
 
-def test_a_restarted_node_keeps_its_earlier_logs_as_history(tmp_path):
-    counter = tmp_path / "runs"
+def test_a_restarted_node_keeps_its_earlier_logs_as_history(shared_dir):
+    counter = shared_dir / "runs"
     task = make_task("tick", f"n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}; echo run $n")
     submission = run(make_job(steps=[task]))
     node = submission.nodes.get()
@@ -182,9 +182,9 @@ def test_deleting_a_submission_in_admin_deletes_its_log_files(staff):
 
 
 @pytest.fixture
-def talking(owner, tmp_path):
+def talking(owner, shared_dir):
     """An owner's submission whose step failed once (out 1 / err 1), then succeeded (out 2, no stderr)."""
-    counter = tmp_path / "attempts"
+    counter = shared_dir / "attempts"
     script = f"n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}; echo out $n; [ $n -ge 2 ] || {{ echo err $n >&2; exit 1; }}"
     return SynchronousRunner(make_job(steps=[make_task("talk", script, retries=1)]), user=owner).init().process()
 

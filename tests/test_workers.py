@@ -74,8 +74,8 @@ def test_fan_out_sends_a_message_per_branch(worker):
     assert worker.broker.recorder.queues == ["localhost"] * 3
 
 
-def test_cancel_kills_the_running_process_tree_within_two_seconds(worker, tmp_path):
-    marker = tmp_path / "child.pid"
+def test_cancel_kills_the_running_process_tree_within_two_seconds(worker, shared_dir):
+    marker = shared_dir / "child.pid"
     task = make_task("sleeper", f"sh -c 'echo $$ > {marker}; sleep 30' & sleep 30; wait")
     submission = start(make_job(steps=[task]))
     deadline = time.monotonic() + 30
@@ -108,9 +108,9 @@ def _alive(pid):
         return False
 
 
-def test_a_retry_waits_for_its_backoff(worker, settings, tmp_path):
+def test_a_retry_waits_for_its_backoff(worker, settings, shared_dir):
     settings.SLUICE_RETRY_BACKOFF = 0.5
-    counter = tmp_path / "count"
+    counter = shared_dir / "count"
     task = make_task("flaky", f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ]", retries=1)
     submission = wait_for(start(make_job(steps=[task])))
     node = submission.nodes.get()
@@ -233,8 +233,8 @@ def test_retention_deletes_old_finished_submissions_and_their_files(settings):
     assert retention.purge(days=0) == 0
 
 
-def test_a_broken_promise_kills_the_nodes_still_running(worker, tmp_path):
-    marker = tmp_path / "sleeper.pid"
+def test_a_broken_promise_kills_the_nodes_still_running(worker, shared_dir):
+    marker = shared_dir / "sleeper.pid"
     make_task("M", "true")
     sleeper = make_task("sleeper", f"sh -c 'echo $$ > {marker}; exec sleep 30'")
     # The breaker breaks the promise only once the sleeper runs (has written its pid; 20 s at most):

@@ -23,7 +23,7 @@ def redis_server():
 
 
 @pytest.fixture
-def server_env(redis_server, transactional_db, tmp_path):
+def server_env(redis_server, transactional_db, tmp_path, settings, shared_dir):
     """The environment worker processes need to share this test's database, broker and files."""
     db = django_settings.DATABASES["default"]
     return {
@@ -31,6 +31,8 @@ def server_env(redis_server, transactional_db, tmp_path):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "BROKER_URL": redis_server.url,
         "SLUICE_DATA_DIR": str(tmp_path),
+        "SLUICE_WORK_DIR": str(settings.SLUICE_WORK_DIR),
+        "SLUICE_SANDBOX_WRITE_PATHS": str(shared_dir),
         "SLUICE_LEASE_SECONDS": "2",
         "SLUICE_HEARTBEAT_SECONDS": "0.2",
         "SLUICE_REQUEUE_SECONDS": "2",
@@ -81,6 +83,5 @@ def processes(server_env, tmp_path):
 
 @pytest.fixture(autouse=True)
 def shared_storage(settings, tmp_path):
-    """Read results where the worker processes write them (their SLUICE_DATA_DIR is tmp_path)."""
+    """Read results where the worker processes write them (their SLUICE_DATA_DIR is tmp_path, their work dir this test's)."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.SLUICE_WORK_DIR = tmp_path / "work"

@@ -47,11 +47,11 @@ def meet(here, there):
     return f"touch {here}; for i in $(seq 600); do [ -e {there} ] && exit 0; sleep 0.05; done"
 
 
-def test_independent_steps_run_in_parallel_on_separate_processes(processes, tmp_path):
+def test_independent_steps_run_in_parallel_on_separate_processes(processes, shared_dir):
     processes.start("worker", "--processes", "1", "--threads", "1")
     processes.start("worker", "--processes", "1", "--threads", "1")
     root = make_task("root", "true")
-    left, right = make_task("left", meet(tmp_path / "left", tmp_path / "right")), make_task("right", meet(tmp_path / "right", tmp_path / "left"))
+    left, right = make_task("left", meet(shared_dir / "left", shared_dir / "right")), make_task("right", meet(shared_dir / "right", shared_dir / "left"))
     job = make_job(steps=[("root", root, {"ordering": 0}), ("left", left, {"ordering": 1}), ("right", right, {"ordering": 1})])
     submission = finished(start(job))
     nodes = {node.key: node for node in submission.nodes.all()}
@@ -73,10 +73,10 @@ def test_priorities_route_to_their_own_queues(processes):
     assert finished(normal).status == "complete"
 
 
-def test_a_step_survives_kill_9_of_its_worker(processes, tmp_path):
+def test_a_step_survives_kill_9_of_its_worker(processes, shared_dir):
     first = processes.start("worker", "--processes", "1", "--threads", "1")
     # The first attempt outlasts any delay before the kill; the second (the rerun) ends at once.
-    tried = tmp_path / "tried"
+    tried = shared_dir / "tried"
     task = make_task("slow", f"[ -e {tried} ] || {{ touch {tried}; sleep 60; }}; echo done > $O1", out_glob=".out")
     submission = start(make_job(steps=[task]))
     node = wait_until(lambda: Node.objects.filter(submission=submission, status="running", pid__isnull=False).first(), message="the step to start")
@@ -106,9 +106,9 @@ def test_every_submission_completes_across_a_redis_restart(processes, redis_serv
         assert submission.nodes.filter(status="succeeded").count() == 3
 
 
-def test_cancel_kills_a_running_sleep_tree_on_another_process(processes, tmp_path):
+def test_cancel_kills_a_running_sleep_tree_on_another_process(processes, shared_dir):
     processes.start("worker", "--threads", "1")
-    marker = tmp_path / "grandchild.pid"
+    marker = shared_dir / "grandchild.pid"
     task = make_task("sleeper", f"sh -c 'echo $$ > {marker}; exec sleep 60' & sleep 60; wait")
     submission = start(make_job(steps=[task]))
     wait_until(lambda: marker.exists() and marker.read_text().strip(), message="the sleep tree to start")

@@ -50,8 +50,8 @@ class Gate:
 PREDECESSORS = ["p0", "p1", "p2", "p3"]  # two per worker: four advances at once make a lost race likely
 
 
-def scatter_job(tmp_path):
-    before = [(key, make_task(key, at_the_gate(tmp_path, key)), {"ordering": 0}) for key in PREDECESSORS]
+def scatter_job(shared_dir):
+    before = [(key, make_task(key, at_the_gate(shared_dir, key)), {"ordering": 0}) for key in PREDECESSORS]
     shout = make_task("shout", "echo $ITEM", stdout_glob=".shout")
     make_parameter(shout, "things")
     return make_job("scatter", steps=[*before, ("shout", shout, {"ordering": 1, "foreach": {"param": "shout_things"}})])
@@ -64,12 +64,12 @@ def instances(submission):
 EXPECTED = [(f"shout_{index}", "succeeded") for index in range(len(ITEMS))]
 
 
-def test_predecessors_finishing_together_on_two_workers_expand_a_foreach_once(processes, tmp_path):
+def test_predecessors_finishing_together_on_two_workers_expand_a_foreach_once(processes, shared_dir):
     processes.start("worker", "--processes", "1", "--threads", "2")
     processes.start("worker", "--processes", "1", "--threads", "2")
     processes.start("reconcile", "--every", "0.5")
-    job = scatter_job(tmp_path)
-    gate = Gate(tmp_path / "gate")
+    job = scatter_job(shared_dir)
+    gate = Gate(shared_dir / "gate")
     outcomes = []
     for _ in range(60):  # today between one in eight and one in four goes wrong
         gate.shut()
@@ -94,14 +94,14 @@ def blocked_by(backend_pid):
         return [row[0] for row in cursor.fetchall()]
 
 
-def test_a_worker_killed_while_expanding_a_foreach_leaves_it_to_be_expanded_once(processes, tmp_path):
+def test_a_worker_killed_while_expanding_a_foreach_leaves_it_to_be_expanded_once(processes, shared_dir):
     """Hold writes to the edge table, so the worker that expands the foreach is stuck in the middle; kill it there.
 
     The instances' edges are written in the same expansion as the instances, so a worker waiting to
     write edges is in the middle of it: today, after the instances were stored and before the step was marked.
     """
     first = processes.start("worker", "--processes", "1", "--threads", "1")
-    step = make_task("first", f"for i in $(seq 1200); do [ -e {tmp_path}/go ] && exit 0; sleep 0.05; done; exit 1")
+    step = make_task("first", f"for i in $(seq 1200); do [ -e {shared_dir}/go ] && exit 0; sleep 0.05; done; exit 1")
     shout = make_task("shout", "echo $ITEM", stdout_glob=".shout")
     make_parameter(shout, "things")
     job = make_job("scatter", steps=[("first", step), ("shout", shout, {"ordering": 1, "foreach": {"param": "shout_things"}})])
@@ -111,7 +111,7 @@ def test_a_worker_killed_while_expanding_a_foreach_leaves_it_to_be_expanded_once
             cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Edge._meta.db_table)} IN EXCLUSIVE MODE")
             cursor.execute("SELECT pg_backend_pid()")
             holder = cursor.fetchone()[0]
-        (tmp_path / "go").touch()
+        (shared_dir / "go").touch()
         waiting = wait_until(lambda: blocked_by(holder), timeout=120, message="the worker to wait for the edge table while it expands the foreach")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(30)

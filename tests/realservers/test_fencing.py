@@ -91,34 +91,34 @@ def taken_over(submission):
     return any("attempt 1" in text and TAKEN_OVER in text for text in submission.messages.values_list("text", flat=True))
 
 
-def run_on_first_worker(fencing, tmp_path, prefix=()):
+def run_on_first_worker(fencing, shared_dir, prefix=()):
     """Start a worker, submit the step, wait until it runs there; return (submission, node, worker process, pid of attempt 1)."""
     first = fencing.start("worker", "--processes", "1", "--threads", "1", prefix=prefix)
-    task = make_task("slow", step(tmp_path), out_glob=".out")
+    task = make_task("slow", step(shared_dir), out_glob=".out")
     submission = start(make_job(steps=[task]))
     node = wait_until(
         lambda: Node.objects.filter(submission=submission, status="running", attempt=1, handle__gt="").first(), timeout=120, message="attempt 1 to start"
     )
     assert node.worker.endswith(f":{first.pid}")
-    pid = int(wait_until(lambda: (tmp_path / "pid-1").exists() and (tmp_path / "pid-1").read_text().strip(), message="attempt 1's pid file"))
+    pid = int(wait_until(lambda: (shared_dir / "pid-1").exists() and (shared_dir / "pid-1").read_text().strip(), message="attempt 1's pid file"))
     fencing.start("worker", "--processes", "1", "--threads", "1")
     fencing.start("reconcile", "--every", FENCING_ENV["SLUICE_RECONCILE_SECONDS"])
     return submission, node, first, pid
 
 
-def wait_for_takeover(node, tmp_path):
+def wait_for_takeover(node, shared_dir):
     """Wait until another worker runs attempt 2 of ``node`` and its step has started; return the node row."""
 
     def second():
         row = Node.objects.filter(pk=node.pk, status="running", attempt=2).exclude(worker=node.worker).first()
-        return row if row and (tmp_path / "pid-2").exists() else None
+        return row if row and (shared_dir / "pid-2").exists() else None
 
     return wait_until(second, timeout=120, message="the reconciler to hand the node to the second worker (attempt 2)")
 
 
-def settle_and_check(fencing, submission, node, retaken, tmp_path):
+def settle_and_check(fencing, submission, node, retaken, shared_dir):
     """Let attempt 2 finish, stop every process (so late writes have happened), and check the outcome is attempt 2's."""
-    (tmp_path / "go-2").touch()
+    (shared_dir / "go-2").touch()
     submission = finished(submission, timeout=120)
     fencing.stop_all()
     submission.refresh_from_db()
@@ -131,13 +131,13 @@ def settle_and_check(fencing, submission, node, retaken, tmp_path):
     assert results == [b"attempt 2\n"], f"the node's results are {results!r}, not attempt 2's"
 
 
-def test_a_paused_worker_whose_step_finished_meanwhile_does_not_record_its_result(fencing, tmp_path):
-    submission, node, first, pid = run_on_first_worker(fencing, tmp_path)
+def test_a_paused_worker_whose_step_finished_meanwhile_does_not_record_its_result(fencing, shared_dir):
+    submission, node, first, pid = run_on_first_worker(fencing, shared_dir)
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        (tmp_path / "go-1").touch()
-        wait_until(lambda: (tmp_path / "done-1").exists() and not alive(pid), timeout=60, message="attempt 1 to finish while its worker is paused")
-        retaken = wait_for_takeover(node, tmp_path)
+        (shared_dir / "go-1").touch()
+        wait_until(lambda: (shared_dir / "done-1").exists() and not alive(pid), timeout=60, message="attempt 1 to finish while its worker is paused")
+        retaken = wait_for_takeover(node, shared_dir)
     finally:
         os.kill(first.pid, signal.SIGCONT)
     # The resumed worker now does whatever it does with attempt 1's outcome; attempt 2 waits meanwhile.
@@ -145,17 +145,17 @@ def test_a_paused_worker_whose_step_finished_meanwhile_does_not_record_its_resul
         lambda: taken_over(submission) or Node.objects.filter(pk=node.pk).exclude(status="running").exists(),
         timeout=60, message="the resumed worker to deal with attempt 1 (a message that it was taken over)",
     )
-    settle_and_check(fencing, submission, node, retaken, tmp_path)
+    settle_and_check(fencing, submission, node, retaken, shared_dir)
     assert taken_over(submission), list(submission.messages.values_list("text", flat=True))
 
 
 @pytest.mark.parametrize("host", ["same", "other"])
-def test_a_paused_worker_whose_step_still_runs_stops_it_and_leaves_the_node_to_attempt_2(fencing, tmp_path, host):
+def test_a_paused_worker_whose_step_still_runs_stops_it_and_leaves_the_node_to_attempt_2(fencing, shared_dir, host):
     """Attempt 1 outlasts the pause. On the same host the reconciler kills its process; on another it cannot."""
-    submission, node, first, pid = run_on_first_worker(fencing, tmp_path, prefix=on_another_host() if host == "other" else ())
+    submission, node, first, pid = run_on_first_worker(fencing, shared_dir, prefix=on_another_host() if host == "other" else ())
     os.kill(first.pid, signal.SIGSTOP)
     try:
-        retaken = wait_for_takeover(node, tmp_path)
+        retaken = wait_for_takeover(node, shared_dir)
         if host == "other":
             assert alive(pid), "attempt 1's process should still run: nothing on this host may stop it while its worker is paused"
     finally:
@@ -163,12 +163,12 @@ def test_a_paused_worker_whose_step_still_runs_stops_it_and_leaves_the_node_to_a
     # The resumed worker has to find out it was fenced off and stop attempt 1 itself.
     stopped = eventually(lambda: not alive(pid), timeout=30)
     if not stopped:
-        (tmp_path / "go-1").touch()  # let it finish, to see whether its result is taken
+        (shared_dir / "go-1").touch()  # let it finish, to see whether its result is taken
     wait_until(
         lambda: taken_over(submission) or Node.objects.filter(pk=node.pk).exclude(status="running").exists(),
         timeout=60, message="the resumed worker to deal with attempt 1 (a message that it was taken over)",
     )
-    settle_and_check(fencing, submission, node, retaken, tmp_path)
+    settle_and_check(fencing, submission, node, retaken, shared_dir)
     assert stopped, "attempt 1's process still ran 30 s after its worker resumed, though attempt 2 had taken over"
-    assert not (tmp_path / "done-1").exists()
+    assert not (shared_dir / "done-1").exists()
     assert taken_over(submission), list(submission.messages.values_list("text", flat=True))

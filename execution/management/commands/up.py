@@ -3,7 +3,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from execution import reconcile, workers
+from execution import reconcile, sandbox, workers
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,10 @@ class Command(BaseCommand):
         host, _, port = options["addr"].rpartition(":")
         if not host or not port.isdigit():
             raise CommandError(f"--addr takes HOST:PORT, got {options['addr']!r}", returncode=2)
+        try:
+            sandbox.announce(log)
+        except sandbox.SandboxUnavailable as error:
+            raise CommandError(str(error), returncode=2) from None
         report = reconcile.recover()
         if report:
             self.stdout.write(f"Recovered: re-ran {len(report.rerun)} interrupted steps, re-sent {len(report.resent)} queued steps.")

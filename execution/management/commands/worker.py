@@ -1,3 +1,4 @@
+import logging
 import os
 import signal
 import subprocess
@@ -7,7 +8,9 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from execution import workers
+from execution import sandbox, workers
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -20,6 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--grace", type=float, default=10.0, help="seconds running steps get to finish on shutdown")
 
     def handle(self, *args, **options):
+        try:
+            sandbox.announce(log)
+        except sandbox.SandboxUnavailable as error:
+            raise CommandError(str(error), returncode=2) from None
         if not settings.BROKER_URL:
             raise CommandError(
                 "BROKER_URL is not set: the embedded broker lives inside 'manage.py up'. "
