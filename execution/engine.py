@@ -442,8 +442,17 @@ def _fenced_off(node, fenced):
         text = f"step '{node.key}' attempt {number} was taken over by attempt {now[1]}; what attempt {number} did was discarded"
         log.warning("Node %s: %s.", node.pk, text)
         record(node.submission_id, text, level=Message.Level.WARNING, node=node, last=False)
+        _note(node, number, f"this attempt was taken over by attempt {now[1]} (its worker stopped renewing its lease); its run was stopped and its results discarded")
     else:
         log.info("Node %s attempt %s ended after its node became %s; its results were discarded.", node.pk, number, now and now[0])
+
+
+def _note(node, attempt_number, text):
+    """Add Sluice's words to an attempt's stderr log, if storage takes them (a full disk must not hide the failure itself)."""
+    try:
+        logs.note(node, attempt_number, text)
+    except (OSError, DatabaseError):
+        log.warning("Node %s: could not add to the log of attempt %s.", node.pk, attempt_number, exc_info=True)
 
 
 def _unexpected(node, attempt, error):
@@ -451,9 +460,9 @@ def _unexpected(node, attempt, error):
     log.exception("Node %s attempt %s failed unexpectedly.", node.pk, attempt.number)
     lines = str(error).strip().splitlines()
     cause = f"{type(error).__name__}: {lines[0] if lines else '(no message)'}"
-    detail = f"internal error: {cause}\n{''.join(traceback.format_exception(error)).strip()}"
+    _note(node, attempt.number, f"internal error after the step was claimed:\n{''.join(traceback.format_exception(error)).strip()}")
     try:
-        retry = _fail(node, attempt, detail, retryable=True)
+        retry = _fail(node, attempt, f"internal error: {cause}", retryable=True)
     except lifecycle.Fenced as fenced:
         _fenced_off(node, fenced)
         return []

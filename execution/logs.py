@@ -17,7 +17,7 @@ from django.db.models import F
 from . import statements
 from .models import NodeLog, log_name
 
-__all__ = ["STREAMS", "NoSuchAttempt", "cap", "delete", "find", "keep", "last_lines", "sizes", "tail"]
+__all__ = ["STREAMS", "NoSuchAttempt", "cap", "delete", "find", "keep", "last_lines", "note", "sizes", "tail"]
 
 STREAMS = tuple(NodeLog.Stream.values)  # ("stdout", "stderr"); the first is the default
 # Marks where a capped log left bytes out; its own line, so the text around it stays whole lines.
@@ -55,6 +55,27 @@ def keep(node, attempt, stdout_path, stderr_path):
         statements.insert(NodeLog, node_id=node.pk, run=run, attempt=attempt, stream=stream, file=name, size=len(content), original_size=size)
         stored.append(stream)
     return stored
+
+
+def note(node, attempt, text):
+    """Append Sluice's own ``text`` (an internal error's traceback, a takeover) to the stderr log of an attempt.
+
+    The lines start with ``[sluice]`` so that a reader tells them from the step's own.
+    """
+    added = "".join(f"[sluice] {line}\n" for line in text.rstrip().splitlines()).encode()
+    run = node.restarts + 1
+    log = NodeLog.objects.filter(node=node, run=run, attempt=attempt, stream=NodeLog.Stream.STDERR).first()
+    if log is None:
+        name = default_storage.save(log_name(node.submission.uuid, node.pk, run, attempt, NodeLog.Stream.STDERR), ContentFile(added))
+        NodeLog.objects.create(node=node, run=run, attempt=attempt, stream=NodeLog.Stream.STDERR, file=name, size=len(added), original_size=len(added))
+        return
+    with log.file.open("rb") as handle:
+        content = handle.read() + added
+    old = log.file.name
+    log.file.save(log_name(node.submission.uuid, node.pk, run, attempt, NodeLog.Stream.STDERR), ContentFile(content), save=False)
+    NodeLog.objects.filter(pk=log.pk).update(file=log.file.name, size=len(content), original_size=log.original_size + len(added))
+    if log.file.name != old:
+        default_storage.delete(old)
 
 
 def cap(path, limit, size=None):

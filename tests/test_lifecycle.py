@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from execution import engine, executors, lifecycle, reconcile, verdicts
+from execution import engine, executors, lifecycle, logs, reconcile, verdicts
 from execution.local import SynchronousRunner
 from execution.models import Message, Node, Submission
 from execution.processes import LocalExecutor
@@ -77,6 +77,7 @@ def test_a_stale_attempt_that_finishes_after_a_takeover_records_nothing(shared_d
     assert (submission.status, node.status, node.attempt, node.worker) == ("complete", "succeeded", 2, "fresh:2")
     assert [result.file.read() for result in node.results.all()] == [b"two\n"]
     assert "step 't' attempt 1 was taken over by attempt 2; what attempt 1 did was discarded" in texts(submission)
+    assert "[sluice] this attempt was taken over by attempt 2" in logs.find(node, attempt=1, stream="stderr").file.read().decode()
 
 
 def test_the_watchdog_stops_a_run_whose_node_was_taken_over_even_while_it_runs_again(settings):
@@ -149,8 +150,9 @@ def test_an_unexpected_error_after_the_claim_fails_the_attempt_with_its_cause(mo
     submission = SynchronousRunner(make_job(steps=[make_task("t", "true")])).init().process()
     node = submission.nodes.get()
     assert (submission.status, node.status) == ("error", "failed")
-    assert node.message.startswith("internal error: RuntimeError: the judge is out\n")
-    assert "Traceback" in node.message and node.lease_expires_at is None
+    assert node.message == "internal error: RuntimeError: the judge is out" and node.lease_expires_at is None
+    log = logs.find(node, stream="stderr").file.read().decode()
+    assert log.startswith("[sluice] internal error after the step was claimed:\n[sluice] Traceback") and "RuntimeError: the judge is out" in log
     assert submission.last_message == "step 't' failed: internal error: RuntimeError: the judge is out"
 
 
