@@ -79,7 +79,7 @@ def test_a_step_survives_kill_9_of_its_worker(processes, shared_dir):
     tried = shared_dir / "tried"
     task = make_task("slow", f"[ -e {tried} ] || {{ touch {tried}; sleep 60; }}; echo done > $O1", out_glob=".out")
     submission = start(make_job(steps=[task]))
-    node = wait_until(lambda: Node.objects.filter(submission=submission, status="running", pid__isnull=False).first(), message="the step to start")
+    node = wait_until(lambda: Node.objects.filter(submission=submission, status="running", handle__gt="").first(), message="the step to start")
     victim_pid = int(node.worker.rsplit(":", 1)[1])
     assert victim_pid == first.pid
     processes.start("worker", "--processes", "1", "--threads", "1")
