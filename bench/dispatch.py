@@ -410,6 +410,9 @@ def orchestrate(args):
 
     results, errors = {}, {}
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    # mkdtemp makes it 0700; with the sandbox on, steps run as SLUICE_STEP_USER, which must be able
+    # to pass through it to their working directories (it still cannot list it).
+    os.chmod(work, 0o711)
     logs = work / "logs"
     logs.mkdir()
     processes = Processes(logs)

@@ -162,30 +162,37 @@ def timer_targets():
 
     from django.db.models.sql import compiler
 
-    from execution import dispatch, engine, executors
+    from execution import dispatch, engine, lifecycle, logs, processes, sandbox
 
+    local = processes.LocalExecutor
     return [
-        (engine, "run_node", "engine.run_node (rest: claim, load node, Python)"),
+        (engine, "run_node", "engine.run_node (rest: load node, Python)"),
         (dispatch, "_inline", "dispatch._inline (rest: find the next node)"),
         (dispatch, "send", "dispatch.send"),
-        (engine, "move_node", "states.move_node"),
-        (engine, "move_submission", "states.move_submission"),
+        (lifecycle, "_node", "lifecycle: node transitions"),
+        (lifecycle, "_submission", "lifecycle: submission transitions"),
         (engine, "record", "engine.record (message + last_message)"),
-        (engine, "_attempt", "engine._attempt (rest: command update, judge)"),
+        (engine, "_attempt", "engine._attempt (rest: caching key)"),
+        (engine, "_conclude", "engine._conclude (rest: judge, plan)"),
         (engine, "_prepare", "engine._prepare (parameters, environment, upload)"),
         (engine, "delete_results", "engine.delete_results"),
-        (engine, "_store_results", "engine._store_results"),
+        (engine, "_replace_results", "engine._replace_results"),
         (engine, "advance", "engine.advance (rest: plan)"),
         (engine, "_advance_after", "engine._advance_after (successors)"),
         (engine, "_finish", "engine._finish"),
         (engine, "edge_keys", "engine.edge_keys"),
-        (executors, "execute", "executors.execute (rest: files, env)"),
-        (executors.subprocess, "Popen", "subprocess.Popen (fork/exec)"),
-        (executors.subprocess.Popen, "wait", "Popen.wait (the step itself)"),
-        (executors, "_gather", "executors._gather"),
+        (logs, "keep", "logs.keep (stdout/stderr)"),
+        (local, "start", "LocalExecutor.start (rest: stage, render, env)"),
+        (sandbox, "prepare_workdir", "sandbox.prepare_workdir"),
+        (sandbox, "popen", "sandbox.popen (rest: rules, spawn thread)"),
+        (processes.subprocess, "Popen", "subprocess.Popen (fork/exec)"),
+        (local, "wait", "LocalExecutor.wait (the step itself)"),
+        (local, "collect", "LocalExecutor.collect (rest: tail, control)"),
+        (sandbox, "reclaim_workdir", "sandbox.reclaim_workdir"),
+        (processes, "gather", "executors.gather"),
         (engine.watchdog, "add", "watchdog.add"),
         (engine.watchdog, "remove", "watchdog.remove"),
-        (engine.watchdog, "started", "watchdog.started (pid noted)"),
+        (engine.watchdog, "started", "watchdog.started (handle noted)"),
         (shutil_module, "rmtree", "shutil.rmtree (work dir)"),
         (compiler.SQLCompiler, "execute_sql", "ORM: compile SQL, fetch rows"),
         (compiler.SQLInsertCompiler, "execute_sql", "ORM: compile SQL, fetch rows"),
