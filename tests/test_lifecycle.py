@@ -60,7 +60,7 @@ def test_two_claimants_of_one_loaded_row_cannot_both_win():
 def test_a_stale_attempt_that_finishes_after_a_takeover_records_nothing(shared_dir):
     marker, release = shared_dir / "first-started", shared_dir / "release"
     # Attempt 1 waits to be released, then writes "one"; later attempts write "two" at once.
-    line = f"if [ ! -e {marker} ]; then touch {marker}; while [ ! -e {release} ]; do sleep 0.02; done; echo one > $O1; else echo two > $O1; fi"
+    line = f"if [ ! -e {marker} ]; then touch {marker}; for i in $(seq 1500); do [ -e {release} ] && break; sleep 0.02; done; echo one > $O1; else echo two > $O1; fi"
     submission = engine.submit(make_job(steps=[make_task("t", line, out_glob=".out")]))
     node_id = submission.ready[0]
     # A worker whose watchdog cannot beat (as when the whole process is stopped) runs attempt 1.
