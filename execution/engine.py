@@ -231,7 +231,7 @@ def _expand(submission, node_id, key):
             found = foreach.items(submission, node, edges)
             if not lifecycle.skip(node_id, f"expanded into {len(found)} instances"):
                 return
-            foreach.expand(submission, node, edges, found)
+            apply_changes(node, foreach.expand(node, edges, found, graph_state(submission.pk), active_promises(submission)))
     except (foreach.ForeachError, mutations.OperationError, mutations.PromiseBroken) as error:
         _refuse(submission.pk, node_id, f"step '{key}': foreach: {error}")
 

@@ -18,13 +18,14 @@ act on it through the same executor:
 - ``collect(run, handle, finished) -> Outcome``: its output files, logs and
   control-channel text, once it has ended.
 
-Register an executor with ``register``; ``docs/architecture.md`` walks
+Register an executor with ``register``; the built-in ones (``processes``,
+``subjobs``) register when the app is ready. ``docs/architecture.md`` walks
 through adding one.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Executor", "ExecutorError", "Finished", "NodeRun", "Outcome", "execute", "get", "kill_group", "register", "registered"]
+__all__ = ["Executor", "ExecutorError", "Finished", "NodeRun", "Outcome", "execute", "gather", "get", "read_control", "register", "registered"]
 
 # A step's control-channel file larger than this is refused.
 CONTROL_LIMIT = 4 * 1024 * 1024
@@ -123,7 +124,6 @@ def get(behaviour):
     Raises:
         ExecutorError: no executor runs that behaviour.
     """
-    _load_builtin()
     try:
         return _registry[behaviour]
     except KeyError:
@@ -131,13 +131,8 @@ def get(behaviour):
 
 
 def registered():
-    """Every registered executor by behaviour."""
-    _load_builtin()
+    """Every registered executor by behaviour (the built-in ones register when the app is ready)."""
     return dict(_registry)
-
-
-def _load_builtin():
-    from . import processes, subjobs  # noqa: F401  (each registers its executors on import; imports are cached)
 
 
 def execute(run, on_start=None):
@@ -156,13 +151,6 @@ def execute(run, on_start=None):
         executor.cancel(handle)
         raise
     return executor.collect(run, handle, finished)
-
-
-def kill_group(pid, grace=None, reap=None):
-    """Stop the local process group led by ``pid`` (see ``processes.kill_group``)."""
-    from . import processes
-
-    return processes.kill_group(pid, **({"grace": grace} if grace is not None else {}), reap=reap)
 
 
 def read_control(path):

@@ -28,16 +28,14 @@ class ForeachError(ValueError):
     """The items of a foreach cannot be found or are not a list."""
 
 
-def expand(submission, node, edges, found):
-    """Add the instances of ``node`` for the ``found`` items (``items``); return how many.
+def expand(node, edges, found, state, promises):
+    """Plan the instances of ``node`` for the ``found`` items (``items``) on graph ``state``; return the checked plan.
 
-    The caller claims the step first, in the same transaction (``engine._expand``).
+    The caller claims the step first and applies the plan in the same transaction (``engine._expand``).
 
     Raises:
         ForeachError, mutations.OperationError, mutations.PromiseBroken
     """
-    from . import engine
-
     limit = settings.SLUICE_MAX_FOREACH
     if len(found) > limit:
         raise ForeachError(f"{len(found)} items is more than SLUICE_MAX_FOREACH ({limit})")
@@ -46,10 +44,7 @@ def expand(submission, node, edges, found):
     for index, (item, result_id) in enumerate(found):
         params = {"$ITEM": item, "$INDEX": index, **({"$RESULT": result_id} if result_id else {})}
         operations.append({"op": "add_node", "key": f"{node.key}_{index}", "task": node.task.name, "params": params, "after": [node.key], "before": successors})
-    state = engine.graph_state(submission.pk)
-    changes = mutations.plan(state, operations, node=node.key, dynamic=True, tasks={node.task.name}, promises=engine.active_promises(submission))
-    engine.apply_changes(node, changes)
-    return len(found)
+    return mutations.plan(state, operations, node=node.key, dynamic=True, tasks={node.task.name}, promises=promises)
 
 
 def items(submission, node, edges):

@@ -264,7 +264,7 @@ def test_killing_a_group_whose_leader_dies_on_sigterm_does_not_wait_out_the_grac
     import subprocess
     import time
 
-    from execution.executors import kill_group
+    from execution.processes import kill_group
 
     process = subprocess.Popen(["sleep", "30"], start_new_session=True)
     started = time.monotonic()
