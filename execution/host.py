@@ -18,13 +18,14 @@ def lacks(plan=None, which=shutil.which):
     """
     plan = plan or sandbox.current()
     missing = []
-    if not plan.isolated or plan.gaps:
-        extent = "none" if not plan.isolated else "only partial"
+    if not plan.isolated:
         missing.append(
-            f"Step isolation: {extent}, so steps may read what the server can (see the warning above); "
-            "run the server as root after `make setup` (it creates the step user) on Linux 5.13 or later (Landlock). "
+            "Step isolation: none, so a step can read what the server can (see the warning above); "
+            "run the server as root after `make setup` (it creates the step user), on Linux 5.13 or later for Landlock. "
             "docs/operations.md, \"Threat model\", has the details."
         )
+    elif plan.gaps:
+        missing.append("Step isolation: partial; the warning above says what is left open and what to set.")
     if not which(settings.SLUICE_RSCRIPT):
         missing.append(
             f"R: no {settings.SLUICE_RSCRIPT} on the PATH, so steps of R tasks (queue type 'r') fail; "

@@ -1,4 +1,6 @@
 """What `manage.py up` (and so `make demo`) says this host lacks."""
+import pwd
+
 from execution import host, sandbox
 
 
@@ -19,3 +21,13 @@ def test_a_host_with_everything_lacks_nothing():
     plan = sandbox.plan_for("auto", "sluice-step", euid=1000, abi=7, machine="x86_64")
     assert plan.isolated and not plan.gaps
     assert host.lacks(plan, which=lambda program: f"/usr/bin/{program}") == []
+
+
+
+def test_partial_isolation_points_at_the_warning_that_says_what_to_set():
+    gap = "the step user 'sluice-step' cannot reach the Python interpreter /opt/py/bin/python, so Python steps will fail; set SLUICE_PYTHON."
+    plan = sandbox.Plan("auto", as_root=True, user=pwd.getpwuid(0), landlock=7, gaps=(gap,))
+    assert plan.isolated
+    assert host.lacks(plan, which=lambda program: f"/usr/bin/{program}") == [
+        "Step isolation: partial; the warning above says what is left open and what to set."
+    ]
