@@ -4,11 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 
-.PHONY: setup demo test install migrate examples step-user clean
+.PHONY: setup demo test install install-test migrate examples step-user clean
 
 STEP_USER ?= $(or $(SLUICE_STEP_USER),sluice-step)
 
-## setup: install into .venv, migrate, load examples/, and as root create the user steps run as (idempotent)
+## setup: install what the server runs (requirements.txt) into .venv, migrate, load examples/, and as root create the user steps run as (idempotent)
 setup: install migrate examples step-user
 
 install: $(VENV)/.installed
@@ -17,6 +17,13 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# What tests and bench/ add (requirements-test.txt); only `make test` installs it.
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
 migrate: install
@@ -32,15 +39,16 @@ step-user:
 	fi
 
 ## demo: setup, create the local-only admin/admin user, serve on http://$(HOST)
+## (another address: make demo HOST=0.0.0.0:8080); it starts by saying what this host lacks
 demo: setup
 	DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@localhost 2>/dev/null || true
-	@echo "Sluice on http://$(HOST)/  (admin: admin / admin, for local use only)"
+	@echo "Sluice on http://$(HOST)/  (admin: admin / admin, for local use only; another address: make demo HOST=0.0.0.0:8000)"
 	$(PY) manage.py up --addr $(HOST)
 
 ## test: install, then run the whole suite: fast tests (SQLite, stub broker), then the
 ## real-servers runs (the fast tests again on PostgreSQL, then worker processes on
 ## PostgreSQL and Redis; both servers started on loopback by the suite itself)
-test: install step-user
+test: install-test step-user
 	$(PY) -m pytest
 	$(PY) -m tests.realservers
 

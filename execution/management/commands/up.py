@@ -3,7 +3,8 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from execution import reconcile, sandbox, workers
+from execution import host as this_host, reconcile, sandbox, workers
+from jobs import diagrams
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +21,14 @@ class Command(BaseCommand):
         host, _, port = options["addr"].rpartition(":")
         if not host or not port.isdigit():
             raise CommandError(f"--addr takes HOST:PORT, got {options['addr']!r}", returncode=2)
+        diagrams.warm_up()
         try:
-            sandbox.announce(log)
+            plan = sandbox.announce(log)
         except sandbox.SandboxUnavailable as error:
             raise CommandError(str(error), returncode=2) from None
+        missing = this_host.lacks(plan)
+        if missing:
+            self.stdout.write("This host lacks:\n" + "\n".join(f"  - {sentence}" for sentence in missing))
         report = reconcile.recover()
         if report:
             self.stdout.write(f"Recovered: re-ran {len(report.rerun)} interrupted steps, re-sent {len(report.resent)} queued steps.")
