@@ -353,9 +353,12 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=N
     with transaction.atomic():
         if not lifecycle.finish(submission_id, status, text):
             return False
-        children = list(Node.objects.filter(submission_id=submission_id, status=NodeStatus.WAITING, handle__startswith="submission:").values_list("handle", flat=True))
-        for handle in children:
-            executors.get(QueueType.ExecutionBehaviour.JOB).cancel(handle, reason=f"its parent submission stopped: {text}")
+        subjobs = executors.get(QueueType.ExecutionBehaviour.JOB)
+        waiting = Node.objects.filter(
+            submission_id=submission_id, status=NodeStatus.WAITING, task__backend__queue_type__execution_behaviour=subjobs.behaviour,
+        ).exclude(handle="")
+        for handle in list(waiting.values_list("handle", flat=True)):
+            subjobs.cancel(handle, reason=f"its parent submission stopped: {text}")
         lifecycle.end_nodes(submission_id, remaining, text)
         level = {SubmissionStatus.COMPLETE: Message.Level.INFO, SubmissionStatus.CANCELLED: Message.Level.WARNING}.get(status, Message.Level.ERROR)
         record(submission_id, text, level=level, last=False)
@@ -604,13 +607,14 @@ def _fail(node, attempt, detail, exit_code=None, retryable=True):
     """
     summary = detail.splitlines()[0] if detail else "failed"
     with transaction.atomic():
-        lifecycle.hold(attempt)
         if retryable and attempt.number <= node.task.retries:
             delay = retry_delay(attempt.number)
-            lifecycle.retry(attempt, detail, exit_code, delay)
+            if not lifecycle.retry(attempt, detail, exit_code, delay):
+                raise lifecycle.Fenced(attempt, lifecycle.now_of(attempt.node_id))
             record(node.submission_id, f"step '{node.key}' attempt {attempt.number} failed: {summary}; retrying in {delay:g} s", level=Message.Level.WARNING, node=node)
             return True
-        lifecycle.fail(attempt, detail, exit_code=exit_code)
+        if not lifecycle.fail(attempt, detail, exit_code=exit_code):
+            raise lifecycle.Fenced(attempt, lifecycle.now_of(attempt.node_id))
         record(node.submission_id, f"step '{node.key}' failed: {summary}", level=Message.Level.ERROR, node=node)
         stop(node.submission_id, SubmissionStatus.ERROR, f"step '{node.key}' failed: {summary}", remaining=NodeStatus.CANCELLED)
     return False

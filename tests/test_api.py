@@ -11,6 +11,7 @@ from execution import engine
 from execution.local import SynchronousRunner
 from execution.models import Batch, Submission
 from tests.conftest import settle, wait_for
+from tests.clients import client_for, errors
 from tests.factories import make_job, make_parameter, make_task
 
 pytestmark = pytest.mark.django_db
@@ -27,19 +28,6 @@ def counting_job():
     make_parameter(task, "n", flag="-n", type="int", default="3", description="How many.")
     make_parameter(task, "mode", flag="--mode", type="choice", choices="fast,slow", required=True)
     return make_job("counting", steps=[task], description="Counts the lines of the upload.")
-
-
-def client_for(user):
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
-
-
-def errors(response):
-    body = response.json()
-    assert set(body) == {"detail", "errors"}, body
-    return body["errors"]
 
 
 # --- catalogue ---------------------------------------------------------------------

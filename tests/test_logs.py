@@ -5,11 +5,11 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.test import APIClient
 
 from execution import controls, engine, logs, retention
 from execution.local import SynchronousRunner
 from execution.models import NodeLog
+from tests.clients import client_for, errors
 from tests.factories import make_job, make_task
 
 pytestmark = pytest.mark.django_db
@@ -22,19 +22,6 @@ def run(job, **kwargs):
 def stored(log):
     with log.file.open("rb") as handle:
         return handle.read().decode()
-
-
-def client_for(user):
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
-
-
-def errors(response):
-    body = response.json()
-    assert set(body) == {"detail", "errors"}, body
-    return body["errors"]
 
 
 def body(response):
