@@ -54,7 +54,6 @@ class NodeRun:
     in_names: list = None  # per in-glob ending: the staged name, or a list of names for a "*" ending
     item: object = ""
     index: object = ""
-    resources: dict = field(default_factory=dict)  # cpus, memory_mb, time_s, gpus: for executors that schedule
     extra: dict = field(default_factory=dict)  # what a particular executor needs besides (a sub-job's child job...)
 
 
