@@ -4,7 +4,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from execution.errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
+from execution.errors import IdempotencyKeyInvalid, IdempotencyKeyReused, LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
 
 
 def error_body(detail, errors=None):
@@ -19,6 +19,10 @@ def handle_exception(exc, context):
         return Response(error_body(str(exc)), status=status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": "Token"})
     if isinstance(exc, UploadTooLarge):
         return Response(error_body(str(exc), {"input_data": [str(exc)]}), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, IdempotencyKeyInvalid):
+        return Response(error_body(str(exc), {"Idempotency-Key": [str(exc)]}), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, IdempotencyKeyReused):
+        return Response(error_body(str(exc), {"Idempotency-Key": [str(exc)]}), status=status.HTTP_422_UNPROCESSABLE_ENTITY)
     if isinstance(exc, QuotaExceeded):
         return Response(error_body(str(exc)), status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "60"})
     response = exception_handler(exc, context)

@@ -1,7 +1,10 @@
 """REST endpoints: parse the request, call the domain, respond. See docs/api.md."""
+import logging
+
 import graphviz
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
@@ -12,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import controls, diagrams, dispatch, documents, engine, intake, logs, stats
+from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -20,6 +23,8 @@ from jobs.models import Job
 
 from . import serializers as s
 from .pagination import StrictLimitOffsetPagination
+
+log = logging.getLogger(__name__)
 
 ERRORS = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
 TEXT = "text/plain; charset=utf-8"
@@ -159,21 +164,58 @@ class SubmissionList(APIView):
                 component_name="Created", serializers=[s.SubmissionSerializer, s.BatchSerializer], resource_type_field_name=None,
                 many=False,
             ),
-            400: s.ErrorSerializer, 401: s.ErrorSerializer, 413: s.ErrorSerializer, 429: s.ErrorSerializer,
+            400: s.ErrorSerializer, 401: s.ErrorSerializer, 413: s.ErrorSerializer, 422: s.ErrorSerializer, 429: s.ErrorSerializer,
         },
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key", str, OpenApiParameter.HEADER,
+                description=(
+                    "Any 1-255 visible ASCII characters, new for each submission (a UUID is good). A retry with the same key and "
+                    "the same request creates nothing and is answered 201 with the first request's submission (header "
+                    "Idempotent-Replayed: true); the same key with a different request is 422. Keys last SLUICE_IDEMPOTENCY_HOURS."
+                ),
+            ),
+        ],
         description="One job name gives a submission document; comma-separated names give a batch document.",
         summary="Submit data to a job (or, with comma-separated names, to several as a batch)",
     )
     def post(self, request):
         fields, params, upload = parse_submission(request)
+        ip = intake.client_ip(request.META)
+        key = idempotency.parse(
+            request.headers.get("Idempotency-Key"), request.user, ip,
+            idempotency.fingerprint(fields, params, [upload] if upload is not None else []),
+        )
         made = intake.accept(
             fields.get("job", ""), params=params, input_data=upload, submission_name=fields.get("submission_name", ""),
-            email=fields.get("email", ""), user=request.user, ip=intake.client_ip(request.META),
+            email=fields.get("email", ""), user=request.user, ip=ip, key=key,
         )
-        if isinstance(made, Batch):
-            return Response(batch_document(made), status=status.HTTP_201_CREATED, headers={"Location": f"/api/batches/{made.uuid}/"})
-        made.refresh_from_db()  # the engine has moved it on since it was made (last message, status)
-        return Response(submission_document(made), status=status.HTTP_201_CREATED, headers={"Location": submission_url(made)})
+        return created(made)
+
+
+def created(made):
+    """The 201 for an accepted submission or batch; a replay (Idempotency-Key) says so in a header.
+
+    The submission is committed by now, so whatever fails while the answer is
+    built (the database went away) still answers 201, with what is known
+    without it: the client must not retry work that will run.
+    """
+    is_batch = isinstance(made, Batch)
+    location = f"/api/batches/{made.uuid}/" if is_batch else submission_url(made)
+    headers = {"Location": location, **({"Idempotent-Replayed": "true"} if made.replayed else {})}
+    try:
+        if is_batch:
+            document = batch_document(made)
+        else:
+            made.refresh_from_db()  # the engine has moved it on since it was made (last message, status)
+            document = submission_document(made)
+    except DatabaseError as error:
+        log.error("Submission %s was accepted, but its document could not be read (%s: %s); answering without it.", made.uuid, type(error).__name__, error)
+        document = {
+            "uuid": str(made.uuid), "url": location, "status": made.status if not is_batch else SubmissionStatus.SUBMITTED,
+            "detail": "accepted; its details could not be read just now: follow url for them",
+        }
+    return Response(document, status=status.HTTP_201_CREATED, headers=headers)
 
 
 def parse_submission(request):

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,19 @@ def env_bool(name, default=False):
 
 def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_duration(name, default):
+    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``7d``."""
+    text = os.environ.get(name, default).strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], None)
+    try:
+        return float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be seconds, or a number with s, m, h or d (e.g. 7d); got {text!r}") from None
 
 
 def keep_private(path, mode):
@@ -96,6 +110,9 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{DATA_DIR / 'sluice.sqlite3'}",
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A kept connection is checked before a request uses it, so one that a database
+        # restart closed is replaced instead of failing that request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("DATABASE_PREPARED_STATEMENTS", "1") == "1":
@@ -213,6 +230,9 @@ SLUICE_RETRY_BACKOFF_MAX = float(os.environ.get("SLUICE_RETRY_BACKOFF_MAX", "300
 SLUICE_LOST_NODE_RETRIES = int(os.environ.get("SLUICE_LOST_NODE_RETRIES", "2"))
 # Finished submissions older than this many days are deleted with their files (0: keep).
 SLUICE_RETENTION_DAYS = int(os.environ.get("SLUICE_RETENTION_DAYS", "0"))
+# A submission left waiting (for input) or paused this long ends, cancelled, freeing its
+# submitter's quota. Seconds, or with a unit: 90m, 12h, 7d. 0 never expires them.
+SLUICE_IDLE_EXPIRY = env_duration("SLUICE_IDLE_EXPIRY", "7d")
 
 Q_CLUSTER = {
     "name": "sluice",
@@ -227,6 +247,11 @@ Q_CLUSTER = {
 # --- Submissions over the API ----------------------------------------------------
 # Largest accepted upload, in bytes (larger ones get 413).
 SLUICE_MAX_UPLOAD_BYTES = int(os.environ.get("SLUICE_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
+# How long an Idempotency-Key is remembered: a retry within it gets the first answer.
+SLUICE_IDEMPOTENCY_HOURS = float(os.environ.get("SLUICE_IDEMPOTENCY_HOURS", "24"))
+# Whether a cacheable task's results are reused across submitters. Off: only within one
+# user's submissions (anonymous: one address's), so the cache tells nobody what others ran.
+SLUICE_CACHE_SHARED = env_bool("SLUICE_CACHE_SHARED", False)
 # Most instances one foreach step may expand into.
 SLUICE_MAX_FOREACH = int(os.environ.get("SLUICE_MAX_FOREACH", "10000"))
 # How deeply sub-jobs may nest (a job that runs itself stops here).

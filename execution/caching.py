@@ -1,7 +1,14 @@
-"""Run caching: a cacheable task's results are reused when its definition, inputs and parameters repeat."""
+"""Run caching: a cacheable task's results are reused when its definition, inputs and parameters repeat.
+
+Reuse stays within one submitter (a user; for anonymous submissions, one
+address) unless SLUICE_CACHE_SHARED is on: a cached node tells its submitter
+that somebody ran the same thing before, and with what result, which is
+another user's business.
+"""
 import hashlib
 import json
 
+from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError
 
@@ -22,9 +29,17 @@ def key_for(node, run, inputs):
         "task": task.name, "behaviour": run.behaviour, "executable": task.executable, "in": task.in_glob, "out": task.out_glob,
         "stdout": task.stdout_glob, "params": [[spec.flag, spec.bool_valued, spec.spacing, spec.switchless, value] for spec, value in run.params],
         "environment": sorted(run.environment.items()), "item": run.item, "index": run.index, "value": run.value,
+        "scope": scope(node.submission),
     }
     digest.update(json.dumps(definition, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+def scope(submission):
+    """Whose runs a submission may reuse: everyone's (SLUICE_CACHE_SHARED), else its submitter's own."""
+    if settings.SLUICE_CACHE_SHARED:
+        return "shared"
+    return f"user:{submission.user_id}" if submission.user_id is not None else f"ip:{submission.ip}"
 
 
 def find(node, key):
@@ -51,4 +66,4 @@ def remember(key, node):
         pass
 
 
-__all__ = ["copy_results", "find", "key_for", "remember"]
+__all__ = ["copy_results", "find", "key_for", "remember", "scope"]

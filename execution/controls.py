@@ -8,7 +8,7 @@ import json
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from . import engine, lifecycle, logs
+from . import engine, intake, lifecycle, logs
 from .errors import SluiceError, SubmissionInvalid
 from .models import CacheEntry, Node, NodeLog, Result, Submission
 from .states import NodeStatus, SubmissionStatus
@@ -50,6 +50,7 @@ def restart(submission_id, key, who="a user"):
 
     Raises:
         ControlRefused: the node or something downstream is still running.
+        QuotaExceeded: the submission had finished, and its submitter is at QUEUE_HARD_LIMIT.
     """
     submission = Submission.objects.get(pk=submission_id)
     edges = engine.edge_keys(submission_id)
@@ -66,6 +67,8 @@ def restart(submission_id, key, who="a user"):
     if blocked:
         raise ControlRefused(f"step '{key}' comes after '{blocked[0]}', which is {nodes[blocked[0]].status}; restart '{blocked[0]}' instead")
     with transaction.atomic():
+        if submission.status in SubmissionStatus.TERMINAL:
+            intake.check_quota(submission)  # it becomes active again, as a new submission would
         added = [k for k in downstream if nodes[k].added_by in downstream]
         # Nodes a restarted node added at run time go (it will add them again), files and all.
         engine.delete_results(Result.objects.filter(node__submission_id=submission_id, node__key__in=added))
@@ -87,7 +90,13 @@ def restart(submission_id, key, who="a user"):
 
 def provide_input(submission_id, key, value, who="a user"):
     """Answer a node that waits for input; it succeeds with the answer as its output "input"
-    and as a result file ``<ID>.<key>.answer``. Returns the ids queued."""
+    and as a result file ``<ID>.<key>.answer``. Returns the ids queued.
+
+    Raises:
+        ControlRefused: the node does not wait for input.
+        SubmissionInvalid: the answer is too long.
+        QuotaExceeded: the submitter is at QUEUE_HARD_LIMIT without this submission.
+    """
     node = Node.objects.select_related("submission", "task").filter(submission_id=submission_id, key=key).first()
     if node is None:
         raise ControlRefused(f"there is no node '{key}'")
@@ -97,6 +106,7 @@ def provide_input(submission_id, key, value, who="a user"):
     if len(text) > INPUT_LIMIT:
         raise SubmissionInvalid({"value": f"the answer is {len(text)} characters; at most {INPUT_LIMIT}"})
     with transaction.atomic():
+        intake.check_quota(node.submission)  # it works again, as a new submission would
         if not lifecycle.answer(node.pk, {**node.outputs, "input": value}, f"answered by {who}"):
             raise ControlRefused(f"step '{key}' was answered already")
         result = Result(submission_id=submission_id, node=node, name=f"{node.submission.file_id}.{key}.answer", ending=".answer", size=len(text.encode()))

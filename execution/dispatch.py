@@ -10,6 +10,7 @@ import os
 import socket
 
 import dramatiq
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,10 +41,27 @@ def start(submission):
 
 
 def send(node_ids):
-    """Send "run node N" for each id once the current transaction commits."""
+    """Send "run node N" for each id once the current transaction commits.
+
+    The nodes are committed as ``queued`` before anything is sent, so a
+    broker that fails now loses nothing: the send is logged and the
+    reconciler sends them again once they have been queued for
+    SLUICE_REQUEUE_SECONDS. Raising here instead would turn a committed
+    submission into a 500, which a client that retries would run twice.
+    """
     if node_ids:
         ids = list(node_ids)
-        transaction.on_commit(lambda: _enqueue(ids))
+        transaction.on_commit(lambda: _enqueue_or_log(ids))
+
+
+def _enqueue_or_log(node_ids):
+    try:
+        _enqueue(node_ids)
+    except Exception as error:  # the broker's (or the lookup's) failure, whatever its type
+        log.error(
+            "Could not send %s queued node(s) %s to the broker (%s: %s); the reconciler sends them again after %s s.",
+            len(node_ids), [int(node_id) for node_id in node_ids], type(error).__name__, error, settings.SLUICE_REQUEUE_SECONDS,
+        )
 
 
 def _enqueue(node_ids):

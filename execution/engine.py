@@ -9,7 +9,6 @@ does is ``graph.decide``; how an attempt runs is its executor's business
 import logging
 import shutil
 import traceback
-from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,7 +20,7 @@ from django.utils import timezone
 from jobs import dag, expressions, templating
 from jobs.models import Job, QueueType, Task
 
-from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, verdicts
+from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, verdicts, workdirs
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus
@@ -339,8 +338,10 @@ def _return_to_parent(child_id, status, text):
     return advance(parent.submission_id, finished=parent.pk)
 
 
-def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=None):
+def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=None, idle_before=None):
     """End a submission now: its unfinished nodes get ``remaining``; returns True if this call ended it.
+
+    With ``idle_before``, only if it has waited for people (input, a resume) since before then.
 
     Sub-jobs of its waiting nodes are cancelled through their executor, and a
     sub-job that ends this way ends the node waiting for it. A sub-job that
@@ -351,7 +352,7 @@ def stop(submission_id, status, text, remaining=NodeStatus.CANCELLED, released=N
     # One transaction, so that nobody sees the submission ended with nodes still running,
     # or a sub-job ended while its parent's node still waits for it. The e-mail goes after.
     with transaction.atomic():
-        if not lifecycle.finish(submission_id, status, text):
+        if not lifecycle.finish(submission_id, status, text, idle_before=idle_before):
             return False
         subjobs = executors.get(QueueType.ExecutionBehaviour.JOB)
         waiting = Node.objects.filter(
@@ -424,7 +425,7 @@ def _run_claimed(node, attempt, submission, watch):
         return advance(submission.pk, finished=node.pk)
     if not executor.attached:
         return _start_subjob(node, attempt, executor)
-    workdir = _workdir(node)
+    workdir = workdirs.path_for(node)
     if watch:
         watchdog.add(attempt, executor)
     try:
@@ -433,8 +434,7 @@ def _run_claimed(node, attempt, submission, watch):
     finally:
         if watch:
             watchdog.remove(attempt)
-        if not settings.SLUICE_KEEP_WORK_DIRS:
-            shutil.rmtree(workdir, ignore_errors=True)
+        workdirs.remove(workdir)
     return ([node.pk] if retry else []) + released + advance(submission.pk, finished=node.pk)
 
 
@@ -690,11 +690,6 @@ def record(submission_id, text, level=Message.Level.INFO, node=None, node_id=Non
 
 def edge_keys(submission_id):
     return list(Edge.objects.filter(submission_id=submission_id).values_list("source__key", "target__key"))
-
-
-def _workdir(node):
-    root = Path(node.task.backend.root_path or settings.SLUICE_WORK_DIR)
-    return root / str(node.submission.uuid) / f"{node.pk}-{node.attempt}"
 
 
 def _prepare(node, workdir):

@@ -1,6 +1,6 @@
 """Errors of the run layer. Each carries the data a caller needs to report it."""
 
-__all__ = ["LoginRequired", "MissingInput", "QuotaExceeded", "SluiceError", "SubmissionInvalid", "UploadTooLarge"]
+__all__ = ["IdempotencyKeyInvalid", "IdempotencyKeyReused", "LoginRequired", "MissingInput", "QuotaExceeded", "SluiceError", "SubmissionInvalid", "UploadTooLarge"]
 
 
 class SluiceError(Exception):
@@ -46,3 +46,18 @@ class UploadTooLarge(SluiceError):
         self.size = size
         self.limit = limit
         super().__init__(f"input_data is {size} bytes and the limit is {limit}")
+
+
+class IdempotencyKeyInvalid(SluiceError):
+    """The ``Idempotency-Key`` header is not a key Sluice can store."""
+
+
+class IdempotencyKeyReused(SluiceError):
+    """The ``Idempotency-Key`` was first used with a different request."""
+
+    def __init__(self, key):
+        self.key = key
+        super().__init__(
+            f"the Idempotency-Key {key[:80]!r} was used before with a different request (other fields, parameters or upload); "
+            "send a new key for a new request"
+        )

@@ -12,30 +12,37 @@ from django.core.validators import EmailValidator
 from django.db import connection, transaction
 from django.db.models import Q
 
-from . import dispatch, engine
+from . import dispatch, engine, idempotency
 from .errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
 from .models import Batch, Priority, Submission
 from .states import SubmissionStatus
 
-__all__ = ["FIELDS", "accept", "priority_for"]
+__all__ = ["FIELDS", "accept", "check_quota", "priority_for"]
 
 # Request fields that are not parameters.
 FIELDS = ("job", "submission_name", "email", "input_data")
 NAME_LIMIT = Submission._meta.get_field("submission_name").max_length
 
 
-def accept(job_field, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None):
+def accept(job_field, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, key=None):
     """Validate and start a submission, or a batch when ``job_field`` names several jobs.
 
     Returns the Submission, or the Batch. Nothing is stored unless everything is valid.
+    With an idempotency ``key`` (``idempotency.Key``) that an earlier request
+    used, nothing is made and the earlier request's Submission or Batch is
+    returned; ``replayed`` on the returned object says which happened.
 
     Raises:
+        IdempotencyKeyReused: ``key`` was first used with a different request.
         SubmissionInvalid: keyed by field (job, email, input_data, a parameter's REST name…).
         LoginRequired: a job needs a logged-in user.
         UploadTooLarge: the upload is over SLUICE_MAX_UPLOAD_BYTES.
         QuotaExceeded: the submitter is at QUEUE_HARD_LIMIT.
     """
     params = dict(params or {})
+    replay = idempotency.earlier(key)  # before validating: what was accepted once stays accepted
+    if replay is not None:
+        return _replayed(replay)
     jobs = _jobs(job_field)
     _check_fields(submission_name, email)
     if not (user and user.is_authenticated) and (settings.SLUICE_LOGIN_REQUIRED or any(job.login_required for job in jobs)):
@@ -53,17 +60,31 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     if too_long:
         raise SubmissionInvalid(too_long)
     common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip}
-    with transaction.atomic():
-        _serialise(user, ip)
-        priority = priority_for(user, ip, adding=len(jobs))
-        common["priority"] = priority
-        batch = Batch.objects.create() if len(jobs) > 1 else None
-        submissions = [
-            engine.submit(job, params={name: value for name, value in params.items() if name in taken[job]}, batch=batch, **common) for job in jobs
-        ]
-        for submission in submissions:
-            dispatch.start(submission)  # sent once the transaction commits
-    return batch or submissions[0]
+    try:
+        with transaction.atomic():
+            _serialise(user, ip)
+            replay = idempotency.earlier(key)  # under the submitter's lock: a retry that raced the first
+            if replay is not None:
+                return _replayed(replay)
+            priority = priority_for(user, ip, adding=len(jobs))
+            common["priority"] = priority
+            batch = Batch.objects.create() if len(jobs) > 1 else None
+            submissions = [
+                engine.submit(job, params={name: value for name, value in params.items() if name in taken[job]}, batch=batch, **common) for job in jobs
+            ]
+            idempotency.remember(key, batch or submissions[0])
+            for submission in submissions:
+                dispatch.start(submission)  # sent once the transaction commits
+    except idempotency.KeyTaken:  # a request with the same key committed first; the lock above makes this rare
+        return _replayed(idempotency.earlier(key))
+    made = batch or submissions[0]
+    made.replayed = False
+    return made
+
+
+def _replayed(made):
+    made.replayed = True
+    return made
 
 
 def client_ip(meta):
@@ -120,17 +141,38 @@ def _serialise(user, ip):
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sluice-quota:{key}"])
 
 
+def check_quota(submission):
+    """Count a submission that a control sets working again (restart, input) against its submitter's quota.
+
+    Its submitter's other active submissions plus this one must stay within
+    QUEUE_HARD_LIMIT, as if it were submitted now: restarting finished
+    submissions must not get round the limit that submitting would meet.
+    Runs in the control's transaction, under the same per-submitter lock.
+
+    Raises:
+        QuotaExceeded: the submitter is at the limit.
+    """
+    if not settings.QUEUE_HARD_LIMIT:
+        return
+    user = submission.user
+    _serialise(user, submission.ip)
+    active = _active(user, submission.ip).exclude(pk=submission.pk).count()
+    if active + 1 > settings.QUEUE_HARD_LIMIT:
+        raise QuotaExceeded(active, settings.QUEUE_HARD_LIMIT)
+
+
+def _active(user, ip):
+    mine = Q(user=user) if user is not None and user.is_authenticated else Q(user__isnull=True, ip=ip)
+    return Submission.objects.filter(mine, status__in=SubmissionStatus.ACTIVE)
+
+
 def priority_for(user, ip, adding=1):
     """Pick the queue priority for ``adding`` new submissions by how many the submitter has active.
 
     Raises:
         QuotaExceeded: the new ones would take the submitter past QUEUE_HARD_LIMIT.
     """
-    if user is not None and user.is_authenticated:
-        mine = Q(user=user)
-    else:
-        mine = Q(user__isnull=True, ip=ip)
-    active = Submission.objects.filter(mine, status__in=SubmissionStatus.ACTIVE).count()
+    active = _active(user, ip).count()
     if settings.QUEUE_HARD_LIMIT and active + adding > settings.QUEUE_HARD_LIMIT:
         raise QuotaExceeded(active, settings.QUEUE_HARD_LIMIT, adding)
     if settings.QUEUE_HOG_SIZE and active >= settings.QUEUE_HOG_SIZE:

@@ -45,6 +45,8 @@ __all__ = [
 
 RUNNING = (NodeStatus.RUNNING,)
 _START_STATUSES = (SubmissionStatus.SUBMITTED, SubmissionStatus.RUNNING)
+# Submissions that wait for people (an answer, a resume), and count how long for.
+_IDLE = {SubmissionStatus.WAITING, SubmissionStatus.PAUSED}
 
 
 @dataclass(frozen=True)
@@ -265,9 +267,16 @@ def unwait(submission_id):
     return _submission(submission_id, SubmissionStatus.WAITING, SubmissionStatus.RUNNING)
 
 
-def finish(submission_id, status, message):
-    """Active → ``status`` (terminal) with its last message."""
-    return _submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=message)
+def finish(submission_id, status, message, idle_before=None):
+    """Active → ``status`` (terminal) with its last message.
+
+    With ``idle_before`` (a time), only a submission that has been waiting or
+    paused since before then: the idle expiry, which must not end one that
+    was answered or resumed a moment ago.
+    """
+    if idle_before is None:
+        return _submission(submission_id, SubmissionStatus.ACTIVE, status, last_message=message)
+    return _submission(submission_id, _IDLE, status, last_message=message, idle_since__lt=idle_before)
 
 
 def reopen(submission_id):
@@ -312,20 +321,27 @@ def _node(node_id, from_statuses, to, at_fence=None, **fields):
     return statements.conditional_update(Node, node_id, sorted(_as_set(from_statuses)), fields, fence=at_fence) == 1
 
 
-def _submission(submission_id, from_statuses, to, **fields):
+def _submission(submission_id, from_statuses, to, idle_since__lt=None, **fields):
     from .models import Submission
 
     fields["status"] = to
     now = timezone.now()
+    statuses = sorted(_as_set(from_statuses))
+    if to in _IDLE:  # waiting for people since the first of a wait and a pause
+        fields["idle_since"] = Coalesce(F("idle_since"), Value(now))
+    elif set(statuses) & _IDLE:
+        fields["idle_since"] = None
     if to == SubmissionStatus.RUNNING:
         # Back to running after a pause, an answer or a restart keeps the first start.
         fields.setdefault("started_at", Coalesce(F("started_at"), Value(now)))
     if to in SubmissionStatus.TERMINAL:
         fields.setdefault("finished_at", now)
-    statuses = sorted(_as_set(from_statuses))
-    if statements.plain(fields):
+    if statements.plain(fields) and idle_since__lt is None:
         return statements.conditional_update(Submission, submission_id, statuses, fields) == 1
-    return Submission.objects.filter(pk=submission_id, status__in=statuses).update(**fields) == 1
+    rows = Submission.objects.filter(pk=submission_id, status__in=statuses)
+    if idle_since__lt is not None:
+        rows = rows.filter(idle_since__lt=idle_since__lt)
+    return rows.update(**fields) == 1
 
 
 def now_of(node_id):

@@ -49,6 +49,7 @@ class Submission(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    idle_since = models.DateTimeField(null=True, blank=True, help_text="When it began waiting for input or was paused; it expires SLUICE_IDLE_EXPIRY later.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -254,3 +255,20 @@ class CacheEntry(models.Model):
 
     def __str__(self):
         return self.key[:12]
+
+
+class IdempotencyKey(models.Model):
+    """A submitter's ``Idempotency-Key``: a retry of the same POST gets the first answer, and creates nothing."""
+
+    owner = models.CharField(max_length=64, help_text="Whose key: user:<id>, or ip:<address> for anonymous submitters.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request it was first used with.")
+    submission = models.ForeignKey(Submission, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_per_owner")]
+
+    def __str__(self):
+        return f"{self.owner} {self.key}"

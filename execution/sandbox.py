@@ -235,7 +235,13 @@ def prepare_workdir(workdir):
     """
     workdir = Path(workdir)
     plan = current()
-    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for tries_left in (2, 1, 0):
+        try:
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            break
+        except FileNotFoundError:  # the last attempt of this submission removed its (empty) directory just now
+            if not tries_left:
+                raise
     if not plan.confines:
         return
     for directory in (workdir.parent.parent, workdir.parent):

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db.models.signals import post_migrate
 from django.utils import timezone
 
-from . import dispatch, engine, reconcile, retention
+from . import dispatch, engine, idempotency, reconcile, retention
 from .errors import SubmissionInvalid
 from .models import PeriodicSubmission
 
@@ -32,6 +32,8 @@ def tick(now=None):
 
 
 def purge():
+    """Hourly: delete submissions past SLUICE_RETENTION_DAYS, forget Idempotency-Keys past their hours."""
+    idempotency.expire()
     return retention.purge()
 
 

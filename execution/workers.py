@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from jobs.models import QueueType
 
-from . import broker, dispatch, engine, executors, lifecycle, schedules
+from . import broker, dispatch, engine, executors, lifecycle, schedules, workdirs
 from .models import Node
 from .states import NodeStatus
 from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["all_queues", "start_worker", "stop_worker", "wait_for_signal", "ReconcileLoop"]
+__all__ = ["all_queues", "start_worker", "stop_worker", "wait_for_signal", "ReconcileLoop", "SweepLoop"]
 
 
 def all_queues():
@@ -88,6 +88,33 @@ class ReconcileLoop(threading.Thread):
                 log.exception("Reconciler pass failed; trying again in %s s.", self.interval)
             finally:
                 close_old_connections()
+
+    def stop(self):
+        self.stopped.set()
+
+
+class SweepLoop(threading.Thread):
+    """Remove, now and then every ``interval`` seconds, the working directories dead workers left on this host.
+
+    A worker host need not run a reconciler, so its worker processes sweep
+    their own host's work roots (see ``workdirs.sweep``).
+    """
+
+    def __init__(self, interval=300.0):
+        super().__init__(name="sweeper", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self):
+        while True:
+            try:
+                workdirs.sweep()
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("Sweeping working directories failed; trying again in %s s.", self.interval)
+            finally:
+                close_old_connections()
+            if self.stopped.wait(self.interval):
+                return
 
     def stop(self):
         self.stopped.set()

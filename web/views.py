@@ -117,7 +117,7 @@ def _control(request, uuid, action):
     submission = visible_submission(request, uuid)
     try:
         dispatch.send(action(submission))
-    except (controls.ControlRefused, SubmissionInvalid) as error:
+    except (controls.ControlRefused, SubmissionInvalid, QuotaExceeded) as error:
         messages.error(request, str(error))
     else:
         submission.refresh_from_db()

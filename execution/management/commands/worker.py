@@ -40,12 +40,15 @@ class Command(BaseCommand):
         return self._supervise(options)
 
     def _run(self, options):
+        sweeper = workers.SweepLoop()
+        sweeper.start()
         worker = workers.start_worker(options["queues"], threads=options["threads"])
         queues = ", ".join(sorted(worker.consumer_whitelist)) if worker.consumer_whitelist else "every queue"
         self.stdout.write(f"Worker {os.getpid()} consuming {queues}")
         received = workers.wait_for_signal()
         self.stdout.write(f"Worker {os.getpid()} got {received}; stopping.")
         workers.stop_worker(worker, grace=options["grace"])
+        sweeper.stop()
 
     def _supervise(self, options):
         """Keep N single-process workers alive; restart any that dies; stop them all on a signal."""
