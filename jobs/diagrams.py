@@ -103,14 +103,14 @@ class Digraph(graphviz.Digraph):
 def to_dot(graph, name="sluice"):
     """Return the graph as Graphviz DOT source: nodes filled by status, wildcards dashed, possible edges dotted.
 
-    Every id, label and tooltip is plain text (``dottext``), whatever it holds; a
+    Every id, label and tooltip is plain text (``jobs.dottext``), whatever it holds; a
     colour that is not a name or ``#rrggbb[aa]`` is left out, so the default is drawn.
     """
     dot = Digraph(name=dottext.identifier(name), graph_attr={"rankdir": "LR", "bgcolor": "transparent"}, node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
     for node in graph["nodes"]:
         style = "rounded,dashed" if node["kind"] == "wildcard" else "rounded,filled"
         extra = {"color": node["color"], "penwidth": "2"} if dottext.is_colour(node.get("color")) else {}
-        tooltip = dottext.text(f"{node['key']}: {node['status']}")
+        tooltip = dottext.tooltip(f"{node['key']}: {node['status']}")
         dot.node(dottext.identifier(node["key"]), label=dottext.text(node["label"]), style=style, fillcolor=STATUS_COLOURS.get(node["status"], "#ffffff"), tooltip=tooltip, **extra)
     for edge in graph["edges"]:
         extra = {"color": edge["color"]} if dottext.is_colour(edge.get("color")) else {}

@@ -22,7 +22,7 @@ import re
 
 from graphviz import nohtml
 
-__all__ = ["COLOUR_RULE", "identifier", "is_colour", "text"]
+__all__ = ["COLOUR_RULE", "identifier", "is_colour", "text", "tooltip"]
 
 COLOUR = re.compile(r"#[0-9A-Fa-f]{6}(?:[0-9A-Fa-f]{2})?|[A-Za-z]{3,32}[0-9]{0,3}")
 COLOUR_RULE = "a colour name such as 'purple' or 'grey50', or '#rrggbb' or '#rrggbbaa'"
@@ -47,6 +47,20 @@ def text(value):
     return nohtml(value)
 
 
+def tooltip(value):
+    """Return ``value`` as a DOT tooltip that Graphviz shows exactly as written (on one line).
+
+    Graphviz reads a tooltip's backslashes twice (once as escapes, once for
+    ``\\N`` and the like), where a label's are read once: so each is written four times.
+    """
+    value = UNPRINTABLE.sub("", str(value).replace("\t", " ").replace("\n", " "))
+    return nohtml(value.replace("\\", "\\" * 4).replace("&", "&amp;"))
+
+
 def identifier(value):
-    """Return ``value`` as a DOT node or graph id: a string, never HTML-like, backslashes as written."""
+    """Return ``value`` as a DOT node or graph id: a string, never HTML-like.
+
+    Its backslashes are doubled so that none can escape the closing quote: the
+    id stays unique and the same in every statement, and is never drawn as a label.
+    """
     return nohtml(UNPRINTABLE.sub("", str(value)).replace("\\", "\\\\").replace("\n", " "))
