@@ -29,6 +29,8 @@ ATTRIBUTES = {
     f"{{{XLINK}}}title", f"{{{XML}}}space",
 }
 LINKS = {"href", f"{{{XLINK}}}href"}
+# How each attribute kept is written: the SVG namespace is the document's default, the others have their usual prefixes.
+WRITTEN = {name: name.replace(f"{{{XLINK}}}", "xlink:").replace(f"{{{XML}}}", "xml:") for name in ATTRIBUTES | LINKS}
 # A link the app may add itself: a path on this site, or a fragment of this document.
 INTERNAL_LINK = re.compile(r"/(?![/\\])[^\s\\]*|#[A-Za-z0-9_.:-]+")
 # A paint or other value may point into this document (a gradient), never anywhere else.
@@ -65,18 +67,14 @@ def clean(svg):
 
 
 def _clean_element(element):
-    """Keep what ``element`` may hold, named as it is written (``xlink:title``), so it serialises without prefixes made up."""
+    """Keep what ``element`` may hold, named as it is written (``xlink:title``), so it serialises without made-up prefixes."""
     element.tag = element.tag[len(SVG) + 2:]
-    element.attrib = {_written(name): value for name, value in element.attrib.items() if _keeps(name, value)}
+    element.attrib = {WRITTEN[name]: value for name, value in element.attrib.items() if _keeps(name, value)}
     for child in list(element):
-        if not _known(child.tag):
-            _remove(element, child)
-        else:
+        if _known(child.tag):
             _clean_element(child)
-
-
-def _written(name):
-    return name.replace(f"{{{XLINK}}}", "xlink:").replace(f"{{{XML}}}", "xml:")
+        else:
+            _remove(element, child)
 
 
 def _known(tag):
@@ -86,7 +84,7 @@ def _known(tag):
 def _keeps(name, value):
     if name in LINKS:
         return INTERNAL_LINK.fullmatch(value) is not None
-    return name in ATTRIBUTES and not FOREIGN_REFERENCE.search(value)
+    return name in ATTRIBUTES and ("(" not in value or not FOREIGN_REFERENCE.search(value))
 
 
 def _remove(parent, child):
