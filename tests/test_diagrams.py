@@ -167,6 +167,20 @@ def served_diagrams(client, submission):
     return [figure(page.content.decode()), figure(live.content.decode()), picture.content.decode()]
 
 
+def test_the_dot_source_holds_every_name_and_label_as_a_plain_string():
+    graph = {
+        "nodes": [
+            {"key": "a:b", "task": "t", "kind": "node", "status": "pending", "label": "<b>x</b>", "color": "red:blue"},
+            {"key": "<c>", "task": "t", "kind": "node", "status": "pending", "label": "c\\G\nnext line", "color": "#00ff0080"},
+        ],
+        "edges": [{"from": "a:b", "to": "<c>", "kind": "edge", "label": "&amp;"}],
+    }
+    source = diagrams.to_dot(graph, "<job>")
+    assert source.startswith('digraph "<job>" {') and '"a:b" -> "<c>"' in source  # an edge between two whole ids, no port
+    assert 'label="<b>x</b>"' in source and 'label="c\\\\G\\nnext line"' in source and 'label="&amp;amp;"' in source
+    assert "red:blue" not in source and 'color="#00ff0080"' in source
+
+
 @pytest.mark.django_db
 def test_a_label_with_an_html_link_from_a_running_step_is_drawn_as_text_not_a_link(client, renderer):
     submission = styled_submission(label=LINK)
