@@ -18,6 +18,7 @@ from execution.states import SubmissionStatus
 from jobs.models import Job
 
 from . import serializers as s
+from .errors import error_body
 from .pagination import StrictLimitOffsetPagination
 
 ERRORS = {400: s.ErrorSerializer, 404: s.ErrorSerializer}
@@ -91,10 +92,8 @@ def svg_response(graph, name):
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     except diagrams.DiagramError as error:
-        return Response(
-            {"detail": f"{error}; ask for ?format=json or dot", "errors": {"format": ["svg cannot be drawn for this graph; ask for json or dot"]}},
-            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-        )
+        body = error_body(f"{error}; ask for ?format=json or dot", {"format": ["svg cannot be drawn for this graph; ask for json or dot"]})
+        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
 
 
 class EndpointList(APIView):

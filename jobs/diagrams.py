@@ -106,16 +106,21 @@ def to_dot(graph, name="sluice"):
     Every id, label and tooltip is plain text (``jobs.dottext``), whatever it holds; a
     colour that is not a name or ``#rrggbb[aa]`` is left out, so the default is drawn.
     """
-    dot = Digraph(name=dottext.identifier(name), graph_attr={"rankdir": "LR", "bgcolor": "transparent"}, node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
+    dot = Digraph(
+        name=dottext.identifier(name), graph_attr={"rankdir": "LR", "bgcolor": "transparent"},
+        node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"},
+    )
     for node in graph["nodes"]:
         style = "rounded,dashed" if node["kind"] == "wildcard" else "rounded,filled"
         extra = {"color": node["color"], "penwidth": "2"} if dottext.is_colour(node.get("color")) else {}
+        fill = STATUS_COLOURS.get(node["status"], "#ffffff")
         tooltip = dottext.tooltip(f"{node['key']}: {node['status']}")
-        dot.node(dottext.identifier(node["key"]), label=dottext.text(node["label"]), style=style, fillcolor=STATUS_COLOURS.get(node["status"], "#ffffff"), tooltip=tooltip, **extra)
+        dot.node(dottext.identifier(node["key"]), label=dottext.text(node["label"]), style=style, fillcolor=fill, tooltip=tooltip, **extra)
     for edge in graph["edges"]:
         extra = {"color": edge["color"]} if dottext.is_colour(edge.get("color")) else {}
         style = "dotted" if edge["kind"] == "possible" else "solid"
-        dot.edge(dottext.identifier(edge["from"]), dottext.identifier(edge["to"]), label=dottext.text(edge.get("label") or ""), style=style, **extra)
+        ends = dottext.identifier(edge["from"]), dottext.identifier(edge["to"])
+        dot.edge(*ends, label=dottext.text(edge.get("label") or ""), style=style, **extra)
     return dot.source
 
 

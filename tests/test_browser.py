@@ -225,7 +225,8 @@ def visit(tab, url):
 
 def test_no_page_breaks_the_content_security_policy(live_server, worker, tab, report_job, staff):
     seen = watch_policy(tab)
-    painter = make_task("painter", "printf '%s\\n' " + shlex.quote(json.dumps({"op": "style", "node": "painter", "label": HOSTILE_LABEL})) + ' >> "$SLUICE_CONTROL"')
+    operation = json.dumps({"op": "style", "node": "painter", "label": HOSTILE_LABEL})
+    painter = make_task("painter", f"printf '%s\\n' {shlex.quote(operation)} >> \"$SLUICE_CONTROL\"")
     ask = make_task("ask", "true", input_prompt="Go on? (yes/no)")
     job = make_job("painted", steps=[painter, ("ask", ask, {"after": ["painter"]})])
     submission = wait_for(intake.accept(job.name), statuses=("waiting",))
