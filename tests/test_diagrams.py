@@ -114,7 +114,7 @@ INTERNAL = re.compile(r"/(?![/\\])|#")
 
 @pytest.fixture(params=["wasm", "dot"])
 def renderer(request, monkeypatch):
-    """Each attack is drawn by both Graphivzes: the WebAssembly one, and dot (which draws HTML-like labels)."""
+    """Each attack is drawn by both Graphvizes: the WebAssembly one, and dot (which draws HTML-like labels)."""
     cache.clear()
     if request.param == "dot":
         if shutil.which("dot") is None:
