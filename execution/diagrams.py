@@ -1,10 +1,10 @@
 """The as-of-now graph of a submission; drawing lives in ``jobs.diagrams``."""
-from jobs.diagrams import STATUS_COLOURS, add_wildcards, collapse, job_graph, label, to_dot, to_svg
+from jobs.diagrams import STATUS_COLOURS, DiagramError, GraphvizMissing, add_wildcards, collapse, inline, job_graph, label, to_dot, to_svg
 
 from .models import Edge
 from .states import SubmissionStatus
 
-__all__ = ["STATUS_COLOURS", "collapse", "job_graph", "submission_graph", "to_dot", "to_svg"]
+__all__ = ["STATUS_COLOURS", "DiagramError", "GraphvizMissing", "collapse", "inline", "job_graph", "submission_graph", "to_dot", "to_svg"]
 
 # Nodes in these statuses may still run, so a dynamic one may still add to the graph.
 MAY_GROW = {"pending", "queued", "running", "waiting"}

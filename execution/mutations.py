@@ -15,12 +15,15 @@ Operations (``op``):
 - ``add_edge`` {from, to}: ``to`` (not yet started) runs after ``from``.
 - ``promise`` {kind, ...}: a promise from now on (promises only tighten).
 - ``output`` {name, value}: a typed value later steps may use.
-- ``style`` {node | from+to, color?, label?}: cosmetic changes to the picture.
+- ``style`` {node | from+to, color?, label?}: cosmetic changes to the picture. A label is drawn
+  as plain text, whatever it holds; a colour is a name or ``#rrggbb`` / ``#rrggbbaa`` ("" for
+  the default).
 """
 import json
 import re
 from dataclasses import dataclass, field
 
+from jobs import dottext
 from jobs import promises as promise_defs
 
 __all__ = ["GraphState", "OperationError", "Plan", "PromiseBroken", "parse_lines", "plan", "promise_holds"]
@@ -320,6 +323,8 @@ def _style(state, operation):
     for name, value in style.items():
         if len(value) > STYLE_LIMITS[name]:
             raise OperationError(f"{describe(operation)}: '{name}' is {len(value)} characters; at most {STYLE_LIMITS[name]}")
+    if style.get("color") and not dottext.is_colour(style["color"]):  # "" sets the default back
+        raise OperationError(f"{describe(operation)}: 'color' must be {dottext.COLOUR_RULE}, got {style['color']!r}")
     if "node" in operation:
         _exists(state, operation["node"], operation)
         return {"node": operation["node"], **style}

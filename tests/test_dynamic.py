@@ -1,5 +1,6 @@
 """Dynamic workflows: the control channel, promises, wildcards, the gradient examples."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,29 @@ def test_styles_and_outputs_reach_the_graph_and_the_node(db):
     assert (node["color"], node["label"]) == ("purple", "painted")
     assert submission.nodes.get().outputs == {"score": 0.9}
     assert 'color=purple' in diagrams.to_dot(diagrams.submission_graph(submission))
+
+
+@pytest.mark.parametrize("color", ["red", "purple", "grey50", "#ff0000", "#FF000080", ""])
+def test_a_style_may_set_a_colour_name_or_rgb_hex(color):
+    result = run_plan(state(a="A"), {"op": "style", "node": "a", "color": color})
+    assert result.styles == [{"node": "a", "color": color}]
+
+
+NOT_COLOURS = ['red" URL="javascript:alert(1)', "#ff000", "#ff0000ff00", "red:blue", "/x11/red", "0.5 0.5 0.5", "url(#x)", "<b>"]
+
+
+@pytest.mark.parametrize("color", NOT_COLOURS)
+def test_a_style_refuses_anything_but_a_colour_name_or_rgb_hex(color):
+    rule = "'color' must be a colour name such as 'purple' or 'grey50', or '#rrggbb' or '#rrggbbaa'"
+    with pytest.raises(OperationError, match=re.escape(f"{rule}, got {color!r}")):
+        run_plan(state(a="A"), {"op": "style", "node": "a", "color": color})
+
+
+def test_a_step_that_sends_a_colour_that_is_not_one_fails_and_nothing_is_styled(db):
+    task = make_task("painter", control({"op": "style", "node": "painter", "color": "url(javascript:alert(1))", "label": "painted"}))
+    submission = SynchronousRunner(make_job("j", steps=[task])).init().process()
+    assert submission.status == "error" and "'color' must be a colour name" in submission.last_message
+    assert submission.nodes.get().style == {}
 
 
 def test_a_runtime_promise_is_kept_for_later_steps(db):

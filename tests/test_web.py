@@ -1,4 +1,6 @@
 """Server-rendered pages: every page, every kind of visitor."""
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -157,3 +159,57 @@ def test_login_page_and_logout(owner):
     response = client.post("/accounts/login/", {"username": "owner", "password": "pw-owner-123"})
     assert response.status_code == 302
     assert "Log out owner" in client.get("/").content.decode()
+
+
+# --- Content-Security-Policy ---------------------------------------------------------------------------
+
+INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.IGNORECASE)
+HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
+INLINE_STYLE = re.compile(r"<style\b|<[^>]+\sstyle=", re.IGNORECASE)
+
+
+def policy(response):
+    """The response's Content-Security-Policy as {directive: [sources]}."""
+    return {name: sources for name, *sources in (part.split() for part in response["Content-Security-Policy"].split(";") if part.strip())}
+
+
+def pages_to_check(counting_job):
+    """The pages anyone may see, one of each kind."""
+    submission = SynchronousRunner(counting_job, input=b"x\ny\n", params={"count_mode": "fast"}).init().process()
+    return ["/", "/jobs/counting/", f"/submissions/{submission.uuid}/", f"/submissions/{submission.uuid}/live/",
+            f"/submissions/{submission.uuid}/results/{submission.results.first().pk}/", "/accounts/login/", "/admin/login/",
+            "/api/docs/", "/api/jobs/"]
+
+
+def test_every_page_refuses_inline_script_and_framing_and_holds_none(staff, counting_job):
+    anonymous = [(None, path) for path in pages_to_check(counting_job)]
+    logged_in = [(staff, path) for path in ("/submissions/", "/admin/", f"/admin/jobs/job/{counting_job.pk}/change/", "/admin/jobs/task/add/",
+                                            "/admin/execution/submission/")]
+    for user, path in anonymous + logged_in:
+        response = client_for(user).get(path, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200, path
+        rules = policy(response)
+        assert rules["script-src"] == ["'self'"] and rules["style-src"] == ["'self'"], path
+        assert (rules["object-src"], rules["base-uri"], rules["frame-ancestors"]) == (["'none'"], ["'self'"], ["'none'"]), path
+        page = response.content.decode()
+        assert not INLINE_SCRIPT.search(page) and not HANDLER.search(page) and not INLINE_STYLE.search(page), path
+
+
+def test_the_api_docs_start_swagger_from_a_script_file(client):
+    page = client.get("/api/docs/").content.decode()
+    assert '<script src="/api/docs/?script="></script>' in page
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "SwaggerUIBundle(" in script.content.decode()
+
+
+def test_an_svg_picture_may_load_and_run_nothing(counting_job):
+    response = Client().get("/api/jobs/counting/graph/?format=svg")
+    assert response.status_code == 200 and policy(response) == {"default-src": ["'none'"], "frame-ancestors": ["'none'"]}
+
+
+def test_the_policy_is_a_setting_and_empty_sends_none(client, settings, counting_job):
+    settings.SLUICE_CONTENT_SECURITY_POLICY = "default-src 'self'; img-src *"
+    assert client.get("/")["Content-Security-Policy"] == "default-src 'self'; img-src *"
+    settings.SLUICE_CONTENT_SECURITY_POLICY = ""
+    assert "Content-Security-Policy" not in client.get("/")

