@@ -66,14 +66,20 @@ def arithmetic_safe(value):
     return isinstance(value, str) and _NUMBER.fullmatch(value) is not None
 
 
+_LITERAL = "(Sluice writes the value as a quoted string literal)"
+
+
 def _quoted(text, line, language):
     example = _EXAMPLE[language].format(text=text)
-    return f"{text} is inside a string on line {line}; write the bare placeholder, e.g. {example} (Sluice writes the value as a quoted string literal)"
+    return f"{text} is inside a string on line {line}; write the bare placeholder, e.g. {example} {_LITERAL}"
 
 
 def _glued(text, line, language):
     example = _EXAMPLE[language].format(text=text)
-    return f"{text} is joined to the name next to it on line {line}; write the bare placeholder as a word of its own, e.g. {example} (Sluice writes the value as a quoted string literal)"
+    return (
+        f"{text} is joined to the name next to it on line {line}; "
+        f"write the bare placeholder as a word of its own, e.g. {example} {_LITERAL}"
+    )
 
 
 def _substitute(code, found, replace):
@@ -138,7 +144,8 @@ def _python_syntax(code, found):
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         where = f" on line {error.lineno}" if getattr(error, "lineno", None) else ""
         reason = getattr(error, "msg", None) or str(error)
-        return [f"the code is not valid Python{where} ({reason}); code that uses $P, $VALUE, $ITEM or $INDEX must be, so they can be checked"]
+        uses = "code that uses $P, $VALUE, $ITEM or $INDEX must be, to check where they stand"
+        return [f"the code is not valid Python{where} ({reason}); {uses}"]
     return []
 
 
