@@ -20,6 +20,7 @@ validated endings, and may stand inside quotes, as in ``open("$O1", "w")``.
 
 Pure functions, no Django.
 """
+import functools
 import io
 import re
 import tokenize
@@ -43,17 +44,22 @@ def problems(code, language, fixed=None):
     shell arithmetic; None means the types are not known yet, and arithmetic
     is then left for a later check. ``$INDEX`` is always a number.
     """
-    language = LANGUAGES.get(language, language)
+    return list(_problems(code or "", LANGUAGES.get(language, language), None if fixed is None else frozenset({*fixed, "$INDEX"})))
+
+
+@functools.lru_cache(maxsize=256)
+def _problems(code, language, fixed):
+    # Cached: every start of a step checks its task's executable again (a few ms for long Python).
     found = templating.placeholders(code)
     if not any(placeholder.literal for placeholder in found):
-        return []
+        return ()
     if language == "python":
-        return _python_problems(code, found)
+        return tuple(_python_problems(code, found))
     if language == "r":
-        return _r_problems(code, found)
+        return tuple(_r_problems(code, found))
     if language == "shell":
-        return _shell_problems(code, found, None if fixed is None else {*fixed, "$INDEX"})
-    return []
+        return tuple(_shell_problems(code, found, fixed))
+    return ()
 
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
