@@ -409,8 +409,18 @@ class Job(models.Model):
         """
         if not self.runnable:
             return f"job '{self.name}' is not runnable"
-        if not (steps if steps is not None else self.steps_with_tasks()):
+        steps = steps if steps is not None else self.steps_with_tasks()
+        if not steps:
             return f"job '{self.name}' has no steps, so it is not runnable"
+        # Saving refuses clashing REST names; rows saved before it did could still clash.
+        seen = {}
+        for parameter in (parameter for step in steps for parameter in step.task.parameters.all()):
+            other = seen.setdefault(parameter.rest_name, parameter)
+            if other.task_id != parameter.task_id:
+                return (
+                    f"job '{self.name}' is not runnable: parameter '{parameter.rest_alias}' of task '{parameter.task.name}' and parameter "
+                    f"'{other.rest_alias}' of task '{other.task.name}' are both '{parameter.rest_name}'; an administrator must rename one"
+                )
         return None
 
     @classmethod

@@ -54,3 +54,17 @@ def test_a_batch_with_a_job_without_steps_stores_nothing():
     assert response.status_code == 400
     assert errors(response) == {"job": ["job 'empty' has no steps, so it is not runnable"]}
     assert not Submission.objects.exists()
+
+
+def test_a_job_whose_saved_rest_names_clash_refuses_submissions():
+    # Saved before saving refused it: one value would silently reach both tasks.
+    first, second = make_task("a_b", "echo $P1"), make_task("a", "echo $P1")
+    make_parameter(first, "c")
+    make_parameter(second, "b_c")
+    make_job("clashing", steps=[first, second])
+    response = client_for(None).post("/api/submissions/", {"job": "clashing", "a_b_c": "x"}, format="json")
+    assert response.status_code == 400
+    assert errors(response) == {"job": [
+        "job 'clashing' is not runnable: parameter 'b_c' of task 'a' and parameter 'c' of task 'a_b' are both 'a_b_c'; an administrator must rename one"
+    ]}
+    assert not Submission.objects.exists()
