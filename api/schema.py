@@ -14,7 +14,7 @@ def add_job_parameters(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
     types = {"string": "string", "int": "integer", "float": "number", "bool": "boolean", "choice": "string"}
     try:
-        jobs = list(Job.objects.filter(runnable=True))
+        jobs = list(Job.accepting())
     except DatabaseError:  # schema generation without a database (e.g. `spectacular --file`)
         return result
     for job in jobs:
@@ -24,8 +24,8 @@ def add_job_parameters(result, generator, request, public):
             schema = {"type": types[kind], "description": parameter.description}
             if parameter.choice_list:
                 schema["enum"] = parameter.choice_list
-            if parameter.default != "":
-                schema["default"] = parameter.default
+            if parameter.typed_default is not None:
+                schema["default"] = parameter.typed_default
             properties[parameter.rest_name] = schema
         components[f"Job_{job.name}"] = {
             "type": "object",

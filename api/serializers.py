@@ -14,7 +14,9 @@ class ErrorSerializer(serializers.Serializer):
 class ParameterSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="The REST name: <task>_<alias>.")
     type = serializers.ChoiceField(choices=["string", "int", "float", "bool", "choice"])
-    default = serializers.CharField(allow_blank=True)
+    default = serializers.JSONField(
+        allow_null=True, help_text="The default as a value of the parameter's type (a number for int and float, true/false for bool), or null when there is none.",
+    )
     required = serializers.BooleanField()
     description = serializers.CharField(allow_blank=True)
     choices = serializers.ListField(child=serializers.CharField())

@@ -46,7 +46,7 @@ def parameter_info(parameter):
     return {
         "name": parameter.rest_name,
         "type": "bool" if parameter.bool_valued else parameter.type,
-        "default": parameter.default,
+        "default": parameter.typed_default,
         "required": parameter.required and parameter.default == "",
         "description": parameter.description,
         "choices": parameter.choice_list,
@@ -104,7 +104,7 @@ def svg_response(graph, name):
 class EndpointList(APIView):
     @extend_schema(responses=s.EndpointSerializer(many=True), summary="Runnable jobs and the parameters they take")
     def get(self, request):
-        jobs = Job.objects.filter(runnable=True).prefetch_related("validators", "steps__task__parameters")
+        jobs = Job.accepting().prefetch_related("validators", "steps__task__parameters")
         return Response([
             {
                 "job": job.name,

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.html import format_html
 
-from . import engine, retention
+from . import documents, engine, retention
 from .models import Batch, Message, Node, PeriodicSubmission, Result, Submission
 from .states import SubmissionStatus
 
@@ -45,7 +45,9 @@ class ResultInline(ReadOnlyInline):
     def file_link(self, obj):
         if not obj.file:
             return "-"
-        return format_html('<a href="{}">download</a>', obj.file.url)
+        # Results are private files, served only through the API's download (staff may download any);
+        # storage URLs such as /media/… are not served at all.
+        return format_html('<a href="{}">download</a>', documents.result_url(obj))
 
 
 class MessageInline(ReadOnlyInline):

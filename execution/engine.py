@@ -44,12 +44,13 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     names to raw values; ``disabled`` names step keys to skip this time.
 
     Raises:
-        SubmissionInvalid: the job is not runnable, a parameter is missing or
+        SubmissionInvalid: the job is not runnable (or has no steps), a parameter is missing or
             ill-typed, or a validator refuses the upload.
     """
-    if not job.runnable:
-        raise SubmissionInvalid({"job": f"job '{job.name}' is not runnable"})
     steps = job.steps_with_tasks()
+    refusal = job.refusal(steps)
+    if refusal:
+        raise SubmissionInvalid({"job": refusal})
     unknown = set(disabled) - {step.key for step in steps}
     if unknown:
         raise SubmissionInvalid({"disabled": f"job '{job.name}' has no step {', '.join(sorted(unknown))}"})

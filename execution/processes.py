@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from jobs import templating
+from jobs import quoting, templating
 
 from . import logs, sandbox
 from .executors import Executor, Finished, Outcome, gather, read_control, register
@@ -54,7 +54,8 @@ class LocalExecutor(Executor):
         """Stage, render and start the run; return ``<host>:<process group>``.
 
         Raises:
-            templating.TemplateError: the executable names something undefined.
+            templating.TemplateError: the executable names something undefined, or
+                puts a value placeholder where its quoting does not hold (``jobs.quoting``).
             OSError: the working directory or interpreter is unusable.
         """
         sandbox.prepare_workdir(run.workdir)
@@ -219,6 +220,10 @@ def _command(run):
         index=run.index,
         in_names=run.in_names,
     )
+    numbers = {f"$P{number}" for number, (_, value) in enumerate(run.params, start=1) if quoting.arithmetic_safe(value)}
+    unsafe = quoting.problems(run.executable, run.behaviour, numbers | ({"$ITEM"} if quoting.arithmetic_safe(run.item) else set()))
+    if unsafe:  # a task saved before saving checked this: never let a value run as a command
+        raise templating.TemplateError(f"the executable is refused: {unsafe[0]}", None)
     if run.behaviour == "localhost":
         line = templating.render(run.executable, context, language="shell")
         return [SHELL, "-c", line], line

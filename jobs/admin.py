@@ -70,12 +70,14 @@ class BackendAdmin(admin.ModelAdmin):
 
 class ParameterFormSet(forms.BaseInlineFormSet):
     def clean(self):
-        """Refuse ``$P`` placeholders beyond the parameters being saved."""
+        """Refuse ``$P`` placeholders beyond the parameters being saved, and string ones in shell arithmetic."""
         super().clean()
-        count = len(kept_forms(self))
-        # Task.clean() already reports $I/$O problems; add only those the count reveals.
-        already = set(self.instance.placeholder_errors(parameter_count=None))
-        problems = [p for p in self.instance.placeholder_errors(parameter_count=count) if p not in already]
+        kept = sorted(kept_forms(self), key=lambda form: form.cleaned_data.get("position") or 0)
+        task = self.instance
+        # Task.clean() already reports $I/$O and quoting problems; add only those the parameters reveal.
+        already = set(task.placeholder_errors(parameter_count=None) + task.quoting_errors())
+        found = task.placeholder_errors(parameter_count=len(kept)) + task.quoting_errors([form.instance for form in kept])
+        problems = [p for p in dict.fromkeys(found) if p not in already]
         if problems:
             raise ValidationError(problems)
 
@@ -87,7 +89,7 @@ class ParameterInline(admin.TabularInline):
     extra = 0
     fields = (
         "position", "rest_alias", "flag", "default", "type", "choices",
-        "bool_valued", "spacing", "switchless", "required", "description",
+        "bool_valued", "spacing", "switchless", "required", "allow_dash", "description",
     )
     # A one-line description keeps the tabular rows readable.
     formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 30})}}
@@ -172,11 +174,14 @@ class StepForm(forms.ModelForm):
 
 class StepFormSet(forms.BaseInlineFormSet):
     def clean(self):
-        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved."""
+        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved, and a runnable job without any."""
         super().clean()
         if any(self.errors):
             return  # Row errors first: a row without a valid key cannot be placed in the graph.
         specs = [dag.StepSpec(f.cleaned_data["key"], f.cleaned_data["ordering"], tuple(f.cleaned_data["after"])) for f in kept_forms(self)]
+        problem = self.instance.stepless_problem(len(specs))
+        if problem:
+            raise ValidationError(problem)
         try:
             dag.check_steps(specs)
         except dag.StepGraphError as error:

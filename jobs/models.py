@@ -3,6 +3,8 @@
 Rules live here, in ``clean()`` and model methods, so that admin, YAML import
 and the API enforce the same things with the same messages.
 """
+import functools
+import operator
 import re
 
 from django.core.exceptions import ValidationError
@@ -12,7 +14,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import dag, expressions, params, promises, templating, validators
+from . import dag, expressions, params, promises, quoting, templating, validators
 
 NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
 ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name is letters, digits and '_', not starting with a digit")
@@ -118,7 +120,7 @@ class Task(models.Model):
         for code in self.custom_exit_status.replace(" ", "").split(","):
             if code and (not code.isdigit() or not 0 < int(code) < 256):
                 errors.setdefault("custom_exit_status", []).append(f"'{code}' is not an exit status between 1 and 255")
-        problems = self.placeholder_errors(parameter_count=None)
+        problems = self.placeholder_errors(parameter_count=None) + self.quoting_errors()
         if problems:
             errors.setdefault("executable", []).extend(problems)
         if self.cache and self.dynamic:
@@ -149,6 +151,20 @@ class Task(models.Model):
                     problems.append(f"{placeholder.text} is used but {what} {limit} {noun}{'' if limit == 1 else 's'}")
         return problems
 
+    def quoting_errors(self, parameters=None):
+        """Return messages for value placeholders written where their quoting does not hold.
+
+        Inside the author's own quotes (``'$P1'`` in a shell line, Python or R
+        code), a comment, a here-document or shell arithmetic, a submitted value
+        could end the author's string and run as a command or code (``jobs.quoting``).
+        ``parameters``: the task's parameters in ``$P`` order, once known; only
+        then is shell arithmetic judged, as it depends on their types.
+        """
+        if not self.backend_id:
+            return []
+        fixed = None if parameters is None else {f"$P{number}" for number, parameter in enumerate(parameters, start=1) if parameter.fixed}
+        return quoting.problems(self.executable, self.backend.queue_type.execution_behaviour, fixed)
+
     def run_spec(self):
         """``(parameters as [(rest_name, ParamSpec)], environment as {name: value})``, cached per version.
 
@@ -168,14 +184,15 @@ class Task(models.Model):
         return spec
 
     def check_parameters(self):
-        """Check ``$P`` placeholders against the saved parameters.
+        """Check ``$P`` placeholders against the saved parameters, and their types where the shell evaluates them.
 
         Raises:
             ValidationError: on the ``executable`` field.
         """
-        problems = self.placeholder_errors(parameter_count=self.parameters.count())
+        parameters = list(self.parameters.all())
+        problems = self.placeholder_errors(parameter_count=len(parameters)) + self.quoting_errors(parameters)
         if problems:
-            raise ValidationError({"executable": problems})
+            raise ValidationError({"executable": list(dict.fromkeys(problems))})
 
 
 _RUN_SPECS = {}
@@ -200,6 +217,10 @@ class Parameter(models.Model):
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.STRING)
     choices = models.CharField(max_length=1024, blank=True, help_text="Comma-separated allowed values for type 'choice'.")
     required = models.BooleanField(default=False, help_text="A submission must give a value (a default also satisfies it).")
+    allow_dash = models.BooleanField(
+        default=False,
+        help_text="Accept string values that begin with '-'. Off, such values are refused, as a program could take them for options (--output=…).",
+    )
     description = models.TextField(blank=True)
 
     class Meta:
@@ -226,11 +247,50 @@ class Parameter(models.Model):
         Raises:
             params.ParameterValueError: with a message naming the parameter.
         """
-        kind = Parameter.Type.BOOL if self.bool_valued else self.type
         try:
-            return params.coerce(kind, raw, self.choice_list)
+            return params.coerce(self.kind, raw, self.choice_list, allow_dash=self.allow_dash)
         except params.ParameterValueError as error:
-            raise params.ParameterValueError(f"parameter '{self.rest_name}' {error}") from None
+            raise type(error)(f"parameter '{self.rest_name}' {error}") from None
+
+    @property
+    def kind(self):
+        """The type values are parsed as: a bool-valued parameter is a bool whatever its type says."""
+        return Parameter.Type.BOOL if self.bool_valued else self.type
+
+    @property
+    def fixed(self):
+        """Is every value of this parameter a number (or a bool, which renders as the author's flag)?
+
+        Only such values may stand in shell arithmetic (``jobs.quoting``).
+        """
+        if self.kind == Parameter.Type.CHOICE:
+            return bool(self.choice_list) and all(quoting.arithmetic_safe(choice) for choice in self.choice_list)
+        return self.kind != Parameter.Type.STRING
+
+    @property
+    def typed_default(self):
+        """The default as a value of the parameter's type (10, True, 0.5, "text"), or None when there is none."""
+        if self.default == "":
+            return None
+        try:
+            return params.coerce(self.kind, self.default, self.choice_list, allow_dash=True)
+        except params.ParameterValueError:  # saved around validation; submitting says what is wrong
+            return None
+
+    def rest_name_clash(self):
+        """Return the parameter of another task that has this one's REST name, or None.
+
+        ``<task>_<alias>`` is ambiguous when names hold '_': task 'a_b' with
+        alias 'c' and task 'a' with alias 'b_c' are both 'a_b_c', and one
+        submitted value would reach both. REST names are one namespace for
+        the whole catalogue, as a batch sends its values to every job in it.
+        """
+        name = self.rest_name
+        splits = [models.Q(task__name=name[:at], rest_alias=name[at + 1:]) for at, char in enumerate(name) if char == "_"]
+        others = Parameter.objects.filter(functools.reduce(operator.or_, splits)).select_related("task")
+        if self.task_id is not None:
+            others = others.exclude(task_id=self.task_id)
+        return others.first()
 
     def clean(self):
         errors = {}
@@ -247,6 +307,15 @@ class Parameter(models.Model):
                 self.parse(self.default)
             except params.ParameterValueError as error:
                 errors["default"] = str(error).replace(f"parameter '{self.rest_name}'", "the default")
+                if isinstance(error, params.LeadingDash):
+                    errors["default"] += "; tick allow_dash if the task takes such values safely"
+        if has_task and self.rest_alias and "rest_alias" not in errors:
+            clash = self.rest_name_clash()
+            if clash is not None:
+                errors["rest_alias"] = (
+                    f"parameter '{self.rest_alias}' of task '{self.task.name}' and parameter '{clash.rest_alias}' of task "
+                    f"'{clash.task.name}' would both be sent as '{self.rest_name}'; change one of the rest aliases"
+                )
         if errors:
             raise ValidationError(errors)
 
@@ -313,15 +382,51 @@ class Job(models.Model):
         return [dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in (steps or self.steps_with_tasks())]
 
     def check_steps(self):
-        """Check the saved steps form a valid graph.
+        """Check the saved steps form a valid graph, and that a runnable job has one.
 
         Raises:
             ValidationError: naming the step, the unknown key or the cycle.
         """
+        specs = self.step_specs()
+        problem = self.stepless_problem(len(specs))
+        if problem:
+            raise ValidationError({"steps": problem})
         try:
-            dag.check_steps(self.step_specs())
+            dag.check_steps(specs)
         except dag.StepGraphError as error:
             raise ValidationError({"steps": str(error)}) from None
+
+    def stepless_problem(self, step_count):
+        """Say what is wrong when a runnable job would have no steps: a submission would run nothing and be 'complete'."""
+        if self.runnable and step_count == 0:
+            return f"job '{self.name}' is runnable but has no steps; add a step, or make it not runnable to keep it as a draft"
+        return None
+
+    def refusal(self, steps=None):
+        """Return why the job takes no submission now (naming it), or None.
+
+        ``steps``: the job's steps, when the caller has them already.
+        """
+        if not self.runnable:
+            return f"job '{self.name}' is not runnable"
+        steps = steps if steps is not None else self.steps_with_tasks()
+        if not steps:
+            return f"job '{self.name}' has no steps, so it is not runnable"
+        # Saving refuses clashing REST names; rows saved before it did could still clash.
+        seen = {}
+        for parameter in (parameter for step in steps for parameter in step.task.parameters.all()):
+            other = seen.setdefault(parameter.rest_name, parameter)
+            if other.task_id != parameter.task_id:
+                return (
+                    f"job '{self.name}' is not runnable: parameter '{parameter.rest_alias}' of task '{parameter.task.name}' and parameter "
+                    f"'{other.rest_alias}' of task '{other.task.name}' are both '{parameter.rest_name}'; an administrator must rename one"
+                )
+        return None
+
+    @classmethod
+    def accepting(cls):
+        """The jobs that take submissions: runnable, with at least one step."""
+        return cls.objects.filter(runnable=True, steps__isnull=False).distinct()
 
     def parameters(self, steps=None):
         """Return the parameters submitters may set, one per REST name, in step order.

@@ -1,6 +1,6 @@
 """Parse submitted parameter values by type. Pure functions, no Django."""
 
-__all__ = ["TYPES", "ParameterValueError", "coerce"]
+__all__ = ["TYPES", "LeadingDash", "ParameterValueError", "coerce"]
 
 TYPES = ("string", "int", "float", "bool", "choice")
 
@@ -12,14 +12,26 @@ class ParameterValueError(ValueError):
     """A submitted value does not fit its parameter's type."""
 
 
-def coerce(kind, raw, choices=()):
+class LeadingDash(ParameterValueError):
+    """A string value begins with '-' and its parameter does not allow that."""
+
+
+def coerce(kind, raw, choices=(), allow_dash=False):
     """Return ``raw`` converted to the parameter type ``kind``.
+
+    A string that begins with '-' (after any spaces) is refused unless
+    ``allow_dash``: a program given it as an argument could read it as an
+    option, e.g. ``sort $P1 $I1`` with ``--output=/elsewhere``. Numbers keep
+    their sign, and choices are the author's own words.
 
     Raises:
         ParameterValueError: with a message that shows the offending value.
     """
     if kind == "string":
-        return raw if isinstance(raw, str) else str(raw)
+        text = raw if isinstance(raw, str) else str(raw)
+        if not allow_dash and text.lstrip().startswith("-"):
+            raise LeadingDash(f"must not begin with '-' (a program could take it for an option), got {_shown(text)}")
+        return text
     if kind == "int":
         if isinstance(raw, bool):
             raise ParameterValueError(f"must be an integer, got {raw!r}")
@@ -47,3 +59,8 @@ def coerce(kind, raw, choices=()):
             raise ParameterValueError(f"must be one of {', '.join(choices)}; got {raw!r}")
         return text
     raise ParameterValueError(f"has unknown type {kind!r}")
+
+
+def _shown(text, limit=80):
+    """The value as a message shows it: quoted, and cut if long."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")

@@ -17,9 +17,11 @@ the executable itself and parameter flags are written by administrators.
 
 Code tasks (Python, R) are rendered with ``language="code"``: file names,
 ``$ID`` and ``$TMP`` are written bare (they are built from ids and validated
-endings), and ``$P``/``$VALUE`` become double-quoted string literals that
-both Python and R read, so ``n <- as.integer($P1)`` works and no submitted
-value can become code.
+endings), and ``$P``/``$VALUE``/``$ITEM``/``$INDEX`` become double-quoted
+string literals that both Python and R read (``code_literal``), so
+``n <- as.integer($P1)`` works and no submitted value can become code. That
+holds only where the literal stands on its own: ``jobs.quoting`` refuses code
+that puts one of these placeholders inside a string of its own.
 """
 import json
 import re
@@ -36,10 +38,16 @@ __all__ = [
     "render_parameter",
     "split_endings",
     "as_text",
+    "code_literal",
+    "LITERAL_KINDS",
 ]
 
 # $I<n>, $O<n>, $P<n>, or one of the named words not followed by a name character.
 _PATTERN = re.compile(r"\$(?:(?P<kind>[IOP])(?P<index>[1-9][0-9]*)|(?P<word>VALUE|TMP|ID|ITEM|INDEX)(?![A-Za-z0-9_]))")
+
+
+# Placeholders whose values a submitter controls: in code they become string literals.
+LITERAL_KINDS = frozenset({"P", "VALUE", "ITEM", "INDEX"})
 
 
 class TemplateError(ValueError):
@@ -55,6 +63,13 @@ class Placeholder:
     text: str  # as written, e.g. "$I2"
     kind: str  # "I", "O", "P" or the word
     index: int = 0  # 1-based for I/O/P
+    start: int = field(default=0, compare=False)  # where it stands in the executable: executable[start:end] == text
+    end: int = field(default=0, compare=False)
+
+    @property
+    def literal(self):
+        """Is this replaced by a string literal in code (a value a submitter controls)?"""
+        return self.kind in LITERAL_KINDS
 
 
 @dataclass(frozen=True)
@@ -90,9 +105,9 @@ def placeholders(executable):
     found = []
     for match in _PATTERN.finditer(executable or ""):
         if match["kind"]:
-            found.append(Placeholder(match[0], match["kind"], int(match["index"])))
+            found.append(Placeholder(match[0], match["kind"], int(match["index"]), match.start(), match.end()))
         else:
-            found.append(Placeholder(match[0], match["word"]))
+            found.append(Placeholder(match[0], match["word"], 0, match.start(), match.end()))
     return found
 
 
@@ -125,7 +140,7 @@ def render(executable, context, language="shell"):
     if language not in ("shell", "code"):
         raise ValueError(f"language must be 'shell' or 'code', got {language!r}")
     name = shlex.quote if language == "shell" else str
-    literal = shlex.quote if language == "shell" else json.dumps
+    literal = shlex.quote if language == "shell" else code_literal
 
     def replace(match):
         if match["word"] == "ID":
@@ -165,6 +180,34 @@ def as_text(value):
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return str(value)
+
+
+# Escapes that Python and R read alike; any other character outside printable ASCII is written \u or \U.
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def code_literal(text):
+    """Return ``text`` as a double-quoted string literal that Python and R both read back exactly.
+
+    The literal is plain ASCII, so the script's own encoding and the step's
+    locale cannot change it. Characters beyond the Basic Multilingual Plane
+    are written ``\\UXXXXXXXX`` (which both languages read as one character),
+    not as the UTF-16 surrogate pair JSON would use: Python would read a pair
+    as two lone surrogates, which cannot be printed or encoded.
+    """
+    parts = ['"']
+    for char in text:
+        code = ord(char)
+        if char in _ESCAPES:
+            parts.append(_ESCAPES[char])
+        elif 0x20 <= code < 0x7F:
+            parts.append(char)
+        elif code <= 0xFFFF:
+            parts.append(f"\\u{code:04x}")
+        else:
+            parts.append(f"\\U{code:08x}")
+    parts.append('"')
+    return "".join(parts)
 
 
 def _truthy(value):

@@ -184,6 +184,7 @@ _read_parameter = _entry(
         "type": _text,
         "choices": _choices,
         "required": _flag,
+        "allow_dash": _flag,
         "description": _text,
     },
     required=("rest_alias",),
@@ -340,7 +341,7 @@ TASK_BEHAVIOUR_FIELDS = [
     "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries", "cache", "input_prompt", "qc",
 ]
 TASK_FIELDS = TASK_TEXT_FIELDS + TASK_BEHAVIOUR_FIELDS
-PARAMETER_FIELDS = ["flag", "default", "bool_valued", "rest_alias", "spacing", "switchless", "type", "choices", "required", "description"]
+PARAMETER_FIELDS = ["flag", "default", "bool_valued", "rest_alias", "spacing", "switchless", "type", "choices", "required", "allow_dash", "description"]
 
 
 def _write_task(fields, path):

@@ -5,6 +5,7 @@ import types
 
 import pytest
 from django.core.files.base import ContentFile
+from django.test import Client
 
 import jobs
 
@@ -121,7 +122,8 @@ def test_submission_page_shows_nodes_results_and_messages_without_a_status_field
     html = page.content.decode()
     assert 'name="status"' not in html
     assert "align started" in html
-    assert catalogue.submission.results.get().file.url in html
+    result = catalogue.submission.results.get()
+    assert f'href="/api/submissions/{catalogue.submission.uuid}/results/{result.pk}/"' in html
     catalogue.submission.refresh_from_db()
     assert catalogue.submission.status == "submitted"
 
@@ -282,3 +284,90 @@ def test_anonymous_user_is_redirected_to_login(client, db):
     response = client.get("/admin/jobs/job/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def field_errors(response, prefix, field):
+    """Return the errors of ``field`` in the rows of the inline ``prefix`` on a re-rendered form."""
+    for inline in response.context["inline_admin_formsets"]:
+        if inline.formset.prefix == prefix:
+            return [error for form in inline.formset.forms for error in form.errors.get(field, [])]
+    raise AssertionError(f"no inline with prefix {prefix!r}")
+
+
+def test_it_refuses_a_parameter_whose_rest_name_another_task_has(admin_client, db):
+    make_parameter(make_task(name="a_b", executable="echo $P1"), rest_alias="c")
+    url = "/admin/jobs/task/add/"
+    response = admin_client.post(url, form_data(admin_client, url, task_fields(name="a", executable="echo $P1"), {"parameters": [parameter_row("b_c")]}))
+    assert response.status_code == 200
+    assert field_errors(response, "parameters", "rest_alias") == [
+        "parameter 'b_c' of task 'a' and parameter 'c' of task 'a_b' would both be sent as 'a_b_c'; change one of the rest aliases"
+    ]
+    assert not Task.objects.filter(name="a").exists()
+
+
+def test_renaming_a_task_into_a_clash_is_refused(admin_client, db):
+    make_parameter(make_task(name="a_b", executable="echo $P1"), rest_alias="c")
+    task = make_task(name="x", executable="echo $P1")
+    make_parameter(task, rest_alias="b_c")
+    url = f"/admin/jobs/task/{task.pk}/change/"
+    response = admin_client.post(url, {**shown_data(admin_client.get(url)), "name": "a"})
+    assert response.status_code == 200
+    assert "would both be sent as 'a_b_c'" in field_errors(response, "parameters", "rest_alias")[0]
+    task.refresh_from_db()
+    assert task.name == "x"
+
+
+def test_it_refuses_a_value_placeholder_inside_quotes(admin_client, db):
+    url = "/admin/jobs/task/add/"
+    response = admin_client.post(url, form_data(admin_client, url, task_fields(executable="grep '$P1' $I1", in_glob=".input"), {"parameters": [parameter_row("a")]}))
+    assert response.status_code == 200
+    [message] = response.context["adminform"].form.errors["executable"]
+    assert message.startswith("$P1 is inside single quotes on line 1, where its quoting does not hold; write it bare")
+    assert not Task.objects.filter(name="t").exists()
+
+
+def test_it_refuses_a_string_parameter_in_shell_arithmetic_but_takes_an_int(admin_client, db):
+    url = "/admin/jobs/task/add/"
+    fields = task_fields(executable="echo $(( $P1 * 2 ))")
+    response = admin_client.post(url, form_data(admin_client, url, fields, {"parameters": [parameter_row("n")]}))
+    [message] = inline_errors(response, "parameters")
+    assert message.startswith("$P1 is inside arithmetic $(( )) on line 1, where bash evaluates text as arithmetic")
+    response = admin_client.post(url, form_data(admin_client, url, fields, {"parameters": [{**parameter_row("n"), "type": "int"}]}))
+    assert response.status_code == 302
+
+
+def test_allow_dash_is_editable_with_the_parameters(admin_client, db):
+    url = "/admin/jobs/task/add/"
+    rows = {"parameters": [{**parameter_row("flags"), "default": "-n", "allow_dash": "on"}]}
+    response = admin_client.post(url, form_data(admin_client, url, task_fields(executable="cat $P1 $I1", in_glob=".input"), rows))
+    assert response.status_code == 302
+    assert Task.objects.get(name="t").parameters.get().allow_dash is True
+
+
+def test_it_refuses_a_runnable_job_without_steps(admin_client, db):
+    url = "/admin/jobs/job/add/"
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "empty", "runnable": "on"}))
+    assert inline_errors(response, "steps") == ["job 'empty' is runnable but has no steps; add a step, or make it not runnable to keep it as a draft"]
+    assert not Job.objects.filter(name="empty").exists()
+    assert admin_client.post(url, form_data(admin_client, url, {"name": "empty"})).status_code == 302
+
+
+@pytest.fixture
+def owned_result(owner):
+    task = make_task(name="align", executable="true", out_glob=".aln")
+    submission = Submission.objects.create(job=make_job(name="pipeline", steps=[task]), user=owner)
+    node = Node.objects.create(submission=submission, key="align", task=task)
+    return Result.objects.create(submission=submission, node=node, name="x.aln", file=ContentFile(b"ACGT", name="x.aln"), size=4)
+
+
+def test_the_admin_download_link_serves_the_file_to_staff_and_not_to_other_users(admin_client, owned_result, other_user):
+    page = admin_client.get(f"/admin/execution/submission/{owned_result.submission.pk}/change/")
+    [link] = re.findall(r'<a href="([^"]+)">download</a>', page.content.decode())
+    response = admin_client.get(link)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"ACGT"
+    assert response["Content-Disposition"] == 'attachment; filename="x.aln"'
+    stranger = Client()
+    assert stranger.get(link).status_code == 404
+    stranger.force_login(other_user)
+    assert stranger.get(link).status_code == 404

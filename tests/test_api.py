@@ -40,8 +40,8 @@ def test_endpoints_list_runnable_jobs_with_their_parameters(api, counting_job):
     [endpoint] = response.json()
     assert endpoint["job"] == "counting" and endpoint["takes_input"] is True
     assert endpoint["parameters"] == [
-        {"name": "count_n", "type": "int", "default": "3", "required": False, "description": "How many.", "choices": []},
-        {"name": "count_mode", "type": "choice", "default": "", "required": True, "description": "", "choices": ["fast", "slow"]},
+        {"name": "count_n", "type": "int", "default": 3, "required": False, "description": "How many.", "choices": []},
+        {"name": "count_mode", "type": "choice", "default": None, "required": True, "description": "", "choices": ["fast", "slow"]},
     ]
 
 

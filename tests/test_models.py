@@ -1,9 +1,11 @@
 """Catalogue validation: the rules admin, YAML and the API share."""
+import importlib
+
 import pytest
 from django.core.exceptions import ValidationError
 
-from jobs.models import JobPromise, Parameter, Step
-from jobs.params import ParameterValueError, coerce
+from jobs.models import Job, JobPromise, Parameter, Step, Task
+from jobs.params import LeadingDash, ParameterValueError, coerce
 from jobs.validators import VALIDATORS, UploadInvalid, validate
 from tests.factories import make_backend, make_job, make_parameter, make_task
 
@@ -158,3 +160,67 @@ def test_a_promise_without_fields_accepts_a_blank_spec():
     promise = JobPromise(job=make_job(), kind="no_new_nodes", spec=None)
     promise.full_clean()
     assert promise.spec == {}
+
+
+# --- Dashes, typed defaults, REST names, jobs without steps -------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["-r", "--output=/x", " \t-x"])
+def test_a_string_that_begins_with_a_dash_is_refused_unless_allowed(raw):
+    with pytest.raises(LeadingDash, match=r"^must not begin with '-' \(a program could take it for an option\), got "):
+        coerce("string", raw)
+    assert coerce("string", raw, allow_dash=True) == raw
+
+
+@pytest.mark.parametrize("kind, raw, expected", [("int", "-5", -5), ("float", "-0.5", -0.5), ("choice", "-a", "-a"), ("string", "a-b", "a-b")])
+def test_numbers_keep_their_sign_choices_and_inner_dashes_pass(kind, raw, expected):
+    assert coerce(kind, raw, ["-a"]) == expected
+
+
+def test_a_dashed_value_is_refused_naming_the_parameter():
+    parameter = make_parameter(make_task("sort", "sort $P1 $I1", in_glob=".input"), "key")
+    with pytest.raises(ParameterValueError, match=r"^parameter 'sort_key' must not begin with '-'"):
+        parameter.parse("--output=/elsewhere")
+
+
+def test_typed_defaults_are_values_of_their_type():
+    task = make_task("t", "true")
+    made = {
+        "n": make_parameter(task, "n", type="int", default="3"),
+        "x": make_parameter(task, "x", type="float", default="0.5"),
+        "b": make_parameter(task, "b", type="bool", default="yes"),
+        "v": make_parameter(task, "v", flag="-v", bool_valued=True, default="false"),
+        "s": make_parameter(task, "s", default="abc"),
+        "none": make_parameter(task, "none", type="int"),
+    }
+    assert {alias: parameter.typed_default for alias, parameter in made.items()} == {"n": 3, "x": 0.5, "b": True, "v": False, "s": "abc", "none": None}
+
+
+def test_rest_names_that_clash_across_tasks_are_refused_naming_both():
+    make_parameter(make_task("a_b", "echo $P1"), "c")
+    clashing = Parameter(task=make_task("a", "echo $P1"), rest_alias="b_c")
+    assert errors_of(clashing)["rest_alias"] == [
+        "parameter 'b_c' of task 'a' and parameter 'c' of task 'a_b' would both be sent as 'a_b_c'; change one of the rest aliases"
+    ]
+    Parameter(task=Task.objects.get(name="a"), rest_alias="b_d").full_clean()
+
+
+def test_a_runnable_job_without_steps_is_refused_and_not_submittable():
+    job = make_job("empty")
+    with pytest.raises(ValidationError, match="job 'empty' is runnable but has no steps"):
+        job.check_steps()
+    assert job.refusal() == "job 'empty' has no steps, so it is not runnable"
+    assert list(Job.accepting()) == []
+    job.runnable = False
+    job.check_steps()
+    assert job.refusal() == "job 'empty' is not runnable"
+
+
+def test_the_migration_keeps_saved_dashed_defaults_working():
+    from django.apps import apps
+
+    migration = importlib.import_module("jobs.migrations.0006_parameter_allow_dash")
+    task = make_task("t", "cmd $P1 $P2 $P3")
+    dashed, number, plain = make_parameter(task, "a", default=" -v"), make_parameter(task, "b", type="int", default="-5"), make_parameter(task, "c", default="x")
+    migration.allow_dashed_defaults(apps, None)
+    assert [Parameter.objects.get(pk=p.pk).allow_dash for p in (dashed, number, plain)] == [True, False, False]

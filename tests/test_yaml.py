@@ -324,6 +324,35 @@ BAD_FILES = {
     ),
     "empty name": (lambda d: d["jobs"][1].update(name=""), "jobs[1].name: must not be empty"),
     "duplicate task name": (lambda d: d["tasks"][2].update(name="align"), "tasks[2].name: 'align' is already defined by tasks[0]"),
+    "value placeholder quoted in Python": (
+        lambda d: d["tasks"][1].update(executable="print('$P1')", parameters=[{"rest_alias": "title"}]),
+        "tasks[1].executable: $P1 is inside a string on line 1; write the bare placeholder, e.g. v = $P1",
+    ),
+    "value placeholder quoted in a shell line": (
+        lambda d: d["tasks"][2].update(executable='cat $I1 "$P1"', parameters=[{"rest_alias": "title"}]),
+        "tasks[2].executable: $P1 is inside double quotes on line 1, where its quoting does not hold; write it bare",
+    ),
+    "string value in shell arithmetic": (
+        lambda d: d["tasks"][2].update(executable="echo $(( $P1 * 2 ))", parameters=[{"rest_alias": "n"}]),
+        "tasks[2].executable: $P1 is inside arithmetic $(( )) on line 1, where bash evaluates text as arithmetic",
+    ),
+    "default that begins with a dash": (
+        lambda d: d["tasks"][2].update(executable="cat $P1 $I1", parameters=[{"rest_alias": "flags", "default": "-n"}]),
+        "tasks[2].parameters[0].default: the default must not begin with '-' (a program could take it for an option), got '-n'; "
+        "tick allow_dash",
+    ),
+    "clashing REST names": (
+        lambda d: d["tasks"].extend([
+            {"name": "a_b", "backend": "local", "executable": "echo $P1", "parameters": [{"rest_alias": "c"}]},
+            {"name": "a", "backend": "local", "executable": "echo $P1", "parameters": [{"rest_alias": "b_c"}]},
+        ]),
+        "tasks[4].parameters[0].rest_alias: parameter 'b_c' of task 'a' and parameter 'c' of task 'a_b' would both be sent as 'a_b_c'; "
+        "change one of the rest aliases",
+    ),
+    "runnable job without steps": (
+        lambda d: d["jobs"][0].update(steps=[]),
+        "jobs[0].steps: job 'pipeline' is runnable but has no steps; add a step, or make it not runnable",
+    ),
 }
 
 
@@ -338,6 +367,34 @@ def test_a_bad_file_names_the_bad_field_and_changes_nothing(loaded, case):
     assert str(caught.value).startswith(expected)
     assert row_counts() == before
     assert dump_catalogue() == dumped
+
+
+def test_a_job_that_is_not_runnable_may_have_no_steps_yet(db):
+    data = catalogue()
+    data["jobs"][1]["steps"] = []
+    load_catalogue(data)
+    assert not Job.objects.get(name="quick").steps.exists()
+
+
+def test_allow_dash_loads_and_dumps_back(db):
+    data = catalogue()
+    data["tasks"][2].update(executable="cat $P1 $I1", parameters=[{"rest_alias": "flags", "default": "-n", "allow_dash": True}])
+    load_catalogue(data)
+    flags = Parameter.objects.get(rest_alias="flags")
+    assert (flags.allow_dash, flags.default) == (True, "-n")
+    dumped = dump_catalogue()
+    assert dumped["tasks"][2]["parameters"][0]["allow_dash"] is True
+    assert dumped["tasks"][0]["parameters"][0]["allow_dash"] is False
+    empty_database()
+    load_catalogue(dumped)
+    assert dump_catalogue() == dumped
+
+
+def test_numbers_may_stand_in_shell_arithmetic(db):
+    data = catalogue()
+    data["tasks"][2].update(executable="echo $(( $P1 * $P2 ))", parameters=[{"rest_alias": "n", "type": "int"}, {"rest_alias": "m", "type": "choice", "choices": ["2", "3"]}])
+    load_catalogue(data)
+    assert Task.objects.get(name="report").parameters.count() == 2
 
 
 def test_a_file_must_be_a_mapping(db):

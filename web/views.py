@@ -35,7 +35,7 @@ def diagram(graph, name):
 
 
 def catalogue(request):
-    jobs = Job.objects.filter(runnable=True).prefetch_related("steps__task__parameters")
+    jobs = Job.accepting().prefetch_related("steps__task__parameters")
     cards = [{"job": job, "parameters": job.parameters(), "diagram": diagram(diagrams.job_graph(job), job.name)} for job in jobs]
     return render(request, "web/catalogue.html", {"cards": cards})
 
