@@ -1,7 +1,6 @@
 """REST endpoints: parse the request, call the domain, respond. See docs/api.md."""
 import graphviz
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
@@ -177,16 +176,17 @@ class SubmissionList(APIView):
 
 
 def parse_submission(request):
-    """Split a request into (fields, parameters, upload bytes or None).
+    """Split a request into (fields, parameters, upload or None).
+
+    The upload is the file a parser wrote (a multipart file, or a large JSON
+    ``input_data`` string), passed on unread so that it is never held whole
+    in memory, or the bytes of a small one.
 
     Raises:
         ValidationError: the body is not an object, or a parameter is not a single value.
         UploadTooLarge: before reading an over-size upload.
     """
-    try:
-        data = request.data
-    except RequestDataTooBig:
-        raise UploadTooLarge(int(request.META.get("CONTENT_LENGTH") or 0), settings.SLUICE_MAX_UPLOAD_BYTES) from None
+    data = request.data
     if not hasattr(data, "items"):
         raise ValidationError({"non_field_errors": ["the body must be a JSON object or a form"]})
     values = {key: data.getlist(key)[-1] if hasattr(data, "getlist") else data[key] for key in data.keys()}
@@ -194,13 +194,13 @@ def parse_submission(request):
     if upload is not None:
         if upload.size > settings.SLUICE_MAX_UPLOAD_BYTES:
             raise UploadTooLarge(upload.size, settings.SLUICE_MAX_UPLOAD_BYTES)
-        data_bytes = upload.read()
+        input_data = upload
     elif values.get("input_data") not in (None, ""):
         if not isinstance(values["input_data"], str):
             raise ValidationError({"input_data": ["must be a file upload or a string"]})
-        data_bytes = values["input_data"].encode("utf-8")
+        input_data = values["input_data"].encode("utf-8")
     else:
-        data_bytes = None
+        input_data = None
     fields = {}
     for name in ("job", "submission_name", "email"):
         if name in values and values[name] is not None:
@@ -211,7 +211,7 @@ def parse_submission(request):
     bad = sorted(key for key, value in params.items() if isinstance(value, (list, dict)) or value is None)
     if bad:
         raise ValidationError({key: ["must be a single value (string, number or boolean)"] for key in bad})
-    return fields, params, data_bytes
+    return fields, params, input_data
 
 
 def submission_document(submission):
