@@ -1,4 +1,4 @@
-"""Refuse NUL in a request's path, query string and cookies before any view looks a name up.
+"""Refuse NUL in a request's path, query string, cookies and headers before any view looks a name up.
 
 A NUL reaches Django through ``%00`` in a URL (or an octal escape in a quoted
 cookie); a path such as ``/api/jobs/%00/`` would otherwise become a query that
@@ -28,10 +28,15 @@ def refuse_nul(get_response):
 
 
 def nul_in(request):
-    """``(field, message)`` for the first NUL in the path, a query parameter or a cookie; None when there is none."""
+    """``(field, message)`` for the first NUL in the path, a query parameter, a cookie or a header; None when there is none.
+
+    Web servers refuse NUL in headers themselves (waitress and gunicorn answer 400); this is for
+    whatever reaches Django another way.
+    """
     if "\x00" in request.path_info:
         return "path", "the URL path contains NUL (%00), which no name may hold"
-    for source, values in (("query parameter", request.GET), ("cookie", request.COOKIES)):
+    headers = {name: value for name, value in request.headers.items() if name.lower() != "cookie"}
+    for source, values in (("query parameter", request.GET), ("cookie", request.COOKIES), ("header", headers)):
         for name in values:
             found = [name, *(values.getlist(name) if hasattr(values, "getlist") else [values[name]])]
             if any("\x00" in text for text in found):

@@ -397,3 +397,8 @@ def test_the_reader_hands_spooled_members_to_their_writer():
 
     value = read('{"up": "' + "z\\n" * 100_000 + '", "down": "d", "nested": {"up": "kept"}}', max_held=100, spool={"up": Writer})
     assert value == {"up": ("written", "z\n" * 100_000), "down": "d", "nested": {"up": "kept"}}
+
+
+def test_nul_in_a_header_used_as_a_value_is_refused(job):
+    response = APIClient().get("/api/jobs/j/", HTTP_AUTHORIZATION="Token abc\x00def")
+    assert response.status_code == 400 and "Authorization" in errors(response)
