@@ -1,10 +1,14 @@
 """One JSON shape for every API error: ``{"detail": "...", "errors": {field: [messages]}}``."""
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from execution.errors import IdempotencyKeyInvalid, IdempotencyKeyReused, LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
+
+from .parsers import BodyInvalid
 
 
 def error_body(detail, errors=None):
@@ -25,6 +29,12 @@ def handle_exception(exc, context):
         return Response(error_body(str(exc), {"Idempotency-Key": [str(exc)]}), status=status.HTTP_422_UNPROCESSABLE_ENTITY)
     if isinstance(exc, QuotaExceeded):
         return Response(error_body(str(exc)), status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "60"})
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body(f"the form's fields are more than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (SLUICE_MAX_FORM_BYTES); send a large input_data as a file upload"), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TooManyFieldsSent):
+        return Response(error_body(f"the form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields"), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, BodyInvalid):
+        return Response(error_body(str(exc.detail), exc.errors), status=status.HTTP_400_BAD_REQUEST)
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -2,7 +2,6 @@
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -193,10 +192,8 @@ class SubmissionList(APIView):
     def post(self, request):
         fields, params, upload = parse_submission(request)
         ip = intake.client_ip(request.META)
-        key = idempotency.parse(
-            request.headers.get("Idempotency-Key"), request.user, ip,
-            idempotency.fingerprint(fields, params, [upload] if upload is not None else []),
-        )
+        header = request.headers.get("Idempotency-Key")
+        key = None if header is None else idempotency.parse(header, request.user, ip, idempotency.fingerprint(fields, params, upload))
         made = intake.accept(
             fields.get("job", ""), params=params, input_data=upload, submission_name=fields.get("submission_name", ""),
             email=fields.get("email", ""), user=request.user, ip=ip, key=key,
@@ -230,16 +227,17 @@ def created(made):
 
 
 def parse_submission(request):
-    """Split a request into (fields, parameters, upload bytes or None).
+    """Split a request into (fields, parameters, upload or None).
+
+    The upload is the file a parser wrote (a multipart file, or a large JSON
+    ``input_data`` string), passed on unread so that it is never held whole
+    in memory, or the bytes of a small one.
 
     Raises:
         ValidationError: the body is not an object, or a parameter is not a single value.
         UploadTooLarge: before reading an over-size upload.
     """
-    try:
-        data = request.data
-    except RequestDataTooBig:
-        raise UploadTooLarge(int(request.META.get("CONTENT_LENGTH") or 0), settings.SLUICE_MAX_UPLOAD_BYTES) from None
+    data = request.data
     if not hasattr(data, "items"):
         raise ValidationError({"non_field_errors": ["the body must be a JSON object or a form"]})
     values = {key: data.getlist(key)[-1] if hasattr(data, "getlist") else data[key] for key in data.keys()}
@@ -247,13 +245,13 @@ def parse_submission(request):
     if upload is not None:
         if upload.size > settings.SLUICE_MAX_UPLOAD_BYTES:
             raise UploadTooLarge(upload.size, settings.SLUICE_MAX_UPLOAD_BYTES)
-        data_bytes = upload.read()
+        input_data = upload
     elif values.get("input_data") not in (None, ""):
         if not isinstance(values["input_data"], str):
             raise ValidationError({"input_data": ["must be a file upload or a string"]})
-        data_bytes = values["input_data"].encode("utf-8")
+        input_data = values["input_data"].encode("utf-8")
     else:
-        data_bytes = None
+        input_data = None
     fields = {}
     for name in ("job", "submission_name", "email"):
         if name in values and values[name] is not None:
@@ -264,7 +262,7 @@ def parse_submission(request):
     bad = sorted(key for key, value in params.items() if isinstance(value, (list, dict)) or value is None)
     if bad:
         raise ValidationError({key: ["must be a single value (string, number or boolean)"] for key in bad})
-    return fields, params, data_bytes
+    return fields, params, input_data
 
 
 def submission_document(submission):

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "api.middleware.refuse_nul",  # before anything looks a name up in the database
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -290,10 +291,36 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "sluice@localhost")
-# Uploads above this many bytes are streamed to a temporary file rather than held in memory.
+# Largest JSON body, in bytes (larger gets 413 before it is read). It may carry input_data as text,
+# which is written to a temporary file as it is read, so this bounds the disk a request uses, not memory.
+SLUICE_MAX_JSON_BYTES = int(os.environ.get("SLUICE_MAX_JSON_BYTES", str(SLUICE_MAX_UPLOAD_BYTES + 1024 * 1024)))
+# How deeply a JSON body may nest objects and arrays (deeper gets 400, found while reading).
+SLUICE_JSON_MAX_DEPTH = int(os.environ.get("SLUICE_JSON_MAX_DEPTH", "64"))
+# What one request may hold in memory besides its upload: a URL-encoded form, a multipart form's text
+# fields, a JSON body's values other than input_data. Larger gets 413; uploads go to temporary files.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("SLUICE_MAX_FORM_BYTES", str(2560 * 1024)))
+# Uploads above this many bytes are streamed to a temporary file rather than held in memory; the
+# handler keeps at most SLUICE_MAX_UPLOAD_BYTES of a file and ignores the client's file name.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-# Non-file form fields and JSON bodies (which may carry input_data inline): room for one upload.
-DATA_UPLOAD_MAX_MEMORY_SIZE = SLUICE_MAX_UPLOAD_BYTES + 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler", "api.parsers.UploadHandler"]
+
+# --- manage.py up: the embedded web server (waitress) ------------------------------
+# Open connections served at once; more wait in the listen backlog. Each costs a file descriptor
+# (`up` raises its soft limit to fit) and no thread until its request has fully arrived.
+SLUICE_UP_CONNECTION_LIMIT = int(os.environ.get("SLUICE_UP_CONNECTION_LIMIT", "1000"))
+# Connections the kernel queues while the limit is reached (listen(2)'s backlog).
+SLUICE_UP_BACKLOG = int(os.environ.get("SLUICE_UP_BACKLOG", "2048"))
+# A connection that has sent nothing for this many seconds is closed.
+SLUICE_UP_CHANNEL_TIMEOUT = int(os.environ.get("SLUICE_UP_CHANNEL_TIMEOUT", "60"))
+# A request whose headers have not all arrived this many seconds after its first byte is dropped,
+# however slowly they trickle in (waitress alone only closes connections that go silent).
+SLUICE_UP_HEADER_TIMEOUT = int(os.environ.get("SLUICE_UP_HEADER_TIMEOUT", "20"))
+# How often, in seconds, connections are checked against those two timeouts.
+SLUICE_UP_CLEANUP_INTERVAL = int(os.environ.get("SLUICE_UP_CLEANUP_INTERVAL", "5"))
+# Largest request body waitress accepts (it buffers bodies to disk before Django sees them).
+SLUICE_UP_MAX_BODY_BYTES = int(os.environ.get(
+    "SLUICE_UP_MAX_BODY_BYTES", str(max(SLUICE_MAX_JSON_BYTES, SLUICE_MAX_UPLOAD_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE) + 1024 * 1024)
+))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -305,8 +332,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "api.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "api.parsers.TextJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "api.parsers.TextMultiPartParser",
+        "api.parsers.TextFormParser",
     ],
     "EXCEPTION_HANDLER": "api.errors.handle_exception",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -40,8 +40,10 @@ Ready = lifecycle.Ready
 def submit(job, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, priority=Priority.NORMAL, batch=None, disabled=(), parent_node=None):
     """Validate and store a submission of ``job`` with its run graph.
 
-    ``input_data`` is the upload as bytes (or None); ``params`` maps REST
-    names to raw values; ``disabled`` names step keys to skip this time.
+    ``input_data`` is the upload as bytes or a file (or None); a file is
+    copied to storage in chunks, never read whole unless the job has
+    validators. ``params`` maps REST names to raw values; ``disabled`` names
+    step keys to skip this time.
 
     Raises:
         SubmissionInvalid: the job is not runnable (or has no steps), a parameter is missing or
@@ -54,8 +56,7 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     unknown = set(disabled) - {step.key for step in steps}
     if unknown:
         raise SubmissionInvalid({"disabled": f"job '{job.name}' has no step {', '.join(sorted(unknown))}"})
-    if not input_data:
-        input_data = None  # an empty upload is no upload
+    input_data = _upload(input_data)
     errors = {}
     reader = next((step.key for step in steps if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
     if reader and input_data is None:
@@ -64,9 +65,9 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         values = job.resolve_params(params or {}, steps)
     except ValidationError as error:
         errors.update(error.message_dict)
-    if input_data is not None:
+    if input_data is not None and job.validators.exists():
         try:
-            job.validate_upload(input_data)
+            job.validate_upload(_read(input_data))
         except ValidationError as error:
             errors.update(error.message_dict)
     if errors:
@@ -78,14 +79,28 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
             parent_node=parent_node, last_message=text,
         )
         if input_data is not None:
-            result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=len(input_data))
-            result.file.save(result.name, ContentFile(input_data), save=True)
+            result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=input_data.size)
+            result.file.save(result.name, File(input_data), save=True)  # File(): copied, not moved, so a batch can store it again
         ready = _instantiate(submission, job, steps, set(disabled))
         statements.insert(Message, submission_id=submission.pk, text=text)
     submission.ready = ready if ready is not None else advance(submission.pk)
     return submission
 
 
+
+
+def _upload(data):
+    """The upload as a Django file (bytes are wrapped), or None when there is none or it is empty."""
+    if data is None:
+        return None
+    if isinstance(data, (bytes, bytearray)):
+        data = ContentFile(bytes(data))
+    return data if data.size else None
+
+
+def _read(upload):
+    upload.seek(0)
+    return upload.read()
 
 
 def _instantiate(submission, job, steps, disabled):

@@ -60,11 +60,18 @@ def parse(header, user, ip, request_fingerprint):
     return Key(owner, value, request_fingerprint)
 
 
-def fingerprint(fields, params, upload_chunks=()):
-    """A digest of what a submission request asks for: its fields, parameters and upload."""
+def fingerprint(fields, params, upload=None):
+    """A digest of what a submission request asks for: its fields, parameters and upload.
+
+    ``upload`` is bytes or a file (read in pieces, then rewound for whoever stores it).
+    """
     digest = hashlib.sha256(json.dumps([fields, params], sort_keys=True, default=str).encode())
-    for chunk in upload_chunks:
-        digest.update(chunk)
+    if isinstance(upload, bytes):
+        digest.update(upload)
+    elif upload is not None:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+        upload.seek(0)
     return digest.hexdigest()
 
 

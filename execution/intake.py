@@ -17,7 +17,7 @@ from .errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLa
 from .models import Batch, Priority, Submission
 from .states import SubmissionStatus
 
-__all__ = ["FIELDS", "accept", "check_quota", "priority_for"]
+__all__ = ["FIELDS", "accept", "check_quota", "priority_for", "upload_size"]
 
 # Request fields that are not parameters.
 FIELDS = ("job", "submission_name", "email", "input_data")
@@ -27,6 +27,8 @@ NAME_LIMIT = Submission._meta.get_field("submission_name").max_length
 def accept(job_field, *, params=None, input_data=None, submission_name="", email="", user=None, ip=None, key=None):
     """Validate and start a submission, or a batch when ``job_field`` names several jobs.
 
+    ``input_data`` is the upload as bytes or as a file (an uploaded one,
+    say), which is copied to storage without being read into memory.
     Returns the Submission, or the Batch. Nothing is stored unless everything is valid.
     With an idempotency ``key`` (``idempotency.Key``) that an earlier request
     used, nothing is made and the earlier request's Submission or Batch is
@@ -43,13 +45,15 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     replay = idempotency.earlier(key)  # before validating: what was accepted once stays accepted
     if replay is not None:
         return _replayed(replay)
+    _check_text(job_field, submission_name, email, params)
     jobs = _jobs(job_field)
     _check_fields(submission_name, email)
     if not (user and user.is_authenticated) and (settings.SLUICE_LOGIN_REQUIRED or any(job.login_required for job in jobs)):
         gated = next((job.name for job in jobs if job.login_required), None)
         raise LoginRequired(f"job '{gated}' needs you to log in" if gated else "this server needs you to log in to submit")
-    if input_data is not None and len(input_data) > settings.SLUICE_MAX_UPLOAD_BYTES:
-        raise UploadTooLarge(len(input_data), settings.SLUICE_MAX_UPLOAD_BYTES)
+    size = upload_size(input_data)
+    if size > settings.SLUICE_MAX_UPLOAD_BYTES:
+        raise UploadTooLarge(size, settings.SLUICE_MAX_UPLOAD_BYTES)
     taken = {job: {parameter.rest_name for parameter in job.parameters()} for job in jobs}
     unknown = set(params) - set().union(*taken.values())
     if unknown:
@@ -96,6 +100,27 @@ def client_ip(meta):
         except ValueError:  # absent or forged: fall back to the connection's address
             continue
     return None
+
+
+def upload_size(input_data):
+    """Bytes in an upload given as bytes or as a file; 0 for none."""
+    if input_data is None:
+        return 0
+    return len(input_data) if isinstance(input_data, (bytes, bytearray)) else input_data.size
+
+
+def _check_text(job_field, submission_name, email, params):
+    """Refuse NUL in any field, parameter name or value: no text column can hold it (PostgreSQL refuses it).
+
+    Checked first, because the job names are looked up in the database.
+    """
+    nul = "must not contain NUL (\\u0000), which cannot be stored as text"
+    errors = {name: nul for name, value in (("job", job_field), ("submission_name", submission_name), ("email", email)) if "\x00" in str(value or "")}
+    for name, value in params.items():
+        if "\x00" in str(name) or (isinstance(value, str) and "\x00" in value):
+            errors[str(name).replace("\x00", "\\u0000")] = nul
+    if errors:
+        raise SubmissionInvalid(errors)
 
 
 def _jobs(job_field):

@@ -1,4 +1,5 @@
 """Parse submitted parameter values by type. Pure functions, no Django."""
+import math
 
 __all__ = ["TYPES", "LeadingDash", "ParameterValueError", "coerce"]
 
@@ -41,9 +42,12 @@ def coerce(kind, raw, choices=(), allow_dash=False):
             raise ParameterValueError(f"must be an integer, got {raw!r}") from None
     if kind == "float":
         try:
-            return float(str(raw).strip())
+            number = float(str(raw).strip())
         except ValueError:
             raise ParameterValueError(f"must be a number, got {raw!r}") from None
+        if not math.isfinite(number):  # "nan", "inf", "1e999": no JSON column (nor a command line) means them
+            raise ParameterValueError(f"must be a finite number, got {raw!r}")
+        return number
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
