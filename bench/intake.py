@@ -16,7 +16,9 @@ p99 latency in ms and the number of answers other than 201.
 
 The submissions are real: each server's worker runs their steps (sandboxed
 as configured, so the throwaway directories are 0711 as SLUICE_STEP_USER
-needs) while the requests come in, as in production. Before each measurement
+needs) while the requests come in, as in production. As every request comes
+from one address, the servers run with QUEUE_HARD_LIMIT=0 (no 429 for too
+many active submissions) unless the environment sets it. Before each measurement
 the script waits until every server has finished the steps already
 submitted (it reads their SQLite files), so that one checkout's backlog does
 not load the machine while another is measured. Each server first gets
@@ -81,6 +83,9 @@ class Server:
     def env(self):
         env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "BROKER_URL", "DJANGO_SETTINGS_MODULE")}
         env.update({"SLUICE_DATA_DIR": str(self.data_dir), "SLUICE_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"})
+        # All the submissions come from one address: with the default limit of active submissions
+        # per client (50) most of them would be cheap 429s once the worker falls behind.
+        env.setdefault("QUEUE_HARD_LIMIT", "0")
         return env
 
     def start(self):
@@ -277,6 +282,8 @@ def render(args, servers, results, drains, elapsed, load_average):
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}; {date.today().isoformat()}.",
         f"Command: `.venv/bin/python bench/intake.py {' '.join(f'--root {server.root.name}' for server in servers)} "
         f"--clients {' '.join(map(str, args.clients))} --requests {args.requests} --rounds {args.rounds} --warmup {args.warmup}`",
+        f"Servers: `manage.py up` with its default threads, SQLite, QUEUE_HARD_LIMIT={servers[0].env()['QUEUE_HARD_LIMIT']}, "
+        f"SLUICE_SANDBOX={os.environ.get('SLUICE_SANDBOX', 'auto')}.",
         f"Full run took {elapsed:.0f} s; 1-minute load average {load_average[0]:.2f} at the start, {load_average[-1]:.2f} at the end; "
         f"waits for the workers to finish before a measurement: median {statistics.median(drains):.1f} s, longest {max(drains):.1f} s.",
         "",

@@ -22,11 +22,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 @pytest.fixture
 def web(server_env, tmp_path):
-    """gunicorn serving the app as docs/operations.md has it, with kept database connections."""
+    """gunicorn with config/gunicorn.conf.py, as docs/operations.md has it, but small and keeping its database connections."""
     port = free_port()
     log = open(tmp_path / "gunicorn.log", "w")
-    argv = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
-    process = subprocess.Popen(argv, cwd=ROOT, env={**server_env, "DATABASE_CONN_MAX_AGE": "600"}, stdout=log, stderr=subprocess.STDOUT)
+    argv = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    env = {**server_env, "DATABASE_CONN_MAX_AGE": "600", "SLUICE_GUNICORN_THREADS": "4"}
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
