@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.realservers.servers import free_port, wait_for_port  # noqa: E402  (after the path is set)
 BOUNDARY = "sluice-bench-boundary"
 JOB = """
 queue_types: [{name: localhost, execution_behaviour: localhost}]
@@ -84,7 +87,7 @@ def measure(root, work, bodies, parallel):
     port = free_port()
     server = subprocess.Popen([*manage, "up", "--addr", f"127.0.0.1:{port}"], env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port)
+        wait_for_port(port, timeout=90)
         get(port, "/api/jobs/sink/")  # load what the first request loads
         time.sleep(2)
         rows = [("baseline", rss(server.pid), None, None)]
@@ -190,27 +193,6 @@ def compare(results):
 
 def mib(size):
     return f"{size / (1 << 20):.0f} MiB"
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port, timeout=90):
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 if __name__ == "__main__":
