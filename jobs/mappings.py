@@ -68,7 +68,11 @@ def names(value):
     """The names an entry reads (``split.count`` reads ``split``; ``$ITEM`` reads ``$ITEM``); none for a plain value."""
     if not isinstance(value, str):
         return set()
-    read = {node.id for node in ast.walk(expressions.parse(translate(value))) if isinstance(node, ast.Name)}
+    try:
+        tree = expressions.parse(translate(value))
+    except expressions.ExpressionError:  # reported by shape_problem; nothing is read
+        return set()
+    read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     back = {name: placeholder for placeholder, name in PLACEHOLDERS.items()}
     return {back.get(name, name) for name in read} - set(expressions.WORDS)
 
