@@ -182,8 +182,11 @@ class StepForm(forms.ModelForm):
 
 class StepFormSet(forms.BaseInlineFormSet):
     def clean(self):
-        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved, a runnable job without any,
-        and sub-job steps that leave a required child parameter unset or map what the child does not take."""
+        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved, and a runnable job without any.
+
+        Then check the sub-job steps against the jobs they run (``Job.subjob_problems``):
+        a required child parameter left unset, a mapped name the child lacks.
+        """
         super().clean()
         if any(self.errors):
             return  # Row errors first: a row without a valid key cannot be placed in the graph.
