@@ -40,6 +40,7 @@ class StepSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     when = serializers.CharField(allow_blank=True)
     foreach = serializers.DictField()
+    params = serializers.DictField(help_text="For a sub-job step: the child job's parameters (REST names) mapped to expressions or values.")
 
 
 class JobSerializer(serializers.Serializer):

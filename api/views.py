@@ -131,7 +131,8 @@ class JobDetail(APIView):
         return Response({
             **job_info(job),
             "steps": [
-                {"id": step.key, "task": step.task.name, "ordering": step.ordering, "after": step.after, "enabled": step.enabled, "when": step.when, "foreach": step.foreach}
+                {"id": step.key, "task": step.task.name, "ordering": step.ordering, "after": step.after, "enabled": step.enabled, "when": step.when, "foreach": step.foreach,
+                 "params": step.params}
                 for step in job.steps.select_related("task")
             ],
             "parameters": [parameter_info(parameter) for parameter in job.parameters()],

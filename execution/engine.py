@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from jobs import dag, expressions, templating
+from jobs import dag, expressions, mappings, templating
 from jobs.models import Job, QueueType, Task
 
 from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, verdicts, workdirs
@@ -511,9 +511,14 @@ def _start_subjob(node, attempt, executor):
         if used:
             with used[0].file.open("rb") as handle:
                 upload = handle.read()
+        step = _step_of(node)
+        params = step.params if step is not None else {}
         run = executors.NodeRun(
             behaviour=executor.behaviour, executable=node.task.executable, workdir=None, file_id=parent.file_id, in_endings=[], out_endings=[],
-            extra={"values": {**parent.params, **node.params}, "upload": upload, "user": parent.user, "priority": parent.priority, "node": node},
+            extra={
+                "values": {**parent.params, **node.params}, "mapped": _mapped(node, params), "mapping": params,
+                "upload": upload, "user": parent.user, "priority": parent.priority, "node": node,
+            },
         )
         with transaction.atomic():
             lifecycle.hold(attempt)
@@ -524,7 +529,32 @@ def _start_subjob(node, attempt, executor):
     except (MissingInput, executors.ExecutorError) as error:
         _fail(node, attempt, str(error), retryable=False)
         return advance(parent.pk)
+    except mappings.MappingError as error:
+        _fail(node, attempt, f"sub-job '{node.task.executable.strip()}': {error}", retryable=False)
+        return advance(parent.pk)
     return run.extra["ready"]
+
+
+def _step_of(node):
+    """The step whose settings a node follows: its own, or for a foreach instance (which has none) its foreach step's."""
+    if node.step_id is None and "$INDEX" in node.params and node.added_by:
+        expanded = Node.objects.filter(submission_id=node.submission_id, key=node.added_by).select_related("step").first()
+        if expanded is not None and expanded.step is not None:
+            return expanded.step
+    return node.step if node.step_id else None
+
+
+def _mapped(node, params):
+    """Evaluate a sub-job step's ``params`` on the parent's parameters, its nodes' outputs and the instance's item.
+
+    Raises:
+        mappings.MappingError: an entry cannot be evaluated, or gives no single value.
+    """
+    if not params:
+        return {}
+    context = {**node.submission.params, **{name: value for name, value in node.params.items() if not name.startswith("$")}}
+    context.update(Node.objects.filter(submission_id=node.submission_id).exclude(outputs={}).values_list("key", "outputs"))
+    return mappings.evaluate(params, context, item=node.params.get("$ITEM"), index=node.params.get("$INDEX"))
 
 
 def _attempt(node, attempt, executor, workdir, watch=False, released=None):

@@ -14,7 +14,11 @@ class SubJobExecutor(Executor):
     attached = False
 
     def start(self, run):
-        """Submit the child; ``run.extra`` holds the parent node, user, priority, values and upload.
+        """Submit the child; ``run.extra`` holds the parent node, user, priority, values, mapped values and upload.
+
+        The child takes the parent's values of the parameters it shares with
+        the parent, then the values the step's ``params`` map (``mapped``),
+        and types and checks them all by its own rules, as a submission.
 
         Raises:
             ExecutorError: there is no such job, or it refuses the submission.
@@ -30,13 +34,14 @@ class SubJobExecutor(Executor):
             raise ExecutorError(f"sub-job: there is no job '{name}'")
         names = {parameter.rest_name for parameter in child_job.parameters()}
         values = {key: value for key, value in run.extra["values"].items() if key in names and value is not None}
+        values.update(run.extra.get("mapped", {}))
         try:
             child = engine.submit(
                 child_job, params=values, input_data=run.extra["upload"], user=run.extra["user"], priority=run.extra["priority"],
                 parent_node=run.extra["node"],
             )
         except SubmissionInvalid as error:
-            raise ExecutorError(f"sub-job '{child_job.name}': {error}") from None
+            raise ExecutorError(f"sub-job '{child_job.name}': {_refusal(error, run.extra.get('mapping', {}))}") from None
         run.extra["ready"] = child.ready
         run.extra["child"] = child
         return f"submission:{child.uuid}"
@@ -62,6 +67,17 @@ class SubJobExecutor(Executor):
     def collect(self, run, handle, finished):
         # The child's results reach the parent when it completes (engine._return_to_parent).
         return Outcome(command=handle, exit_code=finished.exit_code, timed_out=False, duration=0.0, outputs=[], missing=[], stderr_tail=finished.reason)
+
+
+def _refusal(error, mapping):
+    """The child's refusal, saying which values came from the step's ``params`` and from what."""
+    parts = []
+    for field, messages in error.errors.items():
+        text = " ".join(messages)
+        if field in mapping:
+            text += f" (mapped by the step's params from {mapping[field]!r})"
+        parts.append(f"{field}: {text}")
+    return "; ".join(parts)
 
 
 def _uuid(handle):

@@ -158,7 +158,11 @@ class StepForm(forms.ModelForm):
 
     class Meta:
         model = Step
-        fields = ("key", "task", "ordering", "after", "enabled", "when", "foreach")
+        fields = ("key", "task", "ordering", "after", "enabled", "when", "foreach", "params")
+        widgets = {"params": forms.Textarea(attrs={**MONOSPACE, "rows": 1, "cols": 40})}
+
+    class Media:
+        css = {"all": ["jobs/admin.css"]}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -171,14 +175,23 @@ class StepForm(forms.ModelForm):
             cleaned["key"] = cleaned["task"].name
         return cleaned
 
+    def clean_params(self):
+        """Read an empty mapping as none, as most steps run no sub-job."""
+        return self.cleaned_data["params"] or {}
+
 
 class StepFormSet(forms.BaseInlineFormSet):
     def clean(self):
-        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved, and a runnable job without any."""
+        """Refuse duplicate keys, unknown ``after`` keys and cycles among the steps being saved, and a runnable job without any.
+
+        Then check the sub-job steps against the jobs they run (``Job.subjob_problems``):
+        a required child parameter left unset, a mapped name the child lacks.
+        """
         super().clean()
         if any(self.errors):
             return  # Row errors first: a row without a valid key cannot be placed in the graph.
-        specs = [dag.StepSpec(f.cleaned_data["key"], f.cleaned_data["ordering"], tuple(f.cleaned_data["after"])) for f in kept_forms(self)]
+        kept = kept_forms(self)
+        specs = [dag.StepSpec(f.cleaned_data["key"], f.cleaned_data["ordering"], tuple(f.cleaned_data["after"])) for f in kept]
         problem = self.instance.stepless_problem(len(specs))
         if problem:
             raise ValidationError(problem)
@@ -186,6 +199,9 @@ class StepFormSet(forms.BaseInlineFormSet):
             dag.check_steps(specs)
         except dag.StepGraphError as error:
             raise ValidationError(str(error)) from None
+        problems = self.instance.subjob_problems([form.instance for form in kept])
+        if problems:
+            raise ValidationError([message for _, message in problems])
 
 
 class StepInline(admin.TabularInline):

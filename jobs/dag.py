@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from itertools import groupby
 
-__all__ = ["StepSpec", "StepGraphError", "check_steps", "step_edges"]
+__all__ = ["StepSpec", "StepGraphError", "ancestors", "check_steps", "step_edges"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,20 @@ def step_edges(steps):
     for previous, current in zip(groups, groups[1:]):
         edges.extend((before.key, after.key) for before in previous for after in current)
     return edges
+
+
+def ancestors(key, edges):
+    """Return the keys of every step that runs before ``key`` along ``edges`` (``step_edges``)."""
+    before = {}
+    for source, target in edges:
+        before.setdefault(target, set()).add(source)
+    found, frontier = set(), [key]
+    while frontier:
+        for source in before.get(frontier.pop(), ()):
+            if source not in found:
+                found.add(source)
+                frontier.append(source)
+    return found
 
 
 def check_steps(steps):

@@ -11,14 +11,14 @@ comprehensions) is refused when the expression is parsed.
 import ast
 import operator
 
-__all__ = ["ExpressionError", "evaluate", "parse"]
+__all__ = ["WORDS", "ExpressionError", "evaluate", "parse"]
 
 _COMPARE = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
     ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
 }
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_WORDS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
+WORDS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 MAX_LENGTH = 500
 
 
@@ -73,8 +73,8 @@ def _eval(node, context):
     if isinstance(node, ast.Name):
         if node.id in context:
             return context[node.id]
-        if node.id in _WORDS:
-            return _WORDS[node.id]
+        if node.id in WORDS:
+            return WORDS[node.id]
         raise ExpressionError(f"unknown name '{node.id}'; known: {', '.join(sorted(context)) or 'none'}")
     if isinstance(node, ast.Attribute):
         value = _eval(node.value, context)

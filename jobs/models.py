@@ -14,7 +14,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import dag, expressions, params, promises, quoting, templating, validators
+from . import dag, expressions, mappings, params, promises, quoting, templating, validators
 
 NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
 ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name is letters, digits and '_', not starting with a digit")
@@ -104,6 +104,11 @@ class Task(models.Model):
         return templating.split_endings(self.out_glob)
 
     @property
+    def runs_job(self):
+        """Does this task run another job (its queue type's execution behaviour is ``job``)? Its executable names that job."""
+        return bool(self.backend_id) and self.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB
+
+    @property
     def exit_statuses(self):
         return {int(code) for code in self.custom_exit_status.replace(" ", "").split(",") if code}
 
@@ -137,7 +142,7 @@ class Task(models.Model):
 
         ``parameter_count`` None skips the ``$P`` check (parameters may not be saved yet).
         """
-        if self.backend_id and self.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB:
+        if self.runs_job:
             return []
         limits = {"I": (len(self.in_endings), "in_glob defines"), "O": (len(self.out_endings), "out_glob defines")}
         if parameter_count is not None:
@@ -396,6 +401,63 @@ class Job(models.Model):
         except dag.StepGraphError as error:
             raise ValidationError({"steps": str(error)}) from None
 
+    def check_subjobs(self):
+        """Check the params of the saved sub-job steps against the jobs they run (``subjob_problems``).
+
+        Raises:
+            ValidationError: on ``steps``, one message per problem.
+        """
+        problems = self.subjob_problems()
+        if problems:
+            raise ValidationError({"steps": [message for _, message in problems]})
+
+    def subjob_problems(self, steps=None):
+        """Return ``(step key, message)`` for what the sub-job steps leave unset, or map wrongly, in the jobs they run.
+
+        A child parameter that is required and has no default needs a value:
+        one the step maps, or one the parent's submitter gives (the parent
+        takes that REST name itself, through a step of the same task). A
+        mapped name must be a parameter of the child, and an expression may
+        only read the parent's parameters and the outputs of steps that run
+        before the sub-job step. A child job not saved yet cannot be checked;
+        that is only an error when the step maps parameters to it.
+        ``steps``: the steps about to be saved (admin), else the saved ones.
+        """
+        steps = steps if steps is not None else self.steps_with_tasks()
+        subjob_steps = [step for step in steps if step.task_id is not None and step.task.runs_job]
+        if not subjob_steps:
+            return []
+        taken = {parameter.rest_name for parameter in self.parameters(steps)}
+        edges = dag.step_edges(dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in steps)
+        return [(step.key, message) for step in subjob_steps for message in self._mapping_problems(step, taken, edges)]
+
+    def _mapping_problems(self, step, taken, edges):
+        params = step.params or {}
+        child_name = step.task.executable.strip()
+        child = Job.objects.filter(name=child_name).first()
+        if child is None:
+            return [f"step '{step.key}' maps parameters to job '{child_name}', which does not exist"] if params else []
+        known = {parameter.rest_name: parameter for parameter in child.parameters()}
+        problems = []
+        for name in params:
+            if name not in known:
+                hint = f"; it takes {', '.join(sorted(known))}" if known else "; it takes no parameters"
+                problems.append(f"step '{step.key}' maps '{name}', but job '{child.name}' has no parameter '{name}'{hint}")
+        for name, parameter in known.items():
+            if parameter.required and parameter.default == "" and name not in params and name not in taken:
+                problems.append(
+                    f"step '{step.key}' runs job '{child.name}', whose parameter '{name}' is required and has no default; "
+                    f"give it a value in the step's params, e.g. params: {{{name}: \"'value'\"}}"
+                )
+        readable = taken | dag.ancestors(step.key, edges) | set(mappings.PLACEHOLDERS)
+        for name, entry in params.items():
+            for used in sorted(mappings.names(entry) - readable):
+                problems.append(
+                    f"step '{step.key}' maps '{name}' from {entry!r}, which reads '{used}': that is neither a parameter of job "
+                    f"'{self.name}' nor a step that runs before '{step.key}' (to pass text, quote it: \"'{used}'\")"
+                )
+        return problems
+
     def stepless_problem(self, step_count):
         """Say what is wrong when a runnable job would have no steps: a submission would run nothing and be 'complete'."""
         if self.runnable and step_count == 0:
@@ -495,6 +557,14 @@ class Step(models.Model):
         default=dict, blank=True,
         help_text='Run once per item: {"lines": ".txt"}, {"files": ".part"}, {"output": "step.name"} or {"param": "task_alias"}; each instance sees $ITEM and $INDEX.',
     )
+    params = models.JSONField(
+        default=dict, blank=True,
+        help_text=(
+            'For a sub-job step: the child job\'s parameters (REST names) mapped to expressions, e.g. {"count_n": "$INDEX + 1", '
+            '"count_word": "$ITEM", "count_mode": "split.mode", "count_tag": "\'fixed text\'"}; they may read the parent\'s parameters, '
+            'outputs of earlier steps, and $ITEM and $INDEX in a foreach step.'
+        ),
+    )
 
     class Meta:
         ordering = ["ordering", "id"]
@@ -516,8 +586,31 @@ class Step(models.Model):
             problem = foreach_problem(self.foreach)
             if problem:
                 errors["foreach"] = problem
+        if self.params is None:  # a blank form field: no mapping
+            self.params = {}
+        if self.params:
+            problem = self.params_problem()
+            if problem:
+                errors["params"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def params_problem(self):
+        """What is wrong with ``params`` on its own (its form, its task, its placeholders), or None.
+
+        What the child job takes is checked with the whole job (``Job.subjob_problems``).
+        """
+        problem = mappings.shape_problem(self.params)
+        if problem:
+            return problem
+        if self.task_id is not None and not self.task.runs_job:
+            return f"task '{self.task.name}' does not run a sub-job (its queue type's execution behaviour is not 'job'), so its step takes no params"
+        if not self.foreach:
+            for name, entry in self.params.items():
+                used = mappings.names(entry) & set(mappings.PLACEHOLDERS)
+                if used:
+                    return f"'{name}' uses {', '.join(sorted(used))}, which only the instances of a foreach step have"
+        return None
 
 
 class Validator(models.Model):

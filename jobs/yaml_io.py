@@ -6,7 +6,7 @@ configurations, steps, validators and promises with what the file says.
 Objects the file does not name are left alone.
 
 The rules are the models' own (``full_clean()``, ``Task.check_parameters()``,
-``Job.check_steps()``), so admin and YAML accept the same things. This module
+``Job.check_steps()``, ``Job.subjob_problems()``), so admin and YAML accept the same things. This module
 checks shapes and types, and points every error at the field it is about:
 ``tasks[2].parameters[0].rest_alias: required``.
 """
@@ -191,7 +191,7 @@ _read_parameter = _entry(
 )
 _read_configuration = _entry({"kind": _text, "name": _text, "version": _text}, required=("name",))
 _read_step_fields = _entry(
-    {"id": _text, "task": _text, "ordering": _integer(None, "an integer"), "after": _list(_text), "enabled": _flag, "when": _text, "foreach": _mapping},
+    {"id": _text, "task": _text, "ordering": _integer(None, "an integer"), "after": _list(_text), "enabled": _flag, "when": _text, "foreach": _mapping, "params": _mapping},
     required=("task",),
 )
 
@@ -401,6 +401,9 @@ def _write_promises(job, items, path):
         _save(JobPromise(job=job, kind=item["kind"], spec=item["spec"]), f"{path}[{index}]", {"spec": ""})
 
 
+STEP_FIELDS = ["ordering", "after", "enabled", "when", "foreach", "params"]
+
+
 def _write_steps(job, steps, path):
     """Make the job's steps those in ``steps``.
 
@@ -413,7 +416,7 @@ def _write_steps(job, steps, path):
     for index, item in enumerate(steps):
         step = existing.get(item["id"]) or Step(job=job, key=item["id"])
         step.task = _find(Task, item["task"], f"{path}[{index}].task", "task")
-        _assign(step, item, ["ordering", "after", "enabled", "when", "foreach"])
+        _assign(step, item, STEP_FIELDS)
         _save(step, f"{path}[{index}]", {"key": "id"})
 
 
@@ -455,7 +458,19 @@ def load_catalogue(data):
         for section, entries in sections.items():
             for index, fields in enumerate(entries):
                 summary.add(section, WRITERS[section](fields, f"{section}[{index}]"))
+        _check_subjobs(sections["jobs"])
     return summary
+
+
+def _check_subjobs(entries):
+    """Check every loaded job's sub-job steps once all are written: a child may be defined after its parent."""
+    for index, fields in enumerate(entries):
+        job = Job.objects.get(name=fields["name"])
+        problems = job.subjob_problems()
+        if problems:
+            key, message = problems[0]
+            at = next(number for number, item in enumerate(fields.get("steps", [])) if item["id"] == key)
+            raise CatalogueError(f"jobs[{index}].steps[{at}].params", message)
 
 
 class _Loader(yaml.SafeLoader):
@@ -539,7 +554,7 @@ def _dump_job(job):
         "steps": [
             {
                 "id": step.key, "task": step.task.name, "ordering": step.ordering, "after": list(step.after), "enabled": step.enabled,
-                "when": step.when, "foreach": step.foreach,
+                "when": step.when, "foreach": step.foreach, "params": step.params,
             }
             for step in job.steps.select_related("task")
         ],

@@ -371,3 +371,34 @@ def test_the_admin_download_link_serves_the_file_to_staff_and_not_to_other_users
     assert stranger.get(link).status_code == 404
     stranger.force_login(other_user)
     assert stranger.get(link).status_code == 404
+
+
+def greeting_job():
+    """A job 'greeting' whose parameter greet_name is required, and a sub-job task 'run_greeting' that runs it."""
+    greet = make_task(name="greet", executable="echo $P1")
+    make_parameter(greet, rest_alias="name", switchless=True, required=True)
+    make_job(name="greeting", steps=[greet])
+    return make_task(name="run_greeting", executable="greeting", backend=make_backend(name="subjobs", queue_type=make_queue_type(name="jobs", execution_behaviour="job")))
+
+
+def test_it_saves_a_sub_job_step_with_params(admin_client, db):
+    task = greeting_job()
+    url = "/admin/jobs/job/add/"
+    rows = {"steps": [{**step_row("hello", task), "params": '{"greet_name": "\'world\'"}'}]}
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "parent", "runnable": "on"}, rows))
+    assert response.status_code == 302
+    assert Step.objects.get(job__name="parent").params == {"greet_name": "'world'"}
+    url = f"/admin/jobs/job/{Job.objects.get(name='parent').pk}/change/"
+    assert admin_client.post(url, shown_data(admin_client.get(url))).status_code == 302
+    assert Step.objects.get(job__name="parent").params == {"greet_name": "'world'"}
+
+
+def test_it_refuses_a_sub_job_step_that_leaves_a_required_child_parameter_unset(admin_client, db):
+    task = greeting_job()
+    url = "/admin/jobs/job/add/"
+    rows = {"steps": [{**step_row("hello", task), "params": ""}]}
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "parent", "runnable": "on"}, rows))
+    assert response.status_code == 200
+    [message] = inline_errors(response, "steps")
+    assert message.startswith("step 'hello' runs job 'greeting', whose parameter 'greet_name' is required and has no default")
+    assert not Job.objects.filter(name="parent").exists()

@@ -48,7 +48,7 @@ def test_endpoints_list_runnable_jobs_with_their_parameters(api, counting_job):
 def test_jobs_list_and_detail(api, counting_job):
     assert [job["name"] for job in api.get("/api/jobs/").json()] == ["counting"]
     detail = api.get("/api/jobs/counting/").json()
-    assert detail["steps"] == [{"id": "count", "task": "count", "ordering": 0, "after": [], "enabled": True, "when": "", "foreach": {}}]
+    assert detail["steps"] == [{"id": "count", "task": "count", "ordering": 0, "after": [], "enabled": True, "when": "", "foreach": {}, "params": {}}]
     assert [p["name"] for p in detail["parameters"]] == ["count_n", "count_mode"]
 
 

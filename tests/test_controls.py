@@ -11,7 +11,7 @@ from execution.local import SynchronousRunner
 from execution.models import Node, Submission
 from jobs import expressions
 from tests.conftest import settle, wait_for
-from tests.factories import make_job, make_parameter, make_task
+from tests.factories import make_backend, make_job, make_parameter, make_queue_type, make_task
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -380,3 +380,91 @@ def test_a_retried_node_does_not_release_its_successors(db, shared_dir):
     first = submission.ready
     assert engine.run_node(first[0]) == first  # retried: only itself comes back, "after" stays pending
     assert submission.nodes.get(key="after").status == "pending"
+
+
+# --- sub-job parameters ----------------------------------------------------------------------------
+
+
+def showing_child():
+    """A job 'child' whose one step prints its four required parameters; a sub-job task 'run_child' runs it."""
+    show = make_task("show", "echo $P1 $P2 $P3 $P4", stdout_glob=".seen")
+    make_parameter(show, "word", switchless=True, required=True)
+    make_parameter(show, "index", switchless=True, required=True, type="int")
+    make_parameter(show, "count", switchless=True, required=True, type="int")
+    make_parameter(show, "tag", switchless=True, required=True)
+    make_job("child", steps=[show])
+    return make_task("run_child", "child", backend=make_backend("subjobs", make_queue_type("jobs", "job")))
+
+
+def mapping_parent(run_child, **params):
+    """A job 'parent': 'setup' sends the output count=7, then 'each' runs the child once per item of setup_items."""
+    setup = make_task("setup", "printf '{\"op\": \"output\", \"name\": \"count\", \"value\": 7}\\n' >> \"$SLUICE_CONTROL\"")
+    make_parameter(setup, "tag", required=True)
+    make_parameter(setup, "items")
+    mapping = {"show_word": "$ITEM", "show_index": "$INDEX + 1", "show_count": "setup.count", "show_tag": "setup_tag", **params}
+    return make_job("parent", steps=[setup, ("each", run_child, {"after": ["setup"], "foreach": {"param": "setup_items"}, "params": mapping})])
+
+
+@pytest.mark.django_db
+def test_a_sub_job_step_maps_a_parameter_an_item_and_an_output_to_the_childs_required_parameters(db):
+    job = mapping_parent(showing_child())
+    submission = SynchronousRunner(job, params={"setup_tag": "blue", "setup_items": "a,b"}).init().process()
+    assert submission.status == "complete", submission.last_message
+    assert [text(submission, ".seen", key) for key in ("each_0", "each_1")] == ["a 1 7 blue\n", "b 2 7 blue\n"]
+    children = Submission.objects.filter(parent_node__submission=submission).order_by("parent_node__key")
+    assert [child.params for child in children] == [
+        {"show_word": "a", "show_index": 1, "show_count": 7, "show_tag": "blue"},
+        {"show_word": "b", "show_index": 2, "show_count": 7, "show_tag": "blue"},
+    ]
+
+
+@pytest.mark.django_db
+def test_a_mapped_value_the_child_refuses_fails_the_node_saying_why(db):
+    job = mapping_parent(showing_child(), show_index="$ITEM")
+    submission = SynchronousRunner(job, params={"setup_tag": "blue", "setup_items": "x"}).init().process()
+    assert submission.status == "error"
+    node = submission.nodes.get(key="each_0")
+    assert node.status == "failed" and not Submission.objects.filter(parent_node=node).exists()
+    assert "sub-job 'child': show_index: parameter 'show_index' must be an integer, got 'x' (mapped by the step's params from '$ITEM')" in node.message
+    assert "step 'each_0' failed: sub-job 'child'" in submission.last_message
+
+
+@pytest.mark.django_db
+def test_a_mapped_output_that_is_not_there_fails_the_node_naming_it(db):
+    job = mapping_parent(showing_child(), show_count="setup.missing")
+    submission = SynchronousRunner(job, params={"setup_tag": "blue", "setup_items": "x"}).init().process()
+    assert submission.status == "error"
+    assert "sub-job 'child': params: 'show_count': no 'missing' in setup" in submission.nodes.get(key="each_0").message
+
+
+@pytest.mark.django_db
+def test_a_sub_job_gets_each_line_of_the_upload_as_its_required_parameter(examples):
+    submission = SynchronousRunner("greet_each", input=b"alice\n\nbob\n").init().process()
+    assert submission.status == "complete", submission.last_message
+    assert json.loads(text(submission, ".report.json"))["parts"] == ["hello alice", "hello bob"]
+    assert sorted(Submission.objects.filter(job__name="greeting").values_list("params", flat=True), key=str) == [
+        {"greet_name": "alice"}, {"greet_name": "bob"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("$ITEM", "_ITEM"), ("$INDEX + 1", "_INDEX + 1"), ("'$ITEM' + $ITEM", "'$ITEM' + _ITEM"), ("$ITEMS", "$ITEMS"), ('"a\\"$ITEM"', '"a\\"$ITEM"')],
+)
+def test_item_placeholders_are_read_outside_quotes_only(text, expected):
+    from jobs import mappings
+
+    assert mappings.translate(text) == expected
+
+
+def test_mapped_values_are_evaluated_in_the_safe_language_only():
+    from jobs import mappings
+
+    context = {"setup_tag": "blue", "setup": {"count": 7, "ids": [1]}}
+    assert mappings.evaluate({"a": "setup.count * 2", "b": "$ITEM", "c": 3, "d": "null", "e": "'text'"}, context, "x", 0) == {
+        "a": 14, "b": "x", "c": 3, "e": "text",
+    }
+    with pytest.raises(mappings.MappingError, match="params: 'a': 'setup.ids' gives a list"):
+        mappings.evaluate({"a": "setup.ids"}, context)
+    assert "uses Call" in mappings.shape_problem({"a": "__import__('os').system('x')"})
+    assert "not list" in mappings.shape_problem({"a": [1]})

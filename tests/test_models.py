@@ -224,3 +224,38 @@ def test_the_migration_keeps_saved_dashed_defaults_working():
     dashed, number, plain = make_parameter(task, "a", default=" -v"), make_parameter(task, "b", type="int", default="-5"), make_parameter(task, "c", default="x")
     migration.allow_dashed_defaults(apps, None)
     assert [Parameter.objects.get(pk=p.pk).allow_dash for p in (dashed, number, plain)] == [True, False, False]
+
+
+def sub_job_step(child_parameters=(), **params):
+    """A job 'parent' whose step 'each' runs job 'child' (its task 'show' has ``child_parameters``) with ``params``."""
+    from tests.factories import make_queue_type
+
+    show = make_task("show", "true")
+    for alias, fields in child_parameters:
+        make_parameter(show, alias, **fields)
+    make_job("child", steps=[show])
+    runner = make_task("run_child", "child", backend=make_backend("subjobs", make_queue_type("jobs", "job")))
+    return make_job("parent", steps=[("each", runner, {"params": params})])
+
+
+def test_a_required_child_parameter_without_a_default_needs_a_mapping():
+    job = sub_job_step([("word", {"required": True}), ("size", {"required": True, "default": "3"})])
+    with pytest.raises(ValidationError) as caught:
+        job.check_subjobs()
+    assert caught.value.message_dict["steps"] == [
+        "step 'each' runs job 'child', whose parameter 'show_word' is required and has no default; "
+        "give it a value in the step's params, e.g. params: {show_word: \"'value'\"}"
+    ]
+    Step.objects.filter(key="each").update(params={"show_word": "'x'"})
+    job.check_subjobs()
+
+
+def test_a_mapping_to_a_parameter_the_child_lacks_is_refused():
+    job = sub_job_step([("word", {})], show_colour="'red'")
+    assert job.subjob_problems() == [("each", "step 'each' maps 'show_colour', but job 'child' has no parameter 'show_colour'; it takes show_word")]
+
+
+def test_params_on_a_step_that_runs_no_sub_job_are_refused():
+    step = Step(job=make_job("j"), key="a", task=make_task("plain", "true"), params={"x_y": "1"})
+    assert "task 'plain' does not run a sub-job" in errors_of(step)["params"][0]
+    assert Step(job=Job.objects.get(name="j"), key="b", task=Task.objects.get(name="plain"), params=None).full_clean() is None

@@ -234,7 +234,7 @@ def test_dump_writes_every_field_in_a_stable_order(loaded):
         "cache", "input_prompt", "qc",
     ]  # fmt: skip
     assert dump_catalogue()["jobs"][0]["steps"][0] == {
-        "id": "align", "task": "align", "ordering": 0, "after": [], "enabled": True, "when": "", "foreach": {},
+        "id": "align", "task": "align", "ordering": 0, "after": [], "enabled": True, "when": "", "foreach": {}, "params": {},
     }
 
 
@@ -565,3 +565,105 @@ def test_loadjobs_run_as_a_process_exits_2_without_a_traceback(tmp_path, bad_fil
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == f"CommandError: {bad_file}: tasks[0].timeout: must be a positive integer, got 'abc'"
+
+
+# --- Sub-job parameters ------------------------------------------------------------------------------
+
+SUBJOBS = """
+queue_types:
+  - {name: localhost, execution_behaviour: localhost}
+  - {name: jobs, execution_behaviour: job}
+backends:
+  - {name: local, queue_type: localhost}
+  - {name: subjobs, queue_type: jobs}
+tasks:
+  - name: setup
+    backend: local
+    executable: "true"
+    parameters:
+      - {rest_alias: tag}
+  - name: show
+    backend: local
+    executable: echo $P1 $P2
+    parameters:
+      - {rest_alias: word, switchless: true, required: true}
+      - {rest_alias: size, switchless: true, type: int, default: 3}
+  - name: run_child
+    backend: subjobs
+    executable: child
+jobs:
+  - name: parent
+    steps:
+      - {id: setup, task: setup}
+      - id: each
+        task: run_child
+        after: [setup]
+        foreach: {lines: .input}
+        params: {show_word: $ITEM, show_size: "$INDEX + setup.extra", }
+  - name: child
+    steps:
+      - {id: show, task: show}
+"""
+
+
+def subjobs(**step):
+    """The sub-job catalogue as plain data, with ``step`` fields replacing those of the parent's 'each' step (None deletes one)."""
+    data = yaml.safe_load(SUBJOBS)
+    each = data["jobs"][0]["steps"][1]
+    each.update(step)
+    for name in [name for name, value in each.items() if value is None]:
+        del each[name]
+    return data
+
+
+def test_a_sub_job_step_loads_its_params_even_before_the_child_job_is_defined(db):
+    load_catalogue(subjobs())
+    step = Step.objects.get(job__name="parent", key="each")
+    assert step.params == {"show_word": "$ITEM", "show_size": "$INDEX + setup.extra"}
+
+
+def test_sub_job_params_dump_and_load_back_identically(db):
+    load_catalogue(subjobs(params={"show_word": "setup_tag", "show_size": 4}))
+    dumped = dump_catalogue(["parent"])
+    assert dumped["jobs"][1]["steps"][1]["params"] == {"show_word": "setup_tag", "show_size": 4}
+    text = dump_text(["parent"])
+    empty_database()
+    load_text(text)
+    assert dump_text(["parent"]) == text
+
+
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        (
+            {"params": {"show_size": 1}},
+            "step 'each' runs job 'child', whose parameter 'show_word' is required and has no default; give it a value in the step's params",
+        ),
+        ({"params": None}, "step 'each' runs job 'child', whose parameter 'show_word' is required"),
+        ({"params": {"show_word": "'x'", "show_colour": "'red'"}}, "step 'each' maps 'show_colour', but job 'child' has no parameter 'show_colour'; it takes show_size, show_word"),
+        ({"params": {"show_word": "red"}}, "step 'each' maps 'show_word' from 'red', which reads 'red': that is neither a parameter of job 'parent' nor a step"),
+        ({"params": {"show_word": "$ITEM"}, "foreach": None}, "'show_word' uses $ITEM, which only the instances of a foreach step have"),
+        ({"params": {"show_word": "len(setup_tag)"}}, "'show_word': 'len(setup_tag)' uses Call"),
+        ({"params": {"show_word": ["a"]}}, "'show_word': give an expression as text, a number or true/false, not list"),
+        ({"task": "setup", "params": {"show_word": "'x'"}}, "task 'setup' does not run a sub-job"),
+    ],
+)
+def test_sub_job_params_are_checked_when_the_job_is_loaded(db, step, message):
+    with pytest.raises(CatalogueError, match=r"^jobs\[0\]\.steps\[1\]\.params: ") as caught:
+        load_catalogue(subjobs(**step))
+    assert message in str(caught.value)
+    assert not Job.objects.exists()
+
+
+def test_a_child_parameter_the_parent_takes_itself_needs_no_mapping(db):
+    data = subjobs(params=None)
+    data["jobs"][0]["steps"].append({"id": "also", "task": "show"})
+    load_catalogue(data)
+    assert Job.objects.get(name="parent").steps.get(key="each").params == {}
+
+
+def test_mapping_to_a_job_that_does_not_exist_is_refused(db):
+    data = subjobs()
+    del data["jobs"][1]
+    with pytest.raises(CatalogueError, match=r"jobs\[0\]\.steps\[1\]\.params: step 'each' maps parameters to job 'child', which does not exist"):
+        load_catalogue(data)
