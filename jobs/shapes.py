@@ -5,7 +5,7 @@ path written as its task names separated by single spaces (``"start m end"``).
 The symbols the automaton reads are characters, so the pattern means exactly
 what ``re.fullmatch`` makes of it; a task name is a run of characters between
 spaces. ``interegular`` turns the pattern into a deterministic automaton;
-patterns it cannot read (back-references, look-behinds, ``^``/``$``, ``\\b``)
+patterns it cannot read (back-references, look-behinds, ``\\b``, ``^``/``$`` other than at the very ends)
 give ``None`` from ``compile``, and are only checked on the finished graph.
 
 A path is judged as a list of steps ``(task, optional)``; an optional step
@@ -44,9 +44,19 @@ class Shape:
 def compile(pattern):  # noqa: A001 - the module's verb, as in re.compile
     """Return the ``Shape`` of ``pattern``, or None when the automaton library cannot read it."""
     try:
-        return Shape(pattern, interegular.parse_pattern(pattern).to_fsm())
+        return Shape(pattern, interegular.parse_pattern(_without_end_anchors(pattern)).to_fsm())
     except (interegular.patterns.Unsupported, interegular.patterns.InvalidSyntax, NotImplementedError, RecursionError):
         return None
+
+
+def _without_end_anchors(pattern):
+    """Drop a leading ``^`` and a trailing ``$``: a full match anchors both ends anyway (paths hold no newline)."""
+    if pattern.startswith("^"):
+        pattern = pattern[1:]
+    escapes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+    if pattern.endswith("$") and escapes % 2 == 0:
+        pattern = pattern[:-1]
+    return pattern
 
 
 def begin(shape, open_start=False):

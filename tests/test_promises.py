@@ -56,7 +56,12 @@ def test_allowed_next_names_the_tasks_that_keep_a_match_possible():
 
 
 def test_patterns_the_automaton_cannot_read_are_left_to_the_end():
-    assert shapes.compile(r"(A)( \1)*") is None and shapes.compile("^A$") is None
+    assert shapes.compile(r"(A)( \1)*") is None and shapes.compile("A|^B") is None
+
+
+def test_anchors_at_the_very_ends_mean_what_a_full_match_means():
+    assert shapes.can_complete(shapes.compile("^A( M)*$"), ["A", "M"]) and not shapes.can_complete(shapes.compile("^A$"), ["A", "M"])
+    assert shapes.can_complete(shapes.compile(r"A\$"), ["A$"])  # an escaped dollar is a character
 
 
 # --- shape, as mutations are proposed ----------------------------------------------------------
