@@ -137,7 +137,7 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
     """
     state = state.copy()
     state.growing = state.growers() - {node}
-    active = [(promise, -1) for promise in promises]  # (promise, index of the operation that made it)
+    active = [(promise, -1, None) for promise in promises]  # (promise, index and operation that made it)
     grown = []  # (index, operation, new node keys, new edges)
     result = Plan()
     for index, operation in enumerate(operations):
@@ -146,7 +146,7 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
             if not dynamic:
                 raise PromiseBroken({"kind": "static"}, operation, f"node '{node}' runs a task that is not dynamic")
             new_nodes, new_edges = _grow(state, operation, node, tasks)
-            for promise, _ in active:
+            for promise, _, _ in active:
                 reason = _breaks(promise, state, operation, new_nodes, new_edges)
                 if reason:
                     raise PromiseBroken(promise, operation, reason)
@@ -167,7 +167,7 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
             reason = _already_broken(promise, state)
             if reason:
                 raise PromiseBroken(promise, operation, reason)
-            active.append((promise, index))
+            active.append((promise, index, operation))
             result.promises.append(promise)
         elif kind == "output":
             name = operation.get("name")
@@ -178,38 +178,41 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
             result.outputs[name] = operation["value"]
         elif kind == "style":
             style = _style(state, operation)
-            for promise, _ in active:
+            for promise, _, _ in active:
                 if promise["kind"] == "fixed_style" and style.get("node") in promise["nodes"]:
                     raise PromiseBroken(promise, operation, f"node '{style['node']}' keeps its colour and label")
             result.styles.append(style)
         else:
             raise OperationError(f"{describe(operation)}: unknown operation {kind!r}; expected add_node, add_edge, promise, output or style")
-    if grown:
+    if grown or any(made is not None for _, _, made in active):
         _check_future(state, active, grown)
     return result
 
 
 def _check_future(state, active, grown):
-    """Refuse the step's growth if some shape or component promise can no longer be kept.
+    """Refuse the step if some shape or component promise can no longer be kept.
 
-    The culprit named is the earliest growth operation after which the graph stays
-    beyond saving: the state is rolled back one operation at a time from the end.
+    Judged on the graph the whole step leaves, so that a step may promise a shape
+    and then grow into it. The culprit named is the earliest operation after which
+    the graph stays beyond saving: the growth is rolled back one operation at a
+    time from the end, back to where the promise was made; a promise the step made
+    is to blame itself only when no growth follows it.
     """
-    for promise, since in active:
+    for promise, since, made in active:
         if promise["kind"] not in FUTURE_KINDS:
             continue
         reason = future_broken(promise, state)
         if not reason:
             continue
-        current, culprit = state.copy(), None
+        current, culprit = state.copy(), made
         for index, operation, keys, edges in reversed(grown):
             if index < since:
                 break
-            culprit = operation
             for key in keys:
                 current.nodes.pop(key)
                 current.growing.discard(key)
             current.edges.difference_update(edges)
+            culprit = operation
             if not future_broken(promise, current):
                 break
         raise PromiseBroken(promise, culprit, reason)
@@ -323,13 +326,12 @@ def _already_broken(promise, state):
     Promises about growth (no_new_*, only_*, no_edges_*, fixed_style) speak of what
     is added from now on, so edges and nodes already there never break them: a
     promise of "no more edges into c" is accepted when c has some. A node count
-    must already hold, and a shape or component must still be possible.
+    must already hold; a shape or component must still be possible once the step's
+    operations are all applied.
     """
     if promise["kind"] == "max_nodes" and len(state.nodes) > promise["value"]:
         return f"the graph already has {len(state.nodes)} nodes"
-    if promise["kind"] in FUTURE_KINDS:
-        return future_broken(promise, state)
-    return None
+    return None  # a shape or component is judged on the graph the whole step leaves (_check_future)
 
 
 def future_broken(promise, state):

@@ -166,6 +166,15 @@ def test_a_runtime_shape_must_still_be_possible_on_the_graph_as_it_is():
     assert run_plan(graph(A_B), {"op": "promise", "kind": "shape", "pattern": "A( M)* B"}).promises
 
 
+def test_a_step_may_promise_a_shape_and_then_grow_into_it():
+    state = graph([("a", "A", "running")])
+    result = run_plan(state, {"op": "promise", "kind": "shape", "pattern": "A (B|M)"}, add("m", "M"))
+    assert result.promises and result.nodes
+    with pytest.raises(PromiseBroken) as caught:
+        run_plan(state, {"op": "promise", "kind": "shape", "pattern": "A (B|M)"}, add("x", "X"))
+    assert caught.value.operation["key"] == "x"
+
+
 def test_a_runtime_component_binds_the_rest_of_the_step():
     promise = {"op": "promise", **COMPONENT}
     with pytest.raises(PromiseBroken, match="component"):
@@ -251,3 +260,14 @@ def test_the_must_have_cases_keep_their_promises_twenty_times_each(db):
         for submission in SynchronousRunner(job).run(n=20):
             assert submission.status == "complete", (job, submission.last_message)
     assert time.monotonic() - began < 240
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shape_is_enforced_on_workers_before_the_additions_run(worker):
+    from execution import dispatch, engine
+    from tests.conftest import wait_for
+
+    job = grower_job(None, "shaped_on_workers", [add("m", "M", before=["b"])], {"kind": "shape", "pattern": "grower closer"})
+    submission = engine.submit(job)
+    dispatch.start(submission)
+    assert_refused_before_anything_ran(wait_for(submission), "shape", "m")
