@@ -199,8 +199,8 @@ def _check_future(state, active, grown):
     is to blame itself only when no growth follows it.
     """
     for promise, since, made in active:
-        if promise["kind"] not in FUTURE_KINDS:
-            continue
+        if promise["kind"] not in FUTURE_KINDS or (made is None and not grown):
+            continue  # an earlier promise on a graph this step does not change: judged when it last changed
         reason = future_broken(promise, state)
         if not reason:
             continue

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from hypothesis import given, settings, strategies as st
 
 from execution.local import SynchronousRunner
-from execution.mutations import GraphState, PromiseBroken, future_broken, plan
+from execution.mutations import GraphState, PromiseBroken, future_broken, plan, shape_holds
 from jobs import shapes
 from jobs.promises import PromiseError, parse_promise
 from tests.factories import make_job, make_task
@@ -175,6 +176,12 @@ def test_a_step_may_promise_a_shape_and_then_grow_into_it():
     assert caught.value.operation["key"] == "x"
 
 
+def test_a_step_that_does_not_grow_the_graph_is_not_blamed_for_its_shape():
+    doomed = {"kind": "shape", "pattern": "A M"}
+    result = run_plan(graph(A_B), {"op": "promise", "kind": "no_new_nodes"}, {"op": "output", "name": "n", "value": 1}, promises=[doomed])
+    assert result.promises == [{"kind": "no_new_nodes"}]
+
+
 def test_a_runtime_component_binds_the_rest_of_the_step():
     promise = {"op": "promise", **COMPONENT}
     with pytest.raises(PromiseBroken, match="component"):
@@ -271,3 +278,22 @@ def test_a_shape_is_enforced_on_workers_before_the_additions_run(worker):
     submission = engine.submit(job)
     dispatch.start(submission)
     assert_refused_before_anything_ran(wait_for(submission), "shape", "m")
+
+
+# --- property: on a graph that can no longer change, the automaton agrees with re.fullmatch ------
+
+PATTERNS = ["A( M)* B", "A (M|X) B|A B", "A.*", "(A|M)( [ABMX])*", "A( M)?", "A M+ B", "[AB] X?( B)*"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(PATTERNS),
+    st.lists(st.sampled_from(["A", "B", "M", "X"]), min_size=1, max_size=6),
+    st.sets(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=8),
+    st.sets(st.integers(0, 5), max_size=2),
+)
+def test_on_a_finished_graph_the_early_check_agrees_with_the_end_check(pattern, tasks, pairs, skipped):
+    nodes = {f"n{i}": (task, "skipped" if i in skipped else "succeeded") for i, task in enumerate(tasks)}
+    edges = {(f"n{a}", f"n{b}") for a, b in pairs if a < b < len(tasks)}  # forward only: no cycle
+    state = GraphState(nodes, edges, set(), set())
+    assert (future_broken({"kind": "shape", "pattern": pattern}, state) is None) == shape_holds(pattern, state)
