@@ -311,14 +311,16 @@ def _finish(submission, status, statuses):
     done = sum(1 for value in statuses.values() if value in NodeStatus.DONE)
     text = f"{status}: {done} of {len(statuses)} steps done"
     if status == SubmissionStatus.COMPLETE:
-        # A shape promise speaks of whole paths, so it is checked on the finished graph.
+        # Shape and component promises were judged on every growth; the finished graph is checked
+        # exactly too, for patterns the early check cannot read.
         promises = active_promises(submission)
         try:
-            broken = mutations.broken_shape(promises, graph_state(submission.pk)) if any(p["kind"] == "shape" for p in promises) else None
+            judged = any(promise["kind"] in mutations.FUTURE_KINDS for promise in promises)
+            broken = mutations.broken_shape(promises, graph_state(submission.pk)) if judged else None
         except mutations.OperationError as error:
             broken, status, text = None, SubmissionStatus.ERROR, f"a shape promise could not be checked: {error}"
         if broken:
-            status, text = SubmissionStatus.ERROR, f"promise {mutations.describe(broken[0])} broken: path '{broken[1]}' does not match"
+            status, text = SubmissionStatus.ERROR, f"promise {mutations.describe(broken[0])} broken: {broken[1]}"
     # One transaction: nobody sees the submission finished without its last message, or a
     # sub-job finished while its parent's node still waits for it. The e-mail goes after.
     with transaction.atomic():
@@ -676,8 +678,19 @@ def active_promises(submission):
 
 
 def graph_state(submission_id):
-    nodes = {key: (task, status) for key, task, status in Node.objects.filter(submission_id=submission_id).values_list("key", "task__name", "status")}
-    return mutations.GraphState(nodes, set(edge_keys(submission_id)))
+    """The run graph as plain data, with which nodes may still grow it and which may still be skipped."""
+    rows = Node.objects.filter(submission_id=submission_id).values_list(
+        "key", "task__name", "status", "task__dynamic", "enabled", "step__when", "step__foreach", "params"
+    )
+    nodes, growing, optional = {}, set(), set()
+    for key, task, status, dynamic, enabled, when, foreach_source, params in rows:
+        nodes[key] = (task, status)
+        expands = bool(foreach_source) and "$INDEX" not in (params or {}) and status == NodeStatus.PENDING
+        if expands or (dynamic and status in NodeStatus.ACTIVE):
+            growing.add(key)
+        if status == NodeStatus.PENDING and (expands or not enabled or when):
+            optional.add(key)
+    return mutations.GraphState(nodes, set(edge_keys(submission_id)), growing, optional)
 
 
 def plan_changes(node, operations):
@@ -691,6 +704,7 @@ def plan_changes(node, operations):
     return mutations.plan(
         graph_state(node.submission_id), operations, node=node.key, dynamic=node.task.dynamic,
         tasks=set(Task.objects.values_list("name", flat=True)), promises=active_promises(node.submission),
+        dynamic_tasks=set(Task.objects.filter(dynamic=True).values_list("name", flat=True)),
     )
 
 

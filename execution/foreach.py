@@ -44,7 +44,10 @@ def expand(node, edges, found, state, promises):
     for index, (item, result_id) in enumerate(found):
         params = {"$ITEM": item, "$INDEX": index, **({"$RESULT": result_id} if result_id else {})}
         operations.append({"op": "add_node", "key": f"{node.key}_{index}", "task": node.task.name, "params": params, "after": [node.key], "before": successors})
-    return mutations.plan(state, operations, node=node.key, dynamic=True, tasks={node.task.name}, promises=promises)
+    dynamic_tasks = {node.task.name} if node.task.dynamic else set()
+    return mutations.plan(
+        state, operations, node=node.key, dynamic=True, tasks={node.task.name}, promises=promises, dynamic_tasks=dynamic_tasks
+    )
 
 
 def items(submission, node, edges):

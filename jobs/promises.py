@@ -7,7 +7,7 @@ mutations against them.
 """
 import re
 
-__all__ = ["KINDS", "PromiseError", "parse_promise"]
+__all__ = ["KINDS", "PromiseError", "alternatives_pattern", "parse_promise"]
 
 
 class PromiseError(ValueError):
@@ -36,6 +36,33 @@ def _pattern(value, field):
     return value
 
 
+def _name(value, field):
+    if not isinstance(value, str) or not value:
+        raise PromiseError(f"'{field}' must be a node key")
+    return value
+
+
+def _pairs(value, field):
+    if not isinstance(value, list) or not value or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(name, str) and name for name in pair) for pair in value
+    ):
+        raise PromiseError(f"'{field}' must be a non-empty list of [from_task, to_task] pairs")
+    return value
+
+
+def _patterns(value, field):
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise PromiseError(f"'{field}' must be a non-empty list of regular expressions")
+    for item in value:
+        _pattern(item or "(?:)", field)  # "" stands for "nothing between": a direct edge
+    return value
+
+
+def alternatives_pattern(alternatives):
+    """One regular expression that matches what any of a component's alternatives matches."""
+    return "|".join(f"(?:{item})" for item in alternatives)
+
+
 # kind -> {field: parser}
 KINDS = {
     "no_new_nodes": {},
@@ -45,6 +72,9 @@ KINDS = {
     "no_edges_to": {"nodes": _names},
     "max_nodes": {"value": _count},
     "shape": {"pattern": _pattern},
+    "only_edges": {"edges": _pairs},
+    "component": {"from": _name, "to": _name, "alternatives": _patterns},
+    "fixed_style": {"nodes": _names},
 }
 
 

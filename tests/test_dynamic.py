@@ -116,6 +116,10 @@ promise_lists = st.lists(
         st.builds(lambda nodes: {"kind": "no_edges_from", "nodes": sorted(nodes)}, st.sets(keys, min_size=1)),
         st.builds(lambda nodes: {"kind": "no_edges_to", "nodes": sorted(nodes)}, st.sets(keys, min_size=1)),
         st.builds(lambda n: {"kind": "max_nodes", "value": n}, st.integers(3, 7)),
+        st.builds(
+            lambda pairs: {"kind": "only_edges", "edges": sorted(map(list, pairs))},
+            st.sets(st.tuples(st.sampled_from(sorted(TASKS)), st.sampled_from(sorted(TASKS))), min_size=1),
+        ),
     ),
     max_size=3,
 )
@@ -240,11 +244,24 @@ def test_operations_apply_atomically_or_not_at_all(db):
     assert list(submission.nodes.values_list("key", flat=True)) == ["grower"]
 
 
-def test_a_failed_shape_promise_is_reported_on_the_finished_graph(db):
+def test_a_shape_promise_refuses_the_growth_no_completion_can_match(db):
     make_task("M", "true")
     grower = make_task("grower", control({"op": "add_node", "key": "x", "task": "M"}, {"op": "add_node", "key": "y", "task": "M", "after": ["x"]}), dynamic=True)
     job = make_job("shaped", steps=[grower])
     job.promises.create(kind="shape", spec={"pattern": "grower( M)?"})
+    submission = SynchronousRunner(job).init().process()
+    assert submission.status == "error"
+    assert 'broken by {"after": ["x"], "key": "y", "op": "add_node", "task": "M"}' in submission.last_message
+    assert "no path that begins 'grower M M' can match" in submission.last_message
+    assert list(submission.nodes.values_list("key", flat=True)) == ["grower"]
+
+
+def test_a_shape_the_early_check_cannot_read_is_checked_on_the_finished_graph(db):
+    make_task("M", "true")
+    operations = {"op": "add_node", "key": "x", "task": "M"}, {"op": "add_node", "key": "y", "task": "M", "after": ["x"]}
+    grower = make_task("grower", control(*operations), dynamic=True)
+    job = make_job("shaped", steps=[grower])
+    job.promises.create(kind="shape", spec={"pattern": r"(grower)( M)?(?<=M|r)"})
     submission = SynchronousRunner(job).init().process()
     assert submission.status == "error"
     assert "path 'grower M M' does not match" in submission.last_message
