@@ -146,6 +146,10 @@ class GraphNodeSerializer(serializers.Serializer):
     when = serializers.CharField(required=False, help_text="A conditional step's condition: the node is a possible branch until it is decided.")
     not_taken = serializers.BooleanField(required=False, help_text="True on a node skipped because its condition was false.")
     subjob = serializers.CharField(required=False, help_text="The job the node runs as a sub-job.")
+    may_add = serializers.ListField(
+        child=serializers.ChoiceField(choices=["nodes", "edges"]), required=False,
+        help_text="On a dynamic node that may still grow the graph: what the promises still let it add.",
+    )
     wildcard = serializers.ChoiceField(
         choices=["grow", "loop", "foreach"], required=False,
         help_text="On a wildcard: what may come, nodes a dynamic node adds (grow), repetitions of its own task (loop), or a foreach step's instances.",

@@ -140,7 +140,8 @@ def add_futures(graph, sources, promises):
     (``wildcard: foreach``) is ``task ×N``, its instances. Possible (dotted)
     edges join it after its node and before that node's successors, except
     where the edge promises forbid them. Promises that close the future
-    (no_new_nodes, a max_nodes already reached) leave no wildcard.
+    (no_new_nodes, a max_nodes already reached) leave no wildcard. A dynamic
+    source's node gets ``may_add``: ``nodes`` and/or ``edges``, what it may still add.
     """
     futures = allowed_futures(promises, graph)
     successors = defaultdict(list)
@@ -148,8 +149,13 @@ def add_futures(graph, sources, promises):
         if edge["kind"] == "edge":
             successors[edge["from"]].append(edge["to"])
     nodes, edges = list(graph["nodes"]), list(graph["edges"])
+    position = {node["key"]: index for index, node in enumerate(nodes)}
     for source in sources:
         wildcard = _wildcard(source, futures, successors[source.key])
+        if source.key in position and source.dynamic:
+            # Edges between nodes already drawn are not drawn (there could be very many): the node says it may add them.
+            may_add = [what for what, allowed in (("nodes", wildcard is not None), ("edges", futures.edges)) if allowed]
+            nodes[position[source.key]] = {**nodes[position[source.key]], "may_add": may_add}
         if wildcard is None:
             continue
         nodes.append(wildcard)

@@ -70,6 +70,7 @@ def test_a_max_nodes_promise_sets_how_many_may_come_and_closes_the_future_when_r
     promise(job, kind="max_nodes", value=4)
     assert wildcards(diagrams.job_graph(job))["choose*"]["most"] == 1
     job.promises.update(spec={"value": 3})
+    assert by_key(diagrams.job_graph(job))["choose"]["may_add"] == ["edges"]
     assert wildcards(diagrams.job_graph(job)) == {}
 
 
@@ -126,3 +127,12 @@ def test_allowed_futures_narrows_by_each_promise(promises, expected):
     graph = {"nodes": [{"key": key, "kind": "node"} for key in ("a", "b")] + [{"key": "a*", "kind": "wildcard"}], "edges": []}
     futures = allowed_futures(promises, graph)
     assert {name: getattr(futures, name) for name in expected} == expected
+
+
+def test_a_dynamic_node_says_what_it_may_still_add_when_no_node_may_come():
+    job = make_job("edges_only", steps=[make_task("grower", dynamic=True), make_task("other")])
+    promise(job, "no_new_nodes")
+    graph = diagrams.job_graph(job)
+    assert wildcards(graph) == {}
+    assert by_key(graph)["grower"]["may_add"] == ["edges"]
+    assert "may_add" not in by_key(graph)["other"]
