@@ -61,7 +61,7 @@ def _submit(request, job, form):
         if upload is not None and upload.size > intake.settings.SLUICE_MAX_UPLOAD_BYTES:
             raise UploadTooLarge(upload.size, intake.settings.SLUICE_MAX_UPLOAD_BYTES)
         return intake.accept(
-            job.name, params=form.parameters(), input_data=upload.read() if upload else None,
+            job.name, params=form.parameters(), input_data=upload,  # a file, copied to storage in pieces
             submission_name=form.cleaned_data["submission_name"], email=form.cleaned_data["email"],
             user=request.user, ip=intake.client_ip(request.META),
         )
