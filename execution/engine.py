@@ -65,7 +65,7 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         values = job.resolve_params(params or {}, steps)
     except ValidationError as error:
         errors.update(error.message_dict)
-    if input_data is not None and job.validators.exists():
+    if input_data is not None and job.validators.all():  # prefetched by Job.for_submission: no query
         try:
             job.validate_upload(_read(input_data))
         except ValidationError as error:

@@ -219,7 +219,11 @@ def _line_end(code, index):
 
 def _r_quoted_end(code, index):
     """The offset after the string (or backquoted name) opening at ``index``; backslash escapes the next character."""
-    quote, index = code[index], index + 1
+    return _escaped_end(code, index + 1, code[index])
+
+
+def _escaped_end(code, index, quote):
+    """The offset after the ``quote`` that closes a string whose text starts at ``index`` (a backslash escapes the next character)."""
     while index < len(code):
         if code[index] == "\\":
             index += 2
@@ -355,11 +359,11 @@ class _ShellScanner:
             close = code.find("'", index + 1)
             return self._read_region(index, len(code) if close < 0 else close + 1, "single quotes")
         if self._at(index, "$'"):
-            return self._read_region(index, self._escaped_end(index + 2, "'"), "$'…' quotes")
+            return self._read_region(index, _escaped_end(self.code, index + 2, "'"), "$'…' quotes")
         if code[index] == '"' or self._at(index, '$"'):
             return self._read_double(index + (2 if code[index] == "$" else 1))
         if code[index] == "`":
-            return self._read_region(index, self._escaped_end(index + 1, "`"), "backquotes")
+            return self._read_region(index, _escaped_end(self.code, index + 1, "`"), "backquotes")
         if self._at(index, "$(("):
             return self._read_region(index, self._arithmetic_end(index + 3), "arithmetic $(( ))")
         if self._at(index, "$["):
@@ -389,18 +393,6 @@ class _ShellScanner:
             else:
                 index = self._read_region(index, index + 1, "double quotes")
         return index
-
-    def _escaped_end(self, index, quote):
-        """The offset after the closing ``quote`` (a backslash escapes the next character)."""
-        code = self.code
-        while index < len(code):
-            if code[index] == "\\":
-                index += 2
-            elif code[index] == quote:
-                return index + 1
-            else:
-                index += 1
-        return len(code)
 
     def _arithmetic_end(self, index):
         """The offset after the ``))`` that closes an arithmetic expression opened before ``index``."""
