@@ -1,6 +1,6 @@
 """The as-of-now graph of a submission; drawing lives in ``jobs.diagrams``."""
 from jobs.diagrams import (
-    STATUS_COLOURS, DiagramError, GraphvizMissing, Source, add_futures, allowed_futures, collapse, inline, job_graph, label, marked, subjob_of, to_dot,
+    STATUS_COLOURS, DiagramError, GraphvizMissing, Source, add_futures, allowed_futures, collapse, inline, job_graph, label, marked, subjob_of, task_names, to_dot,
     to_svg,
 )
 
@@ -31,7 +31,7 @@ def submission_graph(submission):
     graph = {"nodes": nodes, "edges": edges}
     if submission.status in SubmissionStatus.TERMINAL or not sources:
         return graph
-    return add_futures(graph, sources, active_promises(submission))
+    return add_futures(graph, sources, active_promises(submission), catalogue=task_names)
 
 
 def _picture_node(node):

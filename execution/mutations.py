@@ -164,6 +164,11 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
                 promise = promise_defs.parse_promise({k: v for k, v in operation.items() if k != "op"})
             except promise_defs.PromiseError as error:
                 raise OperationError(f"{describe(operation)}: {error}") from None
+            if promise["kind"] == "component":
+                for end in ("from", "to"):
+                    _exists(state, promise[end], operation)
+                if promise["from"] == promise["to"]:
+                    raise OperationError(f"{describe(operation)}: a component lies between two different nodes")
             reason = _already_broken(promise, state)
             if reason:
                 raise PromiseBroken(promise, operation, reason)

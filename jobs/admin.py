@@ -14,7 +14,7 @@ from django.utils.text import Truncator
 from django.utils.safestring import mark_safe
 
 from . import dag, diagrams, services
-from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator
+from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator, broken_parents, jobs_running
 
 # Styled by jobs/admin.css: the pages' Content-Security-Policy refuses style attributes.
 MONOSPACE = {"class": "code", "rows": 4, "cols": 100}
@@ -136,6 +136,16 @@ class TaskAdmin(admin.ModelAdmin):
     def short_executable(self, obj):
         return Truncator(obj.executable).chars(60)
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        warn_broken_parents(request, jobs_running([form.instance]))
+
+
+def warn_broken_parents(request, jobs):
+    """Say which parent jobs a saved change leaves unable to run (they refuse submissions until fixed)."""
+    for parent, _, message in broken_parents(jobs):
+        messages.warning(request, f"Job '{parent.name}' takes no submissions until it is changed: {message}.")
+
 
 # Jobs
 
@@ -231,9 +241,25 @@ class PromiseForm(forms.ModelForm):
         return self.cleaned_data["spec"] or {}
 
 
+class PromiseFormSet(forms.BaseInlineFormSet):
+    steps = None  # the job's step formset, set by JobAdmin: a component must lie between steps being saved
+
+    def clean(self):
+        """Refuse a component whose ends are not steps of the job as it is being saved (``Job.promise_problems``)."""
+        super().clean()
+        if any(self.errors) or self.steps is None or any(self.steps.errors):
+            return
+        keys = [form.cleaned_data["key"] for form in kept_forms(self.steps)]
+        kept = kept_forms(self)
+        problems = Job.promise_problems([form.instance.as_dict() for form in kept], keys)
+        if problems:
+            raise ValidationError([message for _, message in problems])
+
+
 class JobPromiseInline(admin.TabularInline):
     model = JobPromise
     form = PromiseForm
+    formset = PromiseFormSet
     extra = 0
     verbose_name = "promise"
 
@@ -247,6 +273,19 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
     readonly_fields = ("diagram", "created_at", "updated_at")
     actions = ("export_yaml", "duplicate")
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        warn_broken_parents(request, [form.instance])
+
+    def _create_formsets(self, request, obj, change):
+        """Let the promise formset see the steps being saved, which a component's ends must name."""
+        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        steps = next((formset for formset in formsets if isinstance(formset, StepFormSet)), None)
+        for formset in formsets:
+            if isinstance(formset, PromiseFormSet):
+                formset.steps = steps
+        return formsets, inline_instances
 
     @admin.display(description="Diagram")
     def diagram(self, job):

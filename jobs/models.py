@@ -401,6 +401,37 @@ class Job(models.Model):
         except dag.StepGraphError as error:
             raise ValidationError({"steps": str(error)}) from None
 
+    def check_promises(self):
+        """Check the saved promises against the saved steps (``promise_problems``).
+
+        Raises:
+            ValidationError: on ``promises``, one message per problem.
+        """
+        problems = self.promise_problems([promise.as_dict() for promise in self.promises.all()], [step.key for step in self.steps.all()])
+        if problems:
+            raise ValidationError({"promises": [message for _, message in problems]})
+
+    @staticmethod
+    def promise_problems(promises, step_keys):
+        """Return ``(index, message)`` for each promise that names steps the job does not have.
+
+        A ``component`` lies between two registered nodes, so both its ends must
+        be steps of the job, and two different ones. Promises about nodes
+        (``no_edges_from``, ``fixed_style``, ...) may name nodes a step adds at run
+        time, so they are not checked here.
+        """
+        keys, problems = set(step_keys), []
+        for index, promise in enumerate(promises):
+            if promise.get("kind") != "component":
+                continue
+            for end in ("from", "to"):
+                if promise.get(end) not in keys:
+                    hint = f"; its steps are {', '.join(sorted(keys))}" if keys else "; it has no steps"
+                    problems.append((index, f"component '{end}' names '{promise.get(end)}', which is not a step of the job{hint}"))
+            if promise.get("from") == promise.get("to"):
+                problems.append((index, f"a component lies between two different steps, not from '{promise.get('from')}' to itself"))
+        return problems
+
     def check_subjobs(self):
         """Check the params of the saved sub-job steps against the jobs they run (``subjob_problems``).
 
@@ -458,6 +489,13 @@ class Job(models.Model):
                 )
         return problems
 
+    def parents(self):
+        """The jobs with a step that runs this job as a sub-job."""
+        candidates = Job.objects.filter(
+            steps__task__backend__queue_type__execution_behaviour=QueueType.ExecutionBehaviour.JOB, steps__task__executable__contains=self.name
+        ).distinct()
+        return [job for job in candidates if any(step.task.runs_job and step.task.executable.strip() == self.name for step in job.steps_with_tasks())]
+
     def stepless_problem(self, step_count):
         """Say what is wrong when a runnable job would have no steps: a submission would run nothing and be 'complete'."""
         if self.runnable and step_count == 0:
@@ -474,6 +512,9 @@ class Job(models.Model):
         steps = steps if steps is not None else self.steps_with_tasks()
         if not steps:
             return f"job '{self.name}' has no steps, so it is not runnable"
+        problems = self.subjob_problems(steps)
+        if problems:  # saving the job refuses these; the child job may have changed since
+            return f"job '{self.name}' is not runnable: {problems[0][1]}"
         # Saving refuses clashing REST names; rows saved before it did could still clash.
         seen = {}
         for parameter in (parameter for step in steps for parameter in step.task.parameters.all()):
@@ -622,6 +663,28 @@ class Validator(models.Model):
 
     def __str__(self):
         return self.validation_type
+
+
+def broken_parents(jobs):
+    """Return ``(parent, step key, message)`` for each sub-job step that runs one of ``jobs`` and is left wrong by it.
+
+    For re-checking the parents of a job whose parameters (its tasks', or its
+    steps') have changed: a child that gained a required parameter leaves every
+    parent that does not map it unable to run.
+    """
+    found, seen = [], set()
+    for job in jobs:
+        for parent in job.parents():
+            if parent.pk in seen:
+                continue
+            seen.add(parent.pk)
+            found.extend((parent, key, message) for key, message in parent.subjob_problems())
+    return found
+
+
+def jobs_running(tasks):
+    """The jobs with a step that runs one of ``tasks``."""
+    return list(Job.objects.filter(steps__task__in=tasks).distinct())
 
 
 class JobPromise(models.Model):

@@ -16,13 +16,16 @@ after it. Every answer over-approximates what may come: ``can_complete`` is
 False only when no completion of the path can match.
 
 Small API, for the promise checks and for pictures of possible futures:
-``compile``, ``begin``, ``feed``, ``accepts``, ``can_complete``, ``allowed_next``.
+``compile``, ``begin``, ``feed``, ``accepts``, ``can_complete``, ``allowed_next``,
+``may_appear`` and ``names`` (which task names a matching path may hold at all).
+A task name counts as read only where the pattern lets a name end: pattern
+``ab`` allows no node of task ``a``.
 """
 import functools
 
 import interegular
 
-__all__ = ["Shape", "accepts", "allowed_next", "begin", "can_complete", "compile", "feed"]
+__all__ = ["Shape", "accepts", "allowed_next", "begin", "can_complete", "compile", "feed", "may_appear", "names"]
 
 
 class Shape:
@@ -33,11 +36,30 @@ class Shape:
         self.fsm = fsm
         self.live = _live_states(fsm)
         self.after_anything = _reachable(fsm, fsm.initial) & self.live
+        # States where a task name may end: the path may stop there, or a space and another name follow.
+        self.ends = frozenset(state for state in self.live if state in fsm.finals or self.step(state, " ") is not None)
 
     def step(self, state, char):
         """The state after reading ``char``, or None when no match is possible any more."""
         following = self.fsm.map.get(state, {}).get(self.fsm.alphabet[char])
         return following if following in self.live else None
+
+    def read(self, state, task):
+        """The state after reading the whole name ``task`` from ``state``, or None when no match can follow it."""
+        for char in task:
+            state = self.step(state, char)
+            if state is None:
+                return None
+        return state if state in self.ends else None
+
+    def starts(self):
+        """The states in which a task name may begin: the start, and every state just after a space."""
+        found = {self.fsm.initial} if self.fsm.initial in self.live else set()
+        for state in self.live:
+            following = self.step(state, " ")
+            if following is not None:
+                found.add(following)
+        return frozenset(found)
 
 
 @functools.lru_cache(maxsize=256)
@@ -75,11 +97,11 @@ def feed(shape, configs, task, optional=False):
     """The configurations after a path step of ``task`` (kept or, if ``optional``, dropped)."""
     result = set(configs) if optional else set()
     for state, started in configs:
-        for char in (" " if started else "") + task:
-            state = shape.step(state, char)
-            if state is None:
-                break
-        else:
+        if started:
+            state = shape.step(state, " ")
+        if state is not None:
+            state = shape.read(state, task)
+        if state is not None:
             result.add((state, True))
     return frozenset(result)
 
@@ -108,6 +130,48 @@ def allowed_next(shape, prefix, candidates):
     for task in prefix:
         configs = feed(shape, configs, task)
     return {task for task in candidates if feed(shape, configs, task)}
+
+
+def may_appear(shape, task):
+    """Can a node of ``task`` lie on some path that matches, anywhere along it?"""
+    return any(shape.read(state, task) is not None for state in shape.starts())
+
+
+def names(shape, limit=256):
+    """Every task name that may appear on a matching path, or None when there are more than ``limit`` (``\\w+``: endless).
+
+    A name is a run of characters other than a space, read from a state where
+    a name may begin to one where it may end.
+    """
+    found = set()
+
+    def walk(state, name, on_path):
+        if state in shape.ends and name:
+            found.add(name)
+            if len(found) > limit:
+                return False
+        for char, following in _moves(shape, state):
+            if char == " ":
+                continue
+            if char is interegular.fsm.anything_else or following in on_path:
+                return False  # "any other character", or a cycle within a name: names without end
+            if not walk(following, name + char, on_path | {following}):
+                return False
+        return True
+
+    for start in shape.starts():
+        if not walk(start, "", frozenset({start})):
+            return None
+    return frozenset(found)
+
+
+def _moves(shape, state):
+    """``(character, live state it leads to)`` for each character the automaton knows by name, and ``anything_else``."""
+    moves = shape.fsm.map.get(state, {})
+    for char, symbol in shape.fsm.alphabet.items():
+        following = moves.get(symbol)
+        if following in shape.live:
+            yield char, following
 
 
 def _live_states(fsm):

@@ -18,7 +18,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from . import dag
-from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator
+from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator, broken_parents, jobs_running
 
 __all__ = ["CatalogueError", "LoadSummary", "dump_catalogue", "dump_text", "load_catalogue", "load_text"]
 
@@ -386,6 +386,11 @@ def _write_job(fields, path):
     _check(job.check_steps, job, path)
     _write_validators(job, fields.get("validators", []), f"{path}.validators")
     _write_promises(job, fields.get("promises", []), f"{path}.promises")
+    promises = [{"kind": item["kind"], **item["spec"]} for item in fields.get("promises", [])]
+    problems = job.promise_problems(promises, [item["id"] for item in fields.get("steps", [])])
+    if problems:
+        index, message = problems[0]
+        raise CatalogueError(f"{path}.promises[{index}]", message)
     return created
 
 
@@ -459,6 +464,7 @@ def load_catalogue(data):
             for index, fields in enumerate(entries):
                 summary.add(section, WRITERS[section](fields, f"{section}[{index}]"))
         _check_subjobs(sections["jobs"])
+        _check_parents(sections)
     return summary
 
 
@@ -471,6 +477,16 @@ def _check_subjobs(entries):
             key, message = problems[0]
             at = next(number for number, item in enumerate(fields.get("steps", [])) if item["id"] == key)
             raise CatalogueError(f"jobs[{index}].steps[{at}].params", message)
+
+
+def _check_parents(sections):
+    """Refuse a change to a child job (its steps, or its tasks' parameters) that leaves a parent job unable to run it."""
+    changed = [(f"jobs[{index}]", [Job.objects.get(name=fields["name"])]) for index, fields in enumerate(sections["jobs"])]
+    for index, fields in enumerate(sections["tasks"]):
+        changed.append((f"tasks[{index}]", jobs_running(Task.objects.filter(name=fields["name"]))))
+    for path, jobs in changed:
+        for parent, key, message in broken_parents(jobs):
+            raise CatalogueError(path, f"job '{parent.name}' would be left unable to run: {message}; load '{parent.name}' with that step changed too")
 
 
 class _Loader(yaml.SafeLoader):

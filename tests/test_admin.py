@@ -1,4 +1,5 @@
 """Admin screens: pages render, inline validation, actions, read-only runs."""
+import json
 import re
 import sys
 import types
@@ -402,3 +403,40 @@ def test_it_refuses_a_sub_job_step_that_leaves_a_required_child_parameter_unset(
     [message] = inline_errors(response, "steps")
     assert message.startswith("step 'hello' runs job 'greeting', whose parameter 'greet_name' is required and has no default")
     assert not Job.objects.filter(name="parent").exists()
+
+
+def component_row(start, end):
+    return {"kind": "component", "spec": json.dumps({"from": start, "to": end, "alternatives": ["x"]})}
+
+
+def test_a_component_may_lie_between_steps_saved_in_the_same_form_and_nowhere_else(admin_client, db):
+    task = make_task(name="m")
+    url = "/admin/jobs/job/add/"
+    rows = {"steps": [step_row("a", task), step_row("b", task, after="a")], "promises": [component_row("a", "c")]}
+    response = admin_client.post(url, form_data(admin_client, url, {"name": "region", "runnable": "on"}, rows))
+    assert response.status_code == 200
+    [message] = inline_errors(response, "promises")
+    assert message == "component 'to' names 'c', which is not a step of the job; its steps are a, b"
+    rows["promises"] = [component_row("a", "b")]
+    assert admin_client.post(url, form_data(admin_client, url, {"name": "region", "runnable": "on"}, rows)).status_code == 302
+    assert Job.objects.get(name="region").promises.get().as_dict()["to"] == "b"
+
+
+def test_a_child_that_gains_a_required_parameter_warns_and_its_parent_refuses_submissions(admin_client, db):
+    task = greeting_job()
+    make_job(name="parent", steps=[("hello", task, {"params": {"greet_name": "'world'"}})])
+    greet = Task.objects.get(name="greet")
+    url = f"/admin/jobs/task/{greet.pk}/change/"
+    data = shown_data(admin_client.get(url))
+    total = int(data["parameters-TOTAL_FORMS"])
+    data.update({f"parameters-{total}-{name}": value for name, value in {**parameter_row("mood", position=1), "required": "on"}.items()})
+    data["parameters-TOTAL_FORMS"] = total + 1
+    response = admin_client.post(url, data, follow=True)
+    warnings = [str(message) for message in response.context["messages"] if message.level_tag == "warning"]
+    assert warnings == [
+        "Job 'parent' takes no submissions until it is changed: step 'hello' runs job 'greeting', whose parameter 'greet_mood' is required and has "
+        "no default; give it a value in the step's params, e.g. params: {greet_mood: \"'value'\"}."
+    ]
+    answer = admin_client.post("/api/submissions/", {"job": "parent"}, content_type="application/json")
+    assert answer.status_code == 400, answer.content
+    assert "job 'parent' is not runnable: step 'hello' runs job 'greeting', whose parameter 'greet_mood' is required" in json.dumps(answer.json())

@@ -136,3 +136,67 @@ def test_a_dynamic_node_says_what_it_may_still_add_when_no_node_may_come():
     assert wildcards(graph) == {}
     assert by_key(graph)["grower"]["may_add"] == ["edges"]
     assert "may_add" not in by_key(graph)["other"]
+
+
+def test_a_shape_narrows_the_wildcard_to_the_names_a_matching_path_may_hold():
+    job = make_job("shaped", steps=[make_task("start", dynamic=True), ("end", make_task("end"), {"after": ["start"]})])
+    make_task("left"), make_task("other")
+    promise(job, "shape", pattern="start( (left|right))* end")
+    grower = wildcards(diagrams.job_graph(job))["start*"]
+    assert grower["tasks"] == ["end", "left", "start"]  # of the tasks there are; "right" is none
+    assert grower["label"] == "end* | left* | start*"
+
+
+def test_a_shape_with_endless_names_is_narrowed_to_the_tasks_there_are_that_it_allows():
+    job = make_job("shaped", steps=[make_task("x_grow", dynamic=True)])
+    make_task("x_leaf"), make_task("y_leaf")
+    promise(job, "shape", pattern=r"x_\w+( x_\w+)*")
+    assert wildcards(diagrams.job_graph(job))["x_grow*"]["tasks"] == ["x_grow", "x_leaf"]
+    job.promises.update(spec={"pattern": r"\w+( \w+)*"})
+    assert wildcards(diagrams.job_graph(job))["x_grow*"]["tasks"] is None  # every task there is: any
+
+
+def test_a_shape_that_no_new_task_can_follow_leaves_no_wildcard():
+    job = make_job("closed", steps=[make_task("only", dynamic=True)])
+    promise(job, "only_tasks", tasks=["elsewhere"])
+    promise(job, "shape", pattern="only( only)*")
+    graph = diagrams.job_graph(job)
+    assert wildcards(graph) == {}
+    assert by_key(graph)["only"]["may_add"] == ["edges"]
+
+
+def test_only_edges_draws_just_the_possible_edges_it_allows():
+    job = make_job("pairs", steps=[make_task("a", dynamic=True), ("z", make_task("z"), {"after": ["a"]})])
+    make_task("m")
+    promise(job, "only_edges", edges=[["a", "m"]])
+    assert possible(diagrams.job_graph(job)) == {("a", "a*")}  # nothing may enter z
+    job.promises.update(spec={"edges": [["a", "m"], ["m", "z"]]})
+    assert possible(diagrams.job_graph(job)) == {("a", "a*"), ("a*", "z")}
+    job.promises.update(spec={"edges": [["m", "z"]]})
+    assert possible(diagrams.job_graph(job)) == {("a*", "z")}
+
+
+def test_only_edges_that_an_expansion_cannot_make_leave_a_foreach_no_fan_out():
+    job = make_job("fan", steps=[make_task("split"), ("shout", make_task("shout"), {"after": ["split"], "foreach": {"lines": ".lines"}}), ("gather", make_task("gather"), {"after": ["shout"]})])
+    promise(job, "only_edges", edges=[["shout", "shout"]])
+    assert wildcards(diagrams.job_graph(job)) == {}  # an instance's edge into gather joins shout -> gather
+    job.promises.update(spec={"edges": [["shout", "shout"], ["shout", "gather"]]})
+    assert list(wildcards(diagrams.job_graph(job))) == ["shout*"]
+
+
+def test_a_component_narrows_nothing_as_a_node_may_be_added_outside_its_region():
+    job = make_job("region", steps=[make_task("a", dynamic=True), ("b", make_task("b"), {"after": ["a"]})])
+    promise(job, "component", **{"from": "a", "to": "b", "alternatives": ["x"]})
+    assert wildcards(diagrams.job_graph(job))["a*"]["tasks"] is None
+
+
+def test_the_picture_narrows_as_a_submission_runs_and_a_shape_is_promised_at_run_time():
+    start = make_task("start", write_control({"op": "promise", "kind": "shape", "pattern": "start( mid)* end"}), dynamic=True)
+    mid = make_task("mid", write_control(), dynamic=True)
+    job = make_job("runtime_shape", steps=[start, ("mid", mid, {"after": ["start"]}), ("end", make_task("end"), {"after": ["mid"]})])
+    make_task("other")
+    submission = engine.submit(job)
+    assert wildcards(diagrams.submission_graph(submission))["mid*"]["tasks"] is None
+    engine.run_node(submission.ready[0])  # start runs and promises the shape
+    submission.refresh_from_db()
+    assert wildcards(diagrams.submission_graph(submission))["mid*"]["tasks"] == ["end", "mid", "start"]

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 from execution import diagrams, engine, executors
 from execution.models import Node
 from execution.states import SubmissionStatus
+from jobs import shapes
 from jobs.models import JobPromise
 from tests.factories import make_job, make_task
 
@@ -49,7 +50,9 @@ class ScriptedExecutor(executors.Executor):
         return executors.Outcome(command="scripted", exit_code=0, timed_out=False, duration=0.0, outputs=[], missing=[], stderr_tail="", control=control)
 
 
-PROMISE_KINDS = ["no_new_nodes", "no_new_edges", "only_tasks", "no_edges_from", "no_edges_to", "max_nodes"]
+PROMISE_KINDS = ["no_new_nodes", "no_new_edges", "only_tasks", "no_edges_from", "no_edges_to", "max_nodes", "shape", "only_edges", "component"]
+# Shapes over the tasks: anything, some tasks only, a fixed chain, a name no task has, endless names.
+SHAPES = ["[DES]( [DES])*", "D( [DE])*", "(D|S)( (D|S))*", "D E S", "(D )*S", "X( X)*", r"\w+( \w+)*", r"D\w*( \w+)*"]
 
 
 def promise_of(data, kind, keys, count):
@@ -60,6 +63,14 @@ def promise_of(data, kind, keys, count):
         return {"kind": kind, "nodes": data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=2, unique=True))}
     if kind == "max_nodes":
         return {"kind": kind, "value": max(1, count + data.draw(st.integers(-1, 3)))}
+    if kind == "shape":
+        return {"kind": kind, "pattern": data.draw(st.sampled_from(SHAPES))}
+    if kind == "only_edges":
+        pairs = st.lists(st.sampled_from(TASKS), min_size=2, max_size=2)
+        return {"kind": kind, "edges": data.draw(st.lists(pairs, min_size=1, max_size=5, unique_by=tuple))}
+    if kind == "component":
+        ends = data.draw(st.lists(st.sampled_from(keys), min_size=2, max_size=2, unique=True))
+        return {"kind": kind, "from": ends[0], "to": ends[1], "alternatives": [data.draw(st.sampled_from(["", "D", "[DES]( [DES])*", "E( E)*"]))]}
     return {"kind": kind}
 
 
@@ -104,7 +115,8 @@ def script_for(data):
             elif choice == "add_edge":
                 operation = {"op": "add_edge", "from": data.draw(st.sampled_from(keys)), "to": data.draw(st.sampled_from(keys))}
             else:
-                operation = {"op": "promise", **promise_of(data, data.draw(st.sampled_from(PROMISE_KINDS)), keys, len(keys))}
+                kinds = PROMISE_KINDS if len(keys) > 1 else [kind for kind in PROMISE_KINDS if kind != "component"]
+                operation = {"op": "promise", **promise_of(data, data.draw(st.sampled_from(kinds)), keys, len(keys))}
             operations.append(operation)
         return operations
 
@@ -112,7 +124,7 @@ def script_for(data):
 
 
 def run_and_picture(job, script, monkeypatch):
-    """Run ``job`` one node at a time; return (final graph, added_by, [(picture, promises)] from registration on)."""
+    """Run ``job`` one node at a time; return (final graph, added_by, [(picture, promises)] from registration on, final status)."""
     monkeypatch.setattr(executors, "_registry", {**executors._registry, "localhost": ScriptedExecutor(script)})
     pictures = [(diagrams.job_graph(job), [promise.as_dict() for promise in job.promises.all()])]
     submission = engine.submit(job)
@@ -128,7 +140,7 @@ def run_and_picture(job, script, monkeypatch):
     assert submission.status in SubmissionStatus.TERMINAL
     final = diagrams.submission_graph(submission)
     added_by = dict(Node.objects.filter(submission=submission).values_list("key", "added_by"))
-    return final, added_by, pictures
+    return final, added_by, pictures, submission.status
 
 
 def owner(wildcard):
@@ -156,6 +168,11 @@ def assert_instance(final, added_by, picture, promises):
         assert wildcard is not None, f"node {key} came from {adder}, which the picture gave no wildcard"
         assert wildcard.get("tasks") is None or node["task"] in wildcard["tasks"], f"node {key} runs {node['task']}, not one of {wildcard['tasks']}"
         standing_for[key] = wildcard
+    drawn_possible = {(edge["from"], edge["to"]) for edge in picture["edges"] if edge["kind"] == "possible"}
+    for edge in final["edges"]:
+        wildcard = standing_for.get(edge["to"])
+        if wildcard is not None and edge["from"] == owner(wildcard):
+            assert (edge["from"], wildcard["key"]) in drawn_possible, f"edge {edge['from']} -> {edge['to']} was not drawn as possible"
     for wildcard, count in Counter(item["key"] for item in standing_for.values()).items():
         most = next(node.get("most") for node in picture["nodes"] if node["key"] == wildcard)
         assert most is None or count <= most, f"{count} nodes stand for {wildcard}, at most {most}"
@@ -180,6 +197,9 @@ def assert_no_wildcard_without_a_choice(picture, promises):
     limits = [p["value"] for p in promises if p["kind"] == "max_nodes"]
     if any(p["kind"] == "no_new_nodes" for p in promises) or (limits and len(nodes) >= min(limits)):
         assert not wildcards
+    shapes_of = [shapes.compile(p["pattern"]) for p in promises if p["kind"] == "shape"]
+    if any(not any(shapes.may_appear(shape, task) for task in TASKS) for shape in shapes_of):
+        assert not wildcards, "a shape no task can appear in leaves no choice"
     owners = {node["key"] for node in nodes if node["status"] in ("pending", "queued", "running", "waiting")}
     assert {owner(node) for node in wildcards} <= owners
 
@@ -194,11 +214,14 @@ def test_every_final_graph_is_an_instance_of_every_earlier_picture(definition, d
             job = make_job("random", steps=[(key, tasks[task], fields) for key, task, fields in steps])
             keys = [key for key, _, _ in steps]
             for kind in kinds:
+                if kind == "component" and len(keys) < 2:
+                    continue  # a component lies between two steps
                 made = promise_of(data, kind, keys, len(keys) + 1)
                 JobPromise.objects.create(job=job, kind=made["kind"], spec={k: v for k, v in made.items() if k != "kind"})
-            final, added_by, pictures = run_and_picture(job, script_for(data), monkeypatch)
+            final, added_by, pictures, final_status = run_and_picture(job, script_for(data), monkeypatch)
             assert not [node for node in final["nodes"] if node["kind"] == "wildcard"]
             event("the graph grew" if len(final["nodes"]) > len(steps) else "the graph did not grow")
+            event(f"ended {final_status}")
             event("a branch was not taken" if any(node.get("not_taken") for node in final["nodes"]) else "every branch was taken")
             for picture, promises in pictures:
                 assert_no_wildcard_without_a_choice(picture, promises)

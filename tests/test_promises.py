@@ -8,7 +8,7 @@ from django.core.management import call_command
 from hypothesis import given, settings, strategies as st
 
 from execution.local import SynchronousRunner
-from execution.mutations import GraphState, PromiseBroken, future_broken, plan, shape_holds
+from execution.mutations import GraphState, OperationError, PromiseBroken, future_broken, plan, shape_holds
 from jobs import shapes
 from jobs.promises import PromiseError, parse_promise
 from tests.factories import make_job, make_task
@@ -54,6 +54,18 @@ def test_an_optional_step_may_drop_out_of_the_path():
 
 def test_allowed_next_names_the_tasks_that_keep_a_match_possible():
     assert shapes.allowed_next(shapes.compile("start (left|right) end"), ["start"], {"left", "right", "end", "lefty"}) == {"left", "right"}
+
+
+def test_a_task_name_counts_only_where_the_pattern_lets_a_name_end():
+    shape = shapes.compile("ab( c)*")
+    assert not shapes.can_complete(shape, ["a"], open_end=True)  # "ab" may follow, but no node of task "a"
+    assert shapes.can_complete(shape, ["ab", "c"]) and not shapes.may_appear(shape, "a")
+
+
+def test_names_are_the_task_names_a_matching_path_may_hold_or_none_when_endless():
+    assert shapes.names(shapes.compile("start (left|right)( mid)* end")) == {"start", "left", "right", "mid", "end"}
+    assert shapes.names(shapes.compile(r"x\w+")) is None and shapes.names(shapes.compile("[^ ]")) is None
+    assert shapes.may_appear(shapes.compile(r"x.*"), "a")  # as in "x a"
 
 
 def test_patterns_the_automaton_cannot_read_are_left_to_the_end():
@@ -297,3 +309,10 @@ def test_on_a_finished_graph_the_early_check_agrees_with_the_end_check(pattern, 
     edges = {(f"n{a}", f"n{b}") for a, b in pairs if a < b < len(tasks)}  # forward only: no cycle
     state = GraphState(nodes, edges, set(), set())
     assert (future_broken({"kind": "shape", "pattern": pattern}, state) is None) == shape_holds(pattern, state)
+
+
+def test_a_runtime_component_must_lie_between_two_nodes_of_the_graph():
+    with pytest.raises(OperationError, match="no node 'nope'"):
+        run_plan(graph(A_B), {"op": "promise", **COMPONENT, "to": "nope"})
+    with pytest.raises(OperationError, match="between two different nodes"):
+        run_plan(graph(A_B), {"op": "promise", **COMPONENT, "to": "a"})

@@ -667,3 +667,42 @@ def test_mapping_to_a_job_that_does_not_exist_is_refused(db):
     del data["jobs"][1]
     with pytest.raises(CatalogueError, match=r"jobs\[0\]\.steps\[1\]\.params: step 'each' maps parameters to job 'child', which does not exist"):
         load_catalogue(data)
+
+
+def test_a_child_that_gains_a_required_parameter_is_refused_while_a_parent_leaves_it_unset(db):
+    load_catalogue(subjobs())
+    data = yaml.safe_load(SUBJOBS)
+    change = {"tasks": [{**data["tasks"][1], "parameters": [*data["tasks"][1]["parameters"], {"rest_alias": "colour", "switchless": True, "required": True}]}]}
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(change)
+    assert caught.value.path == "tasks[0]"
+    assert caught.value.message.startswith("job 'parent' would be left unable to run: step 'each' runs job 'child', whose parameter 'show_colour' is required")
+    assert not Parameter.objects.filter(rest_alias="colour").exists()
+    load_catalogue({**change, "jobs": [{**data["jobs"][0], "steps": [data["jobs"][0]["steps"][0], {**data["jobs"][0]["steps"][1], "params": {
+        "show_word": "$ITEM", "show_colour": "'red'"}}]}]})
+    assert Parameter.objects.filter(rest_alias="colour").exists()
+
+
+def test_a_child_job_that_gains_a_step_with_a_required_parameter_is_refused_too(db):
+    load_catalogue(subjobs())
+    data = yaml.safe_load(SUBJOBS)
+    extra = {"name": "ask", "backend": "local", "executable": "echo $P1", "parameters": [{"rest_alias": "question", "switchless": True, "required": True}]}
+    child = {**data["jobs"][1], "steps": [*data["jobs"][1]["steps"], {"id": "ask", "task": "ask"}]}
+    with pytest.raises(CatalogueError, match="^jobs\\[0\\]: job 'parent' would be left unable to run: .*'ask_question' is required"):
+        load_catalogue({"tasks": [extra], "jobs": [child]})
+    assert not Step.objects.filter(key="ask").exists()
+
+
+@pytest.mark.parametrize(
+    "ends, message",
+    [
+        ({"from": "align", "to": "nope"}, "component 'to' names 'nope', which is not a step of the job; its steps are"),
+        ({"from": "align", "to": "align"}, "a component lies between two different steps"),
+    ],
+)
+def test_a_component_must_lie_between_two_steps_of_the_job(db, ends, message):
+    data = catalogue()
+    data["jobs"][0]["promises"] = [{"kind": "component", **ends, "alternatives": ["x"]}]
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(data)
+    assert caught.value.path == "jobs[0].promises[0]" and caught.value.message.startswith(message)
