@@ -103,6 +103,7 @@ class Node(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker running the node.")
     handle = models.CharField(max_length=255, blank=True, help_text="The executor's handle of the running attempt (e.g. host and process group).")
+    image_digest = models.CharField(max_length=255, blank=True, help_text="The digest of the container image the latest attempt ran in.")
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:

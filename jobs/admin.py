@@ -130,6 +130,10 @@ class TaskAdmin(admin.ModelAdmin):
         ("Command", {"fields": ("executable", "dynamic", "timeout", "retries", "cache")}),
         ("Behaviours", {"fields": ("incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "qc")}),
         ("People", {"fields": ("input_prompt",), "description": "A task with a prompt runs no process: its step waits for an answer."}),
+        ("Resources and containers", {
+            "fields": ("resources", "image", "container_options"),
+            "description": "Resources become sbatch flags on Slurm and limits in a container; the image and its options are for container queue types.",
+        }),
     )
 
     @admin.display(description="executable", ordering="executable")

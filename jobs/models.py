@@ -15,6 +15,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from . import dag, expressions, mappings, params, promises, quoting, templating, validators
+from .resources import resource_problem
 
 NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
 ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name is letters, digits and '_', not starting with a digit")
@@ -37,6 +38,8 @@ class QueueType(models.Model):
         PYTHON = "python", "python: Python code in a separate interpreter"
         R = "r", "r: R code run by Rscript"
         JOB = "job", "job: run another job as a sub-job"
+        SLURM = "slurm", "slurm: shell command lines as batch jobs on a Slurm cluster"
+        CONTAINER = "container", "container: shell command lines in the task's container image"
 
     name = models.CharField(max_length=64, unique=True, validators=[NAME], help_text="Names the Dramatiq queues <name>, low_<name> and high_<name>.")
     execution_behaviour = models.CharField(max_length=16, choices=ExecutionBehaviour.choices, default=ExecutionBehaviour.LOCALHOST)
@@ -55,6 +58,10 @@ class Backend(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[NAME])
     queue_type = models.ForeignKey(QueueType, on_delete=models.PROTECT, related_name="backends")
     root_path = models.CharField(max_length=1024, blank=True, help_text="Directory under which steps get their working directories; empty means SLUICE_WORK_DIR.")
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text='Settings for the queue type\'s executor, e.g. for Slurm {"partition": "short", "account": "lab", "sbatch_args": ["--qos=normal"]}.',
+    )
 
     class Meta:
         ordering = ["name"]
@@ -63,8 +70,13 @@ class Backend(models.Model):
         return self.name
 
     def clean(self):
+        errors = {}
         if self.root_path and not self.root_path.startswith("/"):
-            raise ValidationError({"root_path": "must be an absolute path"})
+            errors["root_path"] = "must be an absolute path"
+        if not isinstance(self.options, dict):
+            errors["options"] = "must be a mapping of option names to values"
+        if errors:
+            raise ValidationError(errors)
 
 
 class Task(models.Model):
@@ -86,6 +98,14 @@ class Task(models.Model):
     qc = models.JSONField(
         default=dict, blank=True,
         help_text='A quality check on a JSON output, e.g. {"output": ".qc.json", "check": "reads > 1000", "on_fail": "fail"}; on_fail is fail or terminate.',
+    )
+    resources = models.JSONField(
+        default=dict, blank=True,
+        help_text='What one run needs, e.g. {"cpus": 2, "memory_mb": 4096, "time_s": 3600, "gpus": 1}: sbatch flags on Slurm, limits in a container.',
+    )
+    image = models.CharField(max_length=512, blank=True, help_text="The container image a step of a container queue type runs in, e.g. localhost/tools:1.2.")
+    container_options = models.JSONField(
+        default=dict, blank=True, help_text='For container steps, e.g. {"network": true, "args": ["--shm-size=1g"]}; a step has no network unless "network" is true.',
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,6 +154,11 @@ class Task(models.Model):
             problem = qc_problem(self.qc)
             if problem:
                 errors["qc"] = problem
+        problem = resource_problem(self.resources)
+        if problem:
+            errors["resources"] = problem
+        if not isinstance(self.container_options, dict):
+            errors["container_options"] = "must be a mapping"
         if errors:
             raise ValidationError(errors)
 

@@ -197,7 +197,7 @@ _read_step_fields = _entry(
 
 READERS = {
     "queue_types": _entry({"name": _text, "execution_behaviour": _text}, required=("name",)),
-    "backends": _entry({"name": _text, "queue_type": _text, "root_path": _text}, required=("name", "queue_type")),
+    "backends": _entry({"name": _text, "queue_type": _text, "root_path": _text, "options": _mapping}, required=("name", "queue_type")),
     "tasks": _entry(
         {
             "name": _text,
@@ -219,6 +219,9 @@ READERS = {
             "cache": _flag,
             "input_prompt": _text,
             "qc": _mapping,
+            "resources": _mapping,
+            "image": _text,
+            "container_options": _mapping,
         },
         required=("name", "backend", "executable"),
     ),
@@ -330,7 +333,7 @@ def _write_queue_type(fields, path):
 def _write_backend(fields, path):
     backend, created = _upsert(Backend, fields["name"])
     backend.queue_type = _find(QueueType, fields["queue_type"], f"{path}.queue_type", "queue type")
-    _assign(backend, fields, ["root_path"])
+    _assign(backend, fields, ["root_path", "options"])
     _save(backend, path)
     return created
 
@@ -339,6 +342,7 @@ def _write_backend(fields, path):
 TASK_TEXT_FIELDS = ["description", "in_glob", "out_glob", "stdout_glob", "executable"]
 TASK_BEHAVIOUR_FIELDS = [
     "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries", "cache", "input_prompt", "qc",
+    "resources", "image", "container_options",
 ]
 TASK_FIELDS = TASK_TEXT_FIELDS + TASK_BEHAVIOUR_FIELDS
 PARAMETER_FIELDS = ["flag", "default", "bool_valued", "rest_alias", "spacing", "switchless", "type", "choices", "required", "allow_dash", "description"]
@@ -591,7 +595,7 @@ def dump_catalogue(job_names=None):
     backends = backends.select_related("queue_type")
     return {
         "queue_types": [{"name": q.name, "execution_behaviour": q.execution_behaviour} for q in queue_types],
-        "backends": [{"name": b.name, "queue_type": b.queue_type.name, "root_path": b.root_path} for b in backends],
+        "backends": [{"name": b.name, "queue_type": b.queue_type.name, "root_path": b.root_path, "options": b.options} for b in backends],
         "tasks": [_dump_task(task) for task in tasks],
         "jobs": [_dump_job(job) for job in sorted(jobs, key=lambda job: job.name)],
     }

@@ -231,7 +231,7 @@ def test_dump_writes_every_field_in_a_stable_order(loaded):
     assert list(task) == [
         "name", "backend", "description", "in_glob", "out_glob", "stdout_glob", "executable", "parameters", "environment",
         "configurations", "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries",
-        "cache", "input_prompt", "qc",
+        "cache", "input_prompt", "qc", "resources", "image", "container_options",
     ]  # fmt: skip
     assert dump_catalogue()["jobs"][0]["steps"][0] == {
         "id": "align", "task": "align", "ordering": 0, "after": [], "enabled": True, "when": "", "foreach": {}, "params": {},
@@ -706,3 +706,33 @@ def test_a_component_must_lie_between_two_steps_of_the_job(db, ends, message):
     with pytest.raises(CatalogueError) as caught:
         load_catalogue(data)
     assert caught.value.path == "jobs[0].promises[0]" and caught.value.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    "resources, message",
+    [
+        ({"cpu": 2}, "tasks[0].resources: unknown resource 'cpu'; known: cpus, memory_mb, time_s, gpus"),
+        ({"cpus": 0}, "tasks[0].resources: 'cpus' (CPU cores) must be a whole number of at least 1, got 0"),
+        ({"memory_mb": "4G"}, "tasks[0].resources: 'memory_mb' (memory in MiB) must be a whole number of at least 1, got '4G'"),
+        ({"gpus": True}, "tasks[0].resources: 'gpus' (GPUs) must be a whole number of at least 0, got True"),
+    ],
+)
+def test_resources_are_named_whole_numbers(db, resources, message):
+    data = catalogue()
+    data["tasks"][0]["resources"] = resources
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(data)
+    assert str(caught.value) == message
+
+
+def test_resources_image_and_backend_options_load_and_dump_back(db):
+    data = catalogue()
+    data["tasks"][0].update(resources={"cpus": 2, "memory_mb": 512, "time_s": 60, "gpus": 0}, image="localhost/tools:1", container_options={"network": True})
+    data["backends"][0]["options"] = {"partition": "short"}
+    load_catalogue(data)
+    task = Task.objects.get(name=data["tasks"][0]["name"])
+    assert (task.resources, task.image, task.container_options) == ({"cpus": 2, "memory_mb": 512, "time_s": 60, "gpus": 0}, "localhost/tools:1", {"network": True})
+    assert Backend.objects.get(name=data["backends"][0]["name"]).options == {"partition": "short"}
+    dumped = dump_catalogue()
+    assert next(t for t in dumped["tasks"] if t["name"] == task.name)["image"] == "localhost/tools:1"
+    assert next(b for b in dumped["backends"] if b["name"] == data["backends"][0]["name"])["options"] == {"partition": "short"}
