@@ -281,15 +281,35 @@ def test_the_must_have_cases_keep_their_promises_twenty_times_each(db):
     assert time.monotonic() - began < 240
 
 
+# Each kind on a Dramatiq worker: (promise, the grower's operations, refused: the kind and key named, or None when kept)
+ON_WORKERS = {
+    "shape refused": ({"kind": "shape", "pattern": "grower closer"}, [add("m", "M", before=["b"])], "m"),
+    "shape kept": ({"kind": "shape", "pattern": "grower( M)? closer"}, [add("m", "M", before=["b"])], None),
+    "only_edges refused": ({"kind": "only_edges", "edges": [["grower", "M"], ["M", "closer"]]}, [add("x", "X", before=["b"])], "x"),
+    "only_edges kept": ({"kind": "only_edges", "edges": [["grower", "M"], ["M", "closer"]]}, [add("m", "M", before=["b"])], None),
+    "component refused": (COMPONENT, [add("n", "N"), add("k", "K", after=["n"], before=["b"])], "k"),
+    "component kept": (COMPONENT, [add("n", "N"), add("m", "M", after=["n"], before=["b"])], None),
+    "only_tasks refused": ({"kind": "only_tasks", "tasks": ["M"]}, [add("x", "X")], "x"),
+    "max_nodes refused": ({"kind": "max_nodes", "value": 3}, [add("m", "M"), add("n", "N")], "n"),
+    "no_edges_to refused": ({"kind": "no_edges_to", "nodes": ["b"]}, [add("m", "M", before=["b"])], "m"),
+}
+
+
+@pytest.mark.parametrize("promise, operations, refused", ON_WORKERS.values(), ids=ON_WORKERS.keys())
 @pytest.mark.django_db(transaction=True)
-def test_a_shape_is_enforced_on_workers_before_the_additions_run(worker):
+def test_each_promise_kind_is_kept_or_refused_on_workers(worker, promise, operations, refused):
     from execution import dispatch, engine
     from tests.conftest import wait_for
 
-    job = grower_job(None, "shaped_on_workers", [add("m", "M", before=["b"])], {"kind": "shape", "pattern": "grower closer"})
+    job = grower_job(None, "on_workers", operations, promise)
     submission = engine.submit(job)
     dispatch.start(submission)
-    assert_refused_before_anything_ran(wait_for(submission), "shape", "m")
+    submission = wait_for(submission)
+    if refused:
+        assert_refused_before_anything_ran(submission, promise["kind"], refused)
+    else:
+        assert submission.status == "complete", submission.last_message
+        assert set(submission.nodes.values_list("status", flat=True)) == {"succeeded"}
 
 
 # --- property: on a graph that can no longer change, the automaton agrees with re.fullmatch ------
