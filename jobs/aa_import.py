@@ -469,8 +469,13 @@ class TaskConversion:
         stdout = "." + _text(fields.get("stdout_glob")).strip().lstrip(".") if _text(fields.get("stdout_glob")).strip() else ".stdout"
         # A_A always sends stdout to <ID><stdout ending>, but keeps that file only when an out_glob ending gathers it.
         stdout_glob = stdout if stdout in out_endings else ""
-        if stdout_glob and not _text(fields.get("stdout_glob")).strip():
+        written = _text(fields.get("stdout_glob")).strip()
+        if stdout_glob and not written:
             self.note(f"stdout_glob empty -> {stdout} (A_A writes stdout to <ID>.stdout and the out_glob keeps it)")
+        elif written and not stdout_glob:
+            self.note(f"stdout_glob {written} -> empty (A_A wrote stdout to <ID>{stdout} but kept it only when an out_glob ending gathered it)")
+        elif written != stdout_glob:
+            self.note(f"stdout_glob {written} -> {stdout} (A_A puts the '.' in front itself)")
         converted_parameters, order = self.convert_parameters(parameters)
         executable = self.translate(executable, order, in_endings, out_endings)
         task = {
@@ -771,7 +776,6 @@ def _origin(origins, path):
     """Name the entry a catalogue path came from: the longest known prefix of ``path``."""
     best = None
     for known in origins:
-        if path == known or path.startswith(known + ".") or path.startswith(known + "["):
-            if best is None or len(known) > len(best):
-                best = known
+        if (path == known or path.startswith((known + ".", known + "["))) and (best is None or len(known) > len(best)):
+            best = known
     return origins[best].where() if best else "the dump"
