@@ -232,7 +232,8 @@ class Converter:
             if entry.pk in self.by_kind[entry.kind]:
                 raise ImportProblem(f"{entry.where()}: pk {entry.pk} is also {self.by_kind[entry.kind][entry.pk].where()}")
             self.by_kind[entry.kind][entry.pk] = entry
-        self.legacy = any("server_type" in entry.fields for entry in self.by_kind["backend"].values())
+        # A file from an older A_A (backends with a server_type) interpolates commands the older way.
+        self.legacy_sources = {entry.source for entry in self.by_kind["backend"].values() if "server_type" in entry.fields}
 
     def entries(self, kind):
         return sorted(self.by_kind[kind].values(), key=lambda entry: (str(type(entry.pk)), entry.pk))
@@ -450,6 +451,7 @@ class TaskConversion:
         self.first_only = bool(roles) and roles[0] and not roles[1]
         self.first_and_later = bool(roles) and roles[0] and roles[1]
         self.problems = []
+        self.legacy = entry.source in converter.legacy_sources
 
     def note(self, text):
         self.report.mapped.append(f"task '{self.name}': {text}")
@@ -513,7 +515,7 @@ class TaskConversion:
     def convert_parameters(self, entries):
         """Return ``(Sluice parameters in $P order, {A_A role: [$P numbers]})``."""
         entries = sorted(entries, key=lambda entry: (str(type(entry.pk)), entry.pk))
-        legacy = self.converter.legacy
+        legacy = self.legacy
         if legacy:
             # Older A_A wrote the bool flags, then the valued options sorted by flag, after the program's name.
             flags = [entry for entry in entries if _bool(entry, "bool_valued", False)]
@@ -593,7 +595,7 @@ class TaskConversion:
                 self.problems.append(
                     f"A_A ran a GridEngine command through DRMAA as plain words, Sluice's slurm runs it as a shell line, which reads {' '.join(syntax)} as syntax"
                 )
-        legacy_params = (self.converter.legacy or re.search(r"\$(FLAGS|OPTIONS)(?![A-Za-z0-9_])", executable)) and not re.search(r"\$P\d", executable)
+        legacy_params = (self.legacy or re.search(r"\$(FLAGS|OPTIONS)(?![A-Za-z0-9_])", executable)) and not re.search(r"\$P\d", executable)
         changes = []
         placed = set()
 
@@ -618,7 +620,7 @@ class TaskConversion:
                 changes.append(f"${token} -> {placeholders(numbers) or 'nothing (no such parameters)'}")
                 return placeholders(numbers)
             if token == "VALUE":
-                if order["value"] and not self.converter.legacy:
+                if order["value"] and not self.legacy:
                     return self.digit_safe(f"$P{order['value'][0]}", after, changes, f"$VALUE -> $P{order['value'][0]}")
                 self.problems.append("it uses $VALUE, which A_A fills from a parameter whose flag is VALUE; the task has none (A_A refuses to run it), and Sluice's $VALUE is the upload")
                 return match.group(0)
