@@ -723,7 +723,11 @@ class TaskConversion:
         if any(not code.isdigit() for code in codes):
             raise ImportProblem(f"{entry.where()}: custom_exit_status {statuses!r} is not a list of numbers; A_A fails every run of this task: correct it in A_A and dump again")
         if "0" in [code.lstrip("0") or "0" for code in codes]:
-            self.report.not_carried.append(f"task '{self.name}': custom exit status 0 (success already)")
+            # A_A documents 0 among the custom statuses as a way to change what success does; only terminate changes it.
+            if custom == 1:
+                self.problems.append("custom exit status 0 with terminate: A_A ends the job after this step succeeds, which Sluice has no setting for")
+            else:
+                self.note("custom exit status 0 dropped (A_A treats 0 as success whatever the behaviour, as Sluice does)")
             codes = [code for code in codes if code.lstrip("0")]
         behaviours = {"incomplete_outputs_behaviour": COMPLETIONS[incomplete if incomplete is not None else 3], "custom_exit_status": ", ".join(codes)}
         if codes:

@@ -105,6 +105,8 @@ def test_the_example_config_becomes_the_psipred_and_disopred_catalogue():
         "-inclusion_ethresh 0.001 -out_pssm $O1 -num_iterations 3 -num_alignments 0",
     )
     assert tasks["diso_nearest_neighbour"]["environment"] == {"DSO_LIB_PATH": "/opt/Code/disopred/dso_lib/"}
+    # A_A writes stdout to <ID>.<stdout_glob> (.stdout when empty) and keeps only what the out_glob endings gather
+    # (A_A analytics_automated/tasks.py, task_runner's stdoglob; CommandRunner localRunner.py, run_cmd).
     globs = {name: (row["in_glob"], row["out_glob"], row["stdout_glob"], row["executable"]) for name, row in tasks.items()}
     assert globs["Run_chkparse"] == (".chk", ".mtx", ".mtx", "/opt/Code/psipred/bin/chkparse $I1")
     assert globs["psipass2"] == (".ss", ".ss2, .horiz", ".horiz", "/opt/Code/psipred/bin/psipass2 /opt/Code/psipred/data/weights_p2.dat 1 1.0 1.0 $O1 $I1")
@@ -120,6 +122,7 @@ def test_the_example_config_becomes_the_psipred_and_disopred_catalogue():
     text = report.render()
     assert "task 'psiblast seq' (pk 74) -> 'psiblast_seq'" in text
     assert "server_type 2 (GridEngine) -> queue type 'gridengine', execution behaviour slurm" in text
+    # A_A gathers every file whose name ends in an out_glob ending (CommandRunner localRunner.py, run_cmd: outfile.endswith).
     assert "task 'PsipredGS': it writes $ID_%d.png; A_A kept every file whose name ends in .png, Sluice keeps <ID>.png only" in text
     assert "54 auth.permission" in text and "1 auth.user" in text and "1 analytics_automated.backenduser" in text
 
@@ -208,14 +211,17 @@ def test_an_imported_job_runs_end_to_end():
     assert submission.status == "complete", submission.last_message
     label = submission.results.get(ending=".label")
     file_id = submission.file_id
+    # The first step gets the upload as <ID>.input (A_A docs/the_Job_UI.rst, "Executable Syntax").
     # Defaults are used when a value is not passed (A_A tests/test_api_chainconstruction.py, test__option_uses_default_if_not_passed);
-    # spacing false glues the value to its flag, switchless writes the value alone (A_A commandRunner README, interpolation rules).
+    # spacing false glues the value to its flag, switchless writes the value alone (A_A docs/the_Job_UI.rst, "Parameters": Spacing, Switchless).
+    # A_A replaces $ID wherever it stands, so $ID_done is <ID>_done (CommandRunner commandRunner.py, _translate_command).
     assert label.file.read().decode() == f"3 {file_id}.input\n--tag=t1 plain v1 {file_id}_done hello\n"
     words = submission.results.get(ending=".count").file.read().decode()
     assert words == f"3 {file_id}.input\n"
 
 
 def test_a_submitted_value_reaches_the_translated_value_placeholder():
+    # A user-provided value of the VALUE parameter is $VALUE (A_A docs/the_Job_UI.rst, "Parameters": Flag).
     run_import(CURRENT)
     Backend.objects.filter(name="local1").update(root_path="")
     params = {"label_value": "given", "label_tag": "x", "count_words_words": "false"}
@@ -363,6 +369,7 @@ def test_older_flags_and_options_go_where_the_docs_put_them():
 
 
 def test_older_parameters_without_markers_follow_the_program_name():
+    # Older commandRunner put the flags and options right after the command's first word (CommandRunner commandRunner.py of 2016, _translate_command).
     parameters = [{"flag": "-n", "rest_alias": "t_n", "default": "5"}]
     task_row, _, text = _import(_dump("prog in $INPUT", parameters, legacy=True))
     assert task_row.executable == "prog $P1 in $I1"
@@ -402,6 +409,7 @@ def test_tmp_is_the_backend_root_and_tmp_id_the_working_directory():
 
 
 def test_a_glued_id_inside_single_quotes_is_not_carried():
+    # A_A replaces $ID inside quotes too (CommandRunner commandRunner.py, _translate_command: str.replace on each word).
     task_row, job_row, text = _import(_dump("echo '$ID_x'"))
     assert task_row.executable == "echo '$ID_x'"
     assert not job_row.runnable
@@ -409,6 +417,7 @@ def test_a_glued_id_inside_single_quotes_is_not_carried():
 
 
 def test_a_parameter_placeholder_beyond_the_parameters_is_dropped_as_the_shell_did():
+    # A_A replaces only $P1..$Pn of the parameters it has and leaves the rest to the shell (CommandRunner commandRunner.py, _translate_command).
     task_row, job_row, text = _import(_dump("prog $P1 $P2", [{"flag": "-n", "rest_alias": "t_n", "default": "5"}]))
     assert task_row.executable == "prog $P1 "
     assert job_row.runnable
@@ -430,3 +439,13 @@ def test_a_non_numeric_exit_status_is_refused_naming_the_entry():
     with pytest.raises(ImportProblem, match=r"^dump.json: entry 3 \(analytics_automated.task pk=1\): custom_exit_status '123,ARGHEL' is not a list of numbers"):
         _import(entries)
     assert Task.objects.count() == 0
+
+
+def test_exit_status_zero_with_terminate_is_not_carried():
+    # Adding 0 to the custom exit statuses changes what success does (A_A docs/the_Job_UI.rst, "Custom exit behaviour").
+    entries = _dump("prog")
+    entries[2]["fields"].update(custom_exit_status="0", custom_exit_behaviour=1)
+    task_row, job_row, text = _import(entries)
+    assert task_row.custom_exit_status == ""
+    assert not job_row.runnable
+    assert "custom exit status 0 with terminate: A_A ends the job after this step succeeds" in text
