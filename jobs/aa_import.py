@@ -177,13 +177,25 @@ def _number(entry, name, choices, default=None):
 
 
 class Names:
-    """Deterministic valid names: the A_A name where it is valid, else a cleaned one, unique per kind."""
+    """Deterministic valid names, unique per kind: the A_A name where it is valid, else a cleaned one.
 
-    def __init__(self, pattern, fallback):
-        self.pattern, self.fallback, self.taken = pattern, fallback, set()
+    Names that are valid as they are keep them, whatever their order: ``a b`` becomes
+    ``a_b_2`` when another entry is called ``a_b``.
+    """
+
+    VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    def __init__(self, pattern, fallback, entries=()):
+        self.pattern, self.fallback = pattern, fallback
+        self.kept = {raw for raw in (_text(entry.fields.get("name")) for entry in entries) if self.VALID.match(raw) and len(raw) <= NAME_LIMIT}
+        self.taken = set(self.kept)
 
     def make(self, raw, pk):
-        name = self.pattern.sub("_", _text(raw).strip()).strip("_.-")[:NAME_LIMIT] or f"{self.fallback}_{pk}"
+        raw = _text(raw)
+        if raw in self.kept:
+            self.kept.discard(raw)
+            return raw
+        name = self.pattern.sub("_", raw.strip()).strip("_.-")[:NAME_LIMIT] or f"{self.fallback}_{pk}"
         if not name[0].isalnum():
             name = f"{self.fallback}_{name}"[:NAME_LIMIT]
         base, number = name, 2
@@ -266,7 +278,7 @@ class Converter:
     # Queue types and backends
 
     def convert_queue_types(self, data):
-        names, found = Names(NAME_CHARS, "queue"), {}
+        names, found = Names(NAME_CHARS, "queue", self.entries("queuetype")), {}
         for entry in self.entries("queuetype"):
             self.unknown_fields(entry, ("name", "execution_behaviour"))
             number = _number(entry, "execution_behaviour", BEHAVIOURS, 1)
@@ -287,7 +299,7 @@ class Converter:
         return found
 
     def convert_backends(self, data, queue_types):
-        names, found, synthetic = Names(NAME_CHARS, "backend"), {}, {}
+        names, found, synthetic = Names(NAME_CHARS, "backend", self.entries("backend")), {}, {}
         for entry in self.entries("backend"):
             self.unknown_fields(entry, ("name", "queue_type", "server_type", "root_path", "partition", "queue"))
             name = names.make(entry.fields.get("name"), entry.pk)
@@ -332,7 +344,7 @@ class Converter:
     # Tasks
 
     def convert_tasks(self, data, backends):
-        names, found = Names(NAME_CHARS, "task"), {}
+        names, found = Names(NAME_CHARS, "task", self.entries("task")), {}
         children = {kind: defaultdict(list) for kind in ("parameter", "environment", "configuration")}
         for kind, grouped in children.items():
             for entry in self.entries(kind):
@@ -371,7 +383,7 @@ class Converter:
     # Jobs
 
     def convert_jobs(self, data, tasks):
-        names = Names(NAME_CHARS, "job")
+        names = Names(NAME_CHARS, "job", self.entries("job"))
         steps, validators = defaultdict(list), defaultdict(list)
         for entry in self.entries("step"):
             job = self.refer(entry, "job", "job")

@@ -449,3 +449,13 @@ def test_exit_status_zero_with_terminate_is_not_carried():
     assert task_row.custom_exit_status == ""
     assert not job_row.runnable
     assert "custom exit status 0 with terminate: A_A ends the job after this step succeeds" in text
+
+
+def test_a_name_that_is_already_valid_keeps_it_and_the_cleaned_one_moves_aside():
+    entries = _dump("prog")
+    entries[2]["fields"]["name"] = "t x"
+    entries.append({"model": "analytics_automated.task", "pk": 2, "fields": {"backend": 1, "name": "t_x", "in_glob": ".in", "out_glob": ".out", "executable": "prog"}})
+    report = import_dumps([("dump.json", json.dumps(entries))])
+    assert sorted(Task.objects.values_list("name", flat=True)) == ["t_x", "t_x_2"]
+    assert Job.objects.get(name="j").steps.get().task.name == "t_x_2"
+    assert "task 't x' (pk 1) -> 't_x_2'" in report.render()
