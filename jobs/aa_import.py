@@ -18,15 +18,14 @@ imported (a BackendUser's password is not even copied into the report).
 """
 import json
 import re
-import shlex
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import yaml
 from django.db import transaction
 
+from . import aa_commands, templating
 from . import params as param_types
-from . import templating
 from .yaml_io import CatalogueError, load_catalogue
 
 __all__ = ["ImportProblem", "Report", "import_dumps", "read_dump"]
@@ -47,13 +46,7 @@ COMPLETIONS = {0: "continue", 1: "terminate", 3: "fail"}
 CONFIGURATION_KINDS = {0: "software", 1: "dataset"}
 # A_A's validators are functions named by ValidatorTypes.name; pdb_file is Sluice's pdb.
 VALIDATORS = {"none": "none", "seq": "seq", "pdb_file": "pdb", "png": "png", "gif": "gif", "jpeg": "jpeg"}
-SHELL_BEHAVIOURS = ("localhost", "slurm")
-# Characters a shell reads as syntax; A_A passed a GridEngine command to DRMAA as plain words.
-SHELL_SYNTAX = re.compile(r"[|&;<>()`'\"*?\[\]{}~#\\]")
 
-# The placeholders A_A's command interpolation knows, in one pass (commandRunner's rules).
-AA_PLACEHOLDER = re.compile(r"\$(INPUT|OUTPUT|FLAGS|OPTIONS|VALUE|TMP/\$ID(?=/|\s|$|[;|&)])|TMP|ID|[PIO]\d+)")
-WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
 
 
 class ImportProblem(ValueError):
@@ -204,23 +197,6 @@ class Names:
             name, number = base[: NAME_LIMIT - len(suffix)] + suffix, number + 1
         self.taken.add(name)
         return name
-
-
-def _single_quoted(text, position):
-    """Is ``position`` of shell ``text`` inside single quotes?"""
-    state, index = None, 0
-    while index < position:
-        char = text[index]
-        if state is None and char == "\\":
-            index += 1
-        elif state is None and char in "'\"":
-            state = char
-        elif state == '"' and char == "\\":
-            index += 1
-        elif char == state:
-            state = None
-        index += 1
-    return state == "'"
 
 
 # --- Converting ------------------------------------------------------------------------------------
@@ -541,12 +517,12 @@ class TaskConversion:
         for index, entry in enumerate(ordered):
             self.converter.origins[f"{self.path}.parameters[{index}]"] = entry
             converted.append(self.convert_parameter(entry, aliases, legacy))
-        order = {
-            "flags": [number for number, entry in enumerate(ordered, start=1) if _bool(entry, "bool_valued", False)],
-            "options": [number for number, entry in enumerate(ordered, start=1) if not _bool(entry, "bool_valued", False)],
-            "value": [number for number, item in enumerate(converted, start=1) if item.get("_value")],
-            "count": len(ordered) - (0 if legacy else len([item for item in converted if item.get("_value")])),
-        }
+        order = aa_commands.ParameterOrder(
+            flags=[number for number, entry in enumerate(ordered, start=1) if _bool(entry, "bool_valued", False)],
+            options=[number for number, entry in enumerate(ordered, start=1) if not _bool(entry, "bool_valued", False)],
+            value=[number for number, item in enumerate(converted, start=1) if item.get("_value")],
+        )
+        order.count = len(ordered) - len(order.value)
         for item in converted:
             item.pop("_value", None)
         return converted, order
@@ -593,102 +569,16 @@ class TaskConversion:
     # The command
 
     def translate(self, executable, order, in_endings, out_endings):
-        behaviour = self.backend["behaviour"]
-        if behaviour not in SHELL_BEHAVIOURS:
-            if executable.strip():
-                self.problems.append(
-                    f"it is {behaviour} code: A_A gives code I1.., O1.. file handles and P1.. variables, Sluice gives $I1.., $O1.., $P1.. placeholders; "
-                    "the code is imported unchanged"
-                )
-            return executable
-        if behaviour == "slurm":
-            syntax = sorted(set(SHELL_SYNTAX.findall(executable)))
-            if syntax:
-                self.problems.append(
-                    f"A_A ran a GridEngine command through DRMAA as plain words, Sluice's slurm runs it as a shell line, which reads {' '.join(syntax)} as syntax"
-                )
-        legacy_params = (self.legacy or re.search(r"\$(FLAGS|OPTIONS)(?![A-Za-z0-9_])", executable)) and not re.search(r"\$P\d", executable)
-        changes = []
-        placed = set()
-
-        def placeholders(numbers):
-            placed.update(numbers)
-            return " ".join(f"$P{number}" for number in numbers)
-
-        def replace(match):
-            token, end = match.group(1), match.end()
-            after = executable[end:end + 1]
-            if token in ("INPUT", "OUTPUT"):
-                endings, kind = (in_endings, "I") if token == "INPUT" else (out_endings, "O")
-                if not endings or not endings[0].startswith("."):
-                    self.problems.append(f"${token} names <ID>.<ending>, but the first {'in' if kind == 'I' else 'out'}_glob ending does not begin with '.'")
-                    return match.group(0)
-                return self.digit_safe(f"${kind}1", after, changes, f"${token} -> ${kind}1")
-            if token in ("FLAGS", "OPTIONS"):
-                if not legacy_params:
-                    changes.append(f"${token} removed (A_A left it to the shell, where it is empty)")
-                    return ""
-                numbers = order["flags" if token == "FLAGS" else "options"]
-                changes.append(f"${token} -> {placeholders(numbers) or 'nothing (no such parameters)'}")
-                return placeholders(numbers)
-            if token == "VALUE":
-                if order["value"] and not self.legacy:
-                    return self.digit_safe(f"$P{order['value'][0]}", after, changes, f"$VALUE -> $P{order['value'][0]}")
-                self.problems.append("it uses $VALUE, which A_A fills from a parameter whose flag is VALUE; the task has none (A_A refuses to run it), and Sluice's $VALUE is the upload")
-                return match.group(0)
-            if token.startswith("TMP/"):
-                changes.append("$TMP/$ID -> $TMP (the step's working directory)")
-                return "$TMP"
-            if token == "TMP":
-                root = self.backend["root"].rstrip("/")
-                if not root.startswith("/"):
-                    self.problems.append("it uses $TMP, which A_A fills with the backend's root path, and the backend has no absolute root path")
-                    return match.group(0)
-                changes.append(f"$TMP -> {root} (A_A's $TMP is the backend's root path; Sluice's $TMP is the step's working directory)")
-                return shlex.quote(root)
-            if token == "ID":
-                if not WORD_CHAR.match(after):
-                    return "$ID"
-                if _single_quoted(executable, match.start()):
-                    self.problems.append(f"$ID{after}... stands glued to text inside single quotes, where Sluice cannot write the id")
-                    return match.group(0)
-                changes.append(f"$ID{after}... -> ${{SLUICE_ID}}{after}..., as Sluice reads $ID only when no letter, digit or '_' follows")
-                written = re.match(r"[^\s;|&)]*", executable[end:]).group(0)
-                for ending in out_endings:
-                    if written.endswith(ending):
-                        self.report.not_carried.append(
-                            f"task '{self.name}': it writes $ID{written}; A_A kept every file whose name ends in {ending}, "
-                            f"Sluice keeps <ID>{ending} only (and fails the step without it, as incomplete_outputs_behaviour is {self.incomplete()})"
-                        )
-                return "${SLUICE_ID}"
-            kind, number = token[0], int(token[1:])
-            limit = order["count"] if kind == "P" else len(in_endings if kind == "I" else out_endings)
-            if number <= limit:
-                return match.group(0)
-            if len(token) > 2:
-                self.problems.append(f"${token}: A_A reads it as ${token[:2]} followed by {token[2:]}, Sluice as ${token}")
-                return match.group(0)
-            changes.append(f"${token} removed (there is no such {'parameter' if kind == 'P' else 'ending'}; A_A left it to the shell, where it is empty)")
-            return ""
-
-        translated = AA_PLACEHOLDER.sub(replace, executable)
-        if legacy_params:
-            rest = [number for number in range(1, order["count"] + 1) if number not in placed]
-            if rest:
-                first = re.match(r"\s*\S+", translated)
-                at = first.end() if first else len(translated)
-                translated = translated[:at] + " " + " ".join(f"$P{number}" for number in rest) + translated[at:]
-                changes.append(f"parameters written after the program's name, as older A_A did: {' '.join(f'$P{number}' for number in rest)}")
-        if translated != executable:
-            self.note(f"executable {executable!r} -> {translated!r} ({'; '.join(dict.fromkeys(changes))})")
-        return translated
-
-    def digit_safe(self, placeholder, after, changes, change):
-        if after.isdigit():
-            self.problems.append(f"{change.split(' ->')[0]} is followed by the digit {after}, which Sluice would read as part of {placeholder}")
-            return change.split(" ->")[0]
-        changes.append(change)
-        return placeholder
+        result = aa_commands.translate(executable, self.backend["behaviour"], self.legacy, order, in_endings, out_endings, self.backend["root"])
+        self.problems.extend(result.problems)
+        for written, ending in result.gathered:
+            self.report.not_carried.append(
+                f"task '{self.name}': it writes $ID{written}; A_A kept every file whose name ends in {ending}, "
+                f"Sluice keeps <ID>{ending} only (and fails the step without it, as incomplete_outputs_behaviour is {self.incomplete()})"
+            )
+        if result.text != executable:
+            self.note(f"executable {executable!r} -> {result.text!r} ({'; '.join(result.changes)})")
+        return result.text
 
     # Environment, configurations and behaviours
 

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from execution.local import SynchronousRunner
+from jobs.aa_commands import ParameterOrder, translate
 from jobs.aa_import import ImportProblem, import_dumps
 from jobs.models import Backend, Configuration, Environment, Job, Parameter, QueueType, Step, Task, Validator
 from jobs.yaml_io import CatalogueError, dump_catalogue, load_text
@@ -459,3 +460,32 @@ def test_a_name_that_is_already_valid_keeps_it_and_the_cleaned_one_moves_aside()
     assert sorted(Task.objects.values_list("name", flat=True)) == ["t_x", "t_x_2"]
     assert Job.objects.get(name="j").steps.get().task.name == "t_x_2"
     assert "task 't x' (pk 1) -> 't_x_2'" in report.render()
+
+
+# --- The command translation on plain data ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("executable", "text", "problems"),
+    [
+        ("prog $INPUT $OUTPUT", "prog $I1 $O1", 0),
+        ("prog $INPUT2", "prog $INPUT2", 1),  # $I12 would be another placeholder
+        ("prog -o $ID.out $IDX", "prog -o $ID.out ${SLUICE_ID}X", 0),
+        ('prog "$ID_a"', 'prog "${SLUICE_ID}_a"', 0),
+        ("cd $TMP/$ID && prog $TMP", "cd $TMP && prog /srv/aa", 0),
+        ("prog $VALUE", "prog $P2", 0),
+        ("prog $P1 $P9", "prog $P1 ", 0),
+        ("prog $P12", "prog $P12", 1),
+    ],
+)
+def test_the_translation_of_a_shell_line(executable, text, problems):
+    order = ParameterOrder(options=[1, 2], value=[2], count=1)
+    result = translate(executable, "localhost", False, order, [".in"], [".out"], "/srv/aa/")
+    assert (result.text, len(result.problems)) == (text, problems)
+
+
+def test_the_translation_of_older_placement_and_markers():
+    order = ParameterOrder(flags=[1], options=[2, 3], count=3)
+    assert translate("prog x", "localhost", True, order, [".in"], [".out"], "").text == "prog $P1 $P2 $P3 x"
+    assert translate("prog $OPTIONS x $FLAGS", "localhost", True, order, [".in"], [".out"], "").text == "prog $P2 $P3 x $P1"
+    assert translate("prog $FLAGS x", "localhost", True, order, [".in"], [".out"], "").text == "prog $P2 $P3 $P1 x"
