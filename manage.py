@@ -8,7 +8,12 @@ def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from execution.broker import BadBrokerURL
+
+    try:
+        execute_from_command_line(sys.argv)
+    except BadBrokerURL as error:  # raised while Django starts, before any command can catch it
+        sys.exit(f"CommandError: {error}")
 
 
 if __name__ == "__main__":
