@@ -13,7 +13,8 @@ def main():
     try:
         execute_from_command_line(sys.argv)
     except BadBrokerURL as error:  # raised while Django starts, before any command can catch it
-        sys.exit(f"CommandError: {error}")
+        print(f"CommandError: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

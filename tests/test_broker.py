@@ -96,6 +96,6 @@ def test_a_worker_with_an_unreachable_rabbitmq_exits_with_a_sentence_not_a_trace
 
 def test_a_worker_with_a_bad_broker_url_exits_with_a_sentence_not_a_traceback(tmp_path):
     done = _worker(tmp_path, "kafka://127.0.0.1:9092")
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "BROKER_URL must be empty (embedded), redis://HOST:6379/0 or amqp://" in done.stderr
     assert "Traceback" not in done.stderr
