@@ -9,7 +9,8 @@ Measures, side by side in one run:
    the floor (the commands in one Python loop), Sluice embedded (SQLite, stub
    broker, in-process worker as `manage.py up` runs it), Sluice on PostgreSQL +
    Redis and on PostgreSQL + RabbitMQ (each with a real
-   `manage.py worker --processes 2 --threads 2`), a Celery chain
+   `manage.py worker --processes 2 --threads 2`; with both, one repeat on
+   each in turn, so that a shared machine's load falls on both), a Celery chain
    (Redis, two `--pool solo` workers) and a self-chaining Dramatiq actor (Redis,
    `dramatiq --processes 2 --threads 2`);
 2. throughput: SUBMISSIONS concurrent 3-step submissions, in steps per second
@@ -300,6 +301,47 @@ def bench_embedded(args, work, processes):
 
 def bench_sluice_pg(args, work, processes, postgres, broker_url, broker_name="Redis", database="sluice"):
     """Sluice on PostgreSQL and the broker at ``broker_url``, in a database of its own (``database``)."""
+    env, worker = start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, database)
+    try:
+        return run_child("client", args, env, processes)
+    finally:
+        processes.stop(worker)
+
+
+def bench_brokers(args, work, processes, postgres, redis_url, stack):
+    """Sluice on PostgreSQL + Redis and on PostgreSQL + RabbitMQ, round by round in turn.
+
+    Both stacks are up at once (idle, a worker costs next to nothing) and each
+    round measures one repeat on each, the first broker alternating, so that
+    a shared machine's changing load falls on both alike.
+    """
+    from tests.realservers.servers import RabbitMQ
+
+    progress("starting a throwaway RabbitMQ on loopback (about 5 s)")
+    server = RabbitMQ().start()
+    stack.callback(server.stop)
+    stacks = {
+        "pg": start_sluice_pg(args, work, processes, postgres, redis_url, "Redis", "sluice"),
+        "rabbit": start_sluice_pg(args, work, processes, postgres, server.url, "RabbitMQ", "sluice_rabbitmq"),
+    }
+    merged = {"pg": {}, "rabbit": {}}
+    try:
+        for number in range(max(args.repeat, args.tp_repeat)):
+            one = argparse.Namespace(**{**vars(args), "repeat": int(number < args.repeat), "tp_repeat": int(number < args.tp_repeat)})
+            for name in (("pg", "rabbit") if number % 2 == 0 else ("rabbit", "pg")):
+                progress(f"round {number + 1}: {name}")
+                figures = run_child("client", one, stacks[name][0], processes)
+                for part, values in figures.items():
+                    for key, runs in values.items():
+                        merged[name].setdefault(part, {}).setdefault(key, []).extend(runs)
+    finally:
+        for _, worker in stacks.values():
+            processes.stop(worker)
+    return merged
+
+
+def start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, database):
+    """Create and migrate ``database``, make the jobs, start a worker on ``broker_url``; return (env, worker)."""
     from tests.realservers.servers import _as_postgres, _pg_bin
 
     label = f"Sluice PostgreSQL+{broker_name}"
@@ -312,11 +354,8 @@ def bench_sluice_pg(args, work, processes, postgres, broker_url, broker_name="Re
     # The jobs (and so their queue type) must exist before the worker starts: it consumes the
     # queues of the queue types it finds at start-up.
     run_child("setup", args, env, processes)
-    worker = processes.start("sluice-worker", [PYTHON, "manage.py", "worker", "--processes", "2", "--threads", "2"], env)
-    try:
-        return run_child("client", args, env, processes)
-    finally:
-        processes.stop(worker)
+    worker = processes.start(f"sluice-worker-{database}", [PYTHON, "manage.py", "worker", "--processes", "2", "--threads", "2"], env)
+    return env, worker
 
 
 def bench_rabbit(args, work, processes, postgres, stack):
@@ -455,9 +494,16 @@ def orchestrate(args):
             redis_server = Redis().start()
             stack.callback(redis_server.stop)
             base = redis_server.url.rsplit("/", 1)[0]
-            if "pg" in args.only:
+            if {"pg", "rabbit"} <= set(args.only):  # round by round in turn, so that both see the same load
+                measure_floor(results, args.steps, 1, "before pg and rabbit")
+                try:
+                    results.update(bench_brokers(args, work, processes, postgres, f"{base}/0", stack))
+                except Exception as error:
+                    errors["pg and rabbit"] = str(error)
+                    progress(f"pg and rabbit failed: {error}")
+            elif "pg" in args.only:
                 attempt("pg", bench_sluice_pg, work, processes, postgres, f"{base}/0")
-            if "rabbit" in args.only:  # right after Redis, so that both see the same load on a shared machine
+            elif "rabbit" in args.only:
                 attempt("rabbit", bench_rabbit, work, processes, postgres, stack)
             if "celery" in args.only:
                 attempt("celery", bench_celery, processes, f"{base}/1")
@@ -465,7 +511,7 @@ def orchestrate(args):
                 attempt("dramatiq", bench_dramatiq, processes, f"{base}/2")
         elif "rabbit" in args.only:
             attempt("rabbit", bench_rabbit, work, processes, postgres, stack)
-        if errors:
+        if errors and logs.exists():
             keep = Path(tempfile.mkdtemp(prefix="sluice-bench-logs-"))
             shutil.copytree(logs, keep, dirs_exist_ok=True)
             progress(f"worker logs kept in {keep}")
