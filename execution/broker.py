@@ -5,9 +5,9 @@ state, so a lost message costs a reconciler pass, never a submission.
 
 Priorities are separate queues (``high_q``, ``q``, ``low_q``) on every
 broker, so a worker takes a high message from its own queue however many
-normal ones wait in theirs. RabbitMQ queues are declared without ``x-max-priority``: each queue holds one
-priority, so in-queue priorities would order nothing (docs/configuration.md,
-"Priorities").
+normal ones wait in theirs. RabbitMQ queues are declared without
+``x-max-priority``: each queue holds one priority, so in-queue priorities
+would order nothing (docs/configuration.md, "The broker", "Priorities").
 """
 import logging
 import socket
