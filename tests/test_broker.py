@@ -99,3 +99,12 @@ def test_a_worker_with_a_bad_broker_url_exits_with_a_sentence_not_a_traceback(tm
     assert done.returncode == 2
     assert "BROKER_URL must be empty (embedded), redis://HOST:6379/0 or amqp://" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_up_with_an_unreachable_broker_exits_with_a_sentence_before_serving(tmp_path):
+    env = embedded_env(tmp_path, SLUICE_SANDBOX="off", BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
+    argv = [sys.executable, str(ROOT / "manage.py"), "up", "--addr", f"127.0.0.1:{free_port()}"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Cannot reach Redis at redis://127.0.0.1:" in done.stderr
+    assert "Traceback" not in done.stderr and "Sluice on http://" not in done.stdout
