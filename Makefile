@@ -47,7 +47,7 @@ demo: setup
 
 ## test: install, then run the whole suite: fast tests (SQLite, stub broker), then the
 ## real-servers runs (the fast tests again on PostgreSQL, then worker processes on
-## PostgreSQL and Redis; both servers started on loopback by the suite itself)
+## PostgreSQL and Redis, and RabbitMQ; the servers started on loopback by the suite itself)
 test: install-test step-user
 	$(PY) -m pytest
 	$(PY) -m tests.realservers

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark Sluice's dispatch overhead against a shell loop, Celery and plain Dramatiq.
+"""Benchmark Sluice's dispatch overhead against a shell loop, Celery and plain Dramatiq, on Redis and RabbitMQ.
 
     .venv/bin/python bench/dispatch.py [--steps 100] [--submissions 200] [--repeat 5] [--tp-repeat 3]
 
@@ -8,7 +8,9 @@ Measures, side by side in one run:
 1. per-step time of a STEPS-step sequential job whose every step is `true`:
    the floor (the commands in one Python loop), Sluice embedded (SQLite, stub
    broker, in-process worker as `manage.py up` runs it), Sluice on PostgreSQL +
-   Redis (a real `manage.py worker --processes 2 --threads 2`), a Celery chain
+   Redis and on PostgreSQL + RabbitMQ (each with a real
+   `manage.py worker --processes 2 --threads 2`; with both, one repeat on
+   each in turn, so that a shared machine's load falls on both), a Celery chain
    (Redis, two `--pool solo` workers) and a self-chaining Dramatiq actor (Redis,
    `dramatiq --processes 2 --threads 2`);
 2. throughput: SUBMISSIONS concurrent 3-step submissions, in steps per second
@@ -16,7 +18,7 @@ Measures, side by side in one run:
 
 Django reads its settings from the environment at import, so each Sluice mode
 runs in its own child process (`--mode embedded|setup|client`, internal) that
-prints its figures as one JSON line. PostgreSQL and Redis are throwaway servers
+prints its figures as one JSON line. PostgreSQL, Redis and RabbitMQ are throwaway servers
 on loopback (tests/realservers/servers.py). Everything this script starts is
 stopped when it ends, also on Ctrl-C, SIGTERM or an error. Progress goes to
 stderr, the Markdown report to stdout. See docs/performance.md.
@@ -91,7 +93,7 @@ def child(args):
     elif args.mode == "embedded":
         result = run_embedded(args)
     elif args.mode == "client":
-        result = run_rounds(args, "Sluice PostgreSQL+Redis")
+        result = run_rounds(args, os.environ.get("BENCH_LABEL", "Sluice PostgreSQL"))
     else:
         raise SystemExit(f"unknown --mode {args.mode!r}")
     print(RESULT_PREFIX + json.dumps(result), flush=True)
@@ -297,22 +299,73 @@ def bench_embedded(args, work, processes):
     return run_child("embedded", args, sluice_env(work / "embedded", BROKER_URL=""), processes)
 
 
-def bench_sluice_pg(args, work, processes, postgres, redis_url):
-    from tests.realservers.servers import _as_postgres, _pg_bin
-
-    progress("Sluice PostgreSQL+Redis: creating the database and migrating")
-    createdb = [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, "sluice"]
-    subprocess.run(_as_postgres(createdb), check=True, capture_output=True)
-    env = sluice_env(work / "pg", DATABASE_URL=postgres.url, BROKER_URL=redis_url, DATABASE_CONN_MAX_AGE="60")
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
-    # The jobs (and so their queue type) must exist before the worker starts: it consumes the
-    # queues of the queue types it finds at start-up.
-    run_child("setup", args, env, processes)
-    worker = processes.start("sluice-worker", [PYTHON, "manage.py", "worker", "--processes", "2", "--threads", "2"], env)
+def bench_sluice_pg(args, work, processes, postgres, broker_url, broker_name="Redis", database="sluice"):
+    """Sluice on PostgreSQL and the broker at ``broker_url``, in a database of its own (``database``)."""
+    env, worker = start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, database)
     try:
         return run_child("client", args, env, processes)
     finally:
         processes.stop(worker)
+
+
+def bench_brokers(args, work, processes, postgres, redis_url, stack):
+    """Sluice on PostgreSQL + Redis and on PostgreSQL + RabbitMQ, round by round in turn.
+
+    Both stacks are up at once (idle, a worker costs next to nothing) and each
+    round measures one repeat on each, the first broker alternating, so that
+    a shared machine's changing load falls on both alike.
+    """
+    from tests.realservers.servers import RabbitMQ
+
+    progress("starting a throwaway RabbitMQ on loopback (about 5 s)")
+    server = RabbitMQ().start()
+    stack.callback(server.stop)
+    stacks = {
+        "pg": start_sluice_pg(args, work, processes, postgres, redis_url, "Redis", "sluice"),
+        "rabbit": start_sluice_pg(args, work, processes, postgres, server.url, "RabbitMQ", "sluice_rabbitmq"),
+    }
+    merged = {"pg": {}, "rabbit": {}}
+    try:
+        for number in range(max(args.repeat, args.tp_repeat)):
+            one = argparse.Namespace(**{**vars(args), "repeat": int(number < args.repeat), "tp_repeat": int(number < args.tp_repeat)})
+            for name in (("pg", "rabbit") if number % 2 == 0 else ("rabbit", "pg")):
+                progress(f"round {number + 1}: {name}")
+                figures = run_child("client", one, stacks[name][0], processes)
+                for part, values in figures.items():
+                    for key, runs in values.items():
+                        merged[name].setdefault(part, {}).setdefault(key, []).extend(runs)
+    finally:
+        for _, worker in stacks.values():
+            processes.stop(worker)
+    return merged
+
+
+def start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, database):
+    """Create and migrate ``database``, make the jobs, start a worker on ``broker_url``; return (env, worker)."""
+    from tests.realservers.servers import _as_postgres, _pg_bin
+
+    label = f"Sluice PostgreSQL+{broker_name}"
+    progress(f"{label}: creating the database and migrating")
+    createdb = [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, database]
+    subprocess.run(_as_postgres(createdb), check=True, capture_output=True)
+    database_url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
+    env = sluice_env(work / database, DATABASE_URL=database_url, BROKER_URL=broker_url, DATABASE_CONN_MAX_AGE="60", BENCH_LABEL=label)
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
+    # The jobs (and so their queue type) must exist before the worker starts: it consumes the
+    # queues of the queue types it finds at start-up.
+    run_child("setup", args, env, processes)
+    worker = processes.start(f"sluice-worker-{database}", [PYTHON, "manage.py", "worker", "--processes", "2", "--threads", "2"], env)
+    return env, worker
+
+
+def bench_rabbit(args, work, processes, postgres, stack):
+    """Sluice on PostgreSQL + a throwaway RabbitMQ node, as bench_sluice_pg does it on Redis."""
+    from tests.realservers.servers import RabbitMQ
+
+    progress("starting a throwaway RabbitMQ on loopback (about 5 s)")
+    server = RabbitMQ().start()
+    stack.callback(server.stop)
+    return bench_sluice_pg(args, work, processes, postgres, server.url, "RabbitMQ", "sluice_rabbitmq")
 
 
 # --- Celery and plain Dramatiq, driven from this process -----------------------
@@ -431,20 +484,34 @@ def orchestrate(args):
 
         if "embedded" in args.only:
             attempt("embedded", bench_embedded, work, processes)
+        postgres = None
+        if {"pg", "rabbit"} & set(args.only):
+            progress("starting a throwaway PostgreSQL on loopback")
+            postgres = Postgres().start()
+            stack.callback(postgres.stop)
         if {"pg", "celery", "dramatiq"} & set(args.only):
-            progress("starting throwaway servers on loopback: Redis" + (" and PostgreSQL" if "pg" in args.only else ""))
+            progress("starting a throwaway Redis on loopback")
             redis_server = Redis().start()
             stack.callback(redis_server.stop)
             base = redis_server.url.rsplit("/", 1)[0]
-            if "pg" in args.only:
-                postgres = Postgres().start()
-                stack.callback(postgres.stop)
+            if {"pg", "rabbit"} <= set(args.only):  # round by round in turn, so that both see the same load
+                measure_floor(results, args.steps, 1, "before pg and rabbit")
+                try:
+                    results.update(bench_brokers(args, work, processes, postgres, f"{base}/0", stack))
+                except Exception as error:
+                    errors["pg and rabbit"] = str(error)
+                    progress(f"pg and rabbit failed: {error}")
+            elif "pg" in args.only:
                 attempt("pg", bench_sluice_pg, work, processes, postgres, f"{base}/0")
+            elif "rabbit" in args.only:
+                attempt("rabbit", bench_rabbit, work, processes, postgres, stack)
             if "celery" in args.only:
                 attempt("celery", bench_celery, processes, f"{base}/1")
             if "dramatiq" in args.only:
                 attempt("dramatiq", bench_dramatiq, processes, f"{base}/2")
-        if errors:
+        elif "rabbit" in args.only:
+            attempt("rabbit", bench_rabbit, work, processes, postgres, stack)
+        if errors and logs.exists():
             keep = Path(tempfile.mkdtemp(prefix="sluice-bench-logs-"))
             shutil.copytree(logs, keep, dirs_exist_ok=True)
             progress(f"worker logs kept in {keep}")
@@ -465,7 +532,7 @@ def ms(seconds):
 def render(args, results, errors, elapsed, load):
     """The Markdown report: per-step table, throughput table, targets."""
     floor = median(results["floor_bash"]["per_step"])
-    embedded, pg = results.get("embedded") or {}, results.get("pg") or {}
+    embedded, pg, rabbit = results.get("embedded") or {}, results.get("pg") or {}, results.get("rabbit") or {}
     celery, dramatiq = results.get("celery") or {}, results.get("dramatiq") or {}
 
     def row(label, runs, note=""):
@@ -494,6 +561,7 @@ def render(args, results, errors, elapsed, load):
         row("Sluice executor alone (no database)", (embedded.get("executor_only") or {}).get("per_step")),
         row("Sluice embedded (SQLite, stub broker, 4 threads)", (embedded.get("sluice") or {}).get("per_step"), sluice_note(embedded)),
         row("Sluice PostgreSQL + Redis (worker 2×2)", (pg.get("sluice") or {}).get("per_step"), sluice_note(pg)),
+        row("Sluice PostgreSQL + RabbitMQ (worker 2×2)", (rabbit.get("sluice") or {}).get("per_step"), sluice_note(rabbit)),
         row("Celery 5 chain (Redis, 2 solo workers)", celery.get("per_step")),
         row("Dramatiq self-chaining actor (Redis, 2×2)", dramatiq.get("per_step")),
         "",
@@ -505,6 +573,7 @@ def render(args, results, errors, elapsed, load):
     for label, figures in (
         ("Sluice embedded", embedded.get("sluice_tp")),
         ("Sluice PostgreSQL + Redis", pg.get("sluice_tp")),
+        ("Sluice PostgreSQL + RabbitMQ", rabbit.get("sluice_tp")),
         (f"Celery ({args.submissions} chains of 3)", celery.get("tp")),
         (f"Dramatiq ({args.submissions} chains of 3)", dramatiq.get("tp")),
     ):
@@ -516,7 +585,7 @@ def render(args, results, errors, elapsed, load):
             f"| {label} | {median(rates):.0f} | {min(rates):.0f}–{max(rates):.0f} | {median(figures['wall']):.2f} | {median(figures['submit_seconds']):.2f} |"
         )
     lines += ["", "### Ratios", ""]
-    lines += ratios(floor, embedded, pg, celery, dramatiq)
+    lines += ratios(floor, embedded, pg, celery, dramatiq, rabbit)
     lines += ["", "### Targets", ""]
     lines += targets(floor, embedded, pg, celery)
     if errors:
@@ -524,11 +593,12 @@ def render(args, results, errors, elapsed, load):
     return "\n".join(lines)
 
 
-def ratios(floor, embedded, pg, celery, dramatiq):
+def ratios(floor, embedded, pg, celery, dramatiq, rabbit):
     """Per-step and throughput ratios between the systems, where both figures exist."""
     step = {
         "Sluice embedded": median((embedded.get("sluice") or {}).get("per_step", [])),
         "Sluice PostgreSQL+Redis": median((pg.get("sluice") or {}).get("per_step", [])),
+        "Sluice PostgreSQL+RabbitMQ": median((rabbit.get("sluice") or {}).get("per_step", [])),
     }
     others = {"Celery chain": median(celery.get("per_step", [])), "Dramatiq chain": median(dramatiq.get("per_step", []))}
     out = []
@@ -541,11 +611,18 @@ def ratios(floor, embedded, pg, celery, dramatiq):
     rates = {
         "Sluice embedded": (embedded.get("sluice_tp") or {}).get("steps_per_second"),
         "Sluice PostgreSQL+Redis": (pg.get("sluice_tp") or {}).get("steps_per_second"),
+        "Sluice PostgreSQL+RabbitMQ": (rabbit.get("sluice_tp") or {}).get("steps_per_second"),
     }
     celery_rate = median((celery.get("tp") or {}).get("steps_per_second", []))
     for name, values in rates.items():
         if values and celery_rate:
             out.append(f"- {name} throughput: {median(values) / celery_rate:.2f}× Celery's")
+    on_redis, on_rabbit = step["Sluice PostgreSQL+Redis"], step["Sluice PostgreSQL+RabbitMQ"]
+    if on_redis and on_rabbit:
+        line = f"- RabbitMQ vs Redis per step: {ms(on_rabbit)} ms vs {ms(on_redis)} ms, {on_rabbit / on_redis:.2f}×"
+        if rates["Sluice PostgreSQL+Redis"] and rates["Sluice PostgreSQL+RabbitMQ"]:
+            line += f"; throughput {median(rates['Sluice PostgreSQL+RabbitMQ']) / median(rates['Sluice PostgreSQL+Redis']):.2f}× Redis's"
+        out.append(line)
     return out or ["- not enough figures"]
 
 
@@ -573,7 +650,7 @@ def parse_args():
     parser.add_argument("--submissions", type=int, default=200, help="concurrent 3-step submissions for throughput (default 200)")
     parser.add_argument("--repeat", type=int, default=5, help="repeats of the per-step measurement (default 5)")
     parser.add_argument("--tp-repeat", type=int, default=3, help="repeats of the throughput measurement (default 3)")
-    systems = ("embedded", "pg", "celery", "dramatiq")
+    systems = ("embedded", "pg", "rabbit", "celery", "dramatiq")
     parser.add_argument("--only", nargs="+", choices=systems, default=list(systems), help="systems to run (default: all; the floor always runs)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     parser.add_argument("--mode", choices=("embedded", "setup", "client"), help=argparse.SUPPRESS)

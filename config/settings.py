@@ -219,11 +219,15 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SLUICE_LOG_LEVEL", "WARNING")},
+    # While RabbitMQ is unreachable, Dramatiq and Sluice say so in a line per retry; pika, its
+    # client, would add four ERROR lines per connection attempt.
+    "loggers": {"pika": {"level": "CRITICAL"}},
 }
 
 # --- Running steps -----------------------------------------------------------
-# Empty: the embedded mode (an in-process broker; `manage.py up`). redis://… for
-# workers on other processes and hosts (`manage.py worker`).
+# Empty: the embedded mode (an in-process broker; `manage.py up`). redis://… (Redis)
+# or amqp://USER:PASSWORD@HOST:5672/VHOST (RabbitMQ) for workers on other processes
+# and hosts (`manage.py worker`). See docs/configuration.md, "BROKER_URL".
 BROKER_URL = os.environ.get("BROKER_URL", "")
 # A running node's lease: renewed by its worker's heartbeat; when it lapses the
 # reconciler treats the worker as dead and runs the node again.

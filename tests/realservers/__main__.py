@@ -9,7 +9,8 @@ Two runs on one throwaway PostgreSQL:
    per-step hot path writes hand-built SQL there with server-side binding;
 2. ``tests/realservers``: real worker processes and a real Redis, which the
    suite's own fixtures start (and restart) on the port chosen here, because
-   one test restarts it mid-run.
+   one test restarts it mid-run; the key distributed tests also run on a real
+   RabbitMQ node, which the fixtures start on ports of their own.
 
 With pytest arguments, only the second run is made, with those arguments.
 """
@@ -31,7 +32,7 @@ def main():
             )
             if code:
                 return code
-            print("== worker processes on PostgreSQL and Redis", flush=True)
+            print("== worker processes on PostgreSQL and Redis (and RabbitMQ)", flush=True)
         env = {**base, "DATABASE_URL": postgres.url, "BROKER_URL": f"redis://127.0.0.1:{free_port()}/0", "SLUICE_REAL_SERVERS": "1"}
         return subprocess.call([sys.executable, "-m", "pytest", "tests/realservers", *sys.argv[1:]], env=env)
     finally:

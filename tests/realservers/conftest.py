@@ -1,4 +1,10 @@
-"""Fixtures for the real-servers suite: Redis on loopback, worker processes against PostgreSQL."""
+"""Fixtures for the real-servers suite: Redis and RabbitMQ on loopback, worker processes against PostgreSQL.
+
+``broker_server`` is the broker a test's worker processes and the test
+itself use: Redis unless the test asks for RabbitMQ too, with
+``@pytest.mark.parametrize("broker_server", BROKERS, indirect=True)``.
+Each server starts once per run, the first time a test needs it.
+"""
 import os
 import signal
 import subprocess
@@ -6,12 +12,18 @@ import sys
 import time
 from pathlib import Path
 
+import dramatiq
 import pytest
 from django.conf import settings as django_settings
 
-from .servers import Redis
+from execution import broker as broker_module
+from execution.actors import run_node
+
+from .servers import RabbitMQ, Redis
 
 ROOT = Path(__file__).resolve().parents[2]
+# The brokers the key distributed tests run on (docs/operations.md, "Testing").
+BROKERS = ["redis", "rabbitmq"]
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +34,47 @@ def redis_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_server():
+    server = RabbitMQ().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def server_env(redis_server, transactional_db, tmp_path, settings, shared_dir):
+def broker_server(request, settings):
+    """The broker of this test (``request.param``: "redis" or "rabbitmq"; Redis when not parametrized).
+
+    This process sends messages too (``dispatch.start``), so its Dramatiq
+    broker is switched to the same server for the test and back after it.
+    """
+    name = getattr(request, "param", "redis")
+    server = request.getfixturevalue(f"{name}_server")
+    server.name = name
+    if settings.BROKER_URL == server.url:
+        yield server
+        return
+    previous = dramatiq.get_broker()
+    settings.BROKER_URL = server.url
+    current = broker_module.setup()
+    current.declare_actor(run_node)
+    run_node.broker = current
+    try:
+        yield server
+    finally:
+        current.close()
+        dramatiq.set_broker(previous)
+        run_node.broker = previous
+
+
+@pytest.fixture
+def server_env(broker_server, transactional_db, tmp_path, settings, shared_dir):
     """The environment worker processes need to share this test's database, broker and files."""
     db = django_settings.DATABASES["default"]
     return {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "BROKER_URL": redis_server.url,
+        "BROKER_URL": broker_server.url,
         "SLUICE_DATA_DIR": str(tmp_path),
         "SLUICE_WORK_DIR": str(settings.SLUICE_WORK_DIR),
         "SLUICE_SANDBOX_WRITE_PATHS": str(shared_dir),

@@ -1,10 +1,13 @@
-"""Start real PostgreSQL and Redis servers on loopback for the real-servers suite.
+"""Start real PostgreSQL, Redis and RabbitMQ servers on loopback for the real-servers suite.
 
-Both run from temporary directories on free ports and are thrown away after
+All run from temporary directories on free ports and are thrown away after
 the run. PostgreSQL runs as the ``postgres`` user when we are root (it
 refuses to run as root), with durability off: these are test servers.
+RabbitMQ runs as the ``rabbitmq`` user, with its Erlang port mapper (epmd)
+and distribution port private too, so it meets no other RabbitMQ node.
 """
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -98,5 +101,128 @@ class Redis:
     def restart(self, down_for=0.5):
         """Kill the server (losing every message it held) and start a fresh one on the same port."""
         self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+class RabbitMQ:
+    """A RabbitMQ node of its own: private ports, data and logs in a temp dir, user ``sluice`` on vhost ``sluice``.
+
+    ``restart`` kills the node (SIGKILL) and starts it again on the same data
+    directory, as a crashed broker comes back: durable queues and the
+    persistent messages RabbitMQ confirmed are still there.
+    """
+
+    user, password, vhost = "sluice", "sluice-test", "sluice"
+
+    def __init__(self):
+        self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="sluice-rabbitmq-"))
+        self.process = None
+
+    @property
+    def url(self):
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.vhost}"
+
+    def _env(self):
+        root = self.root
+        return {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(root),  # where Erlang writes the node's cookie
+            "RABBITMQ_NODENAME": f"sluice{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(root / "log"),
+            "RABBITMQ_PID_FILE": str(root / "pid"),
+            # No system-wide configuration or plugins: the node is exactly what this class says.
+            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+            # Made on the first boot only; a restart finds them in the data directory.
+            "RABBITMQ_DEFAULT_USER": self.user,
+            "RABBITMQ_DEFAULT_PASS": self.password,
+            "RABBITMQ_DEFAULT_VHOST": self.vhost,
+        }
+
+    def start(self, timeout=60.0):
+        if not RABBITMQ_SERVER.exists():
+            raise RuntimeError("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+        (self.root / "enabled_plugins").write_text("[].\n")
+        as_rabbitmq = {"user": "rabbitmq", "group": "rabbitmq", "extra_groups": []} if os.geteuid() == 0 else {}
+        if as_rabbitmq:
+            shutil.chown(self.root, "rabbitmq", "rabbitmq")
+            shutil.chown(self.root / "enabled_plugins", "rabbitmq", "rabbitmq")
+        log = open(self.root / "console.log", "ab")
+        self.process = subprocess.Popen(
+            [str(RABBITMQ_SERVER)], env=self._env(), cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_rabbitmq,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self._accepts():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited with {self.process.returncode}:\n{self.console()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"RabbitMQ did not accept AMQP connections within {timeout} s:\n{self.console()}")
+            time.sleep(0.2)
+        return self
+
+    def _accepts(self):
+        """True once the node takes an AMQP login (its port opens a little before it does)."""
+        import logging
+
+        import pika
+
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        quiet = logging.getLogger("pika")
+        level, quiet.level = quiet.level, logging.CRITICAL
+        try:
+            pika.BlockingConnection(pika.URLParameters(self.url + "?connection_attempts=1&socket_timeout=2")).close()
+            return True
+        except Exception:
+            return False
+        finally:
+            quiet.setLevel(level)
+
+    def console(self):
+        path = self.root / "console.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def kill(self):
+        """Kill the node at once (the shell wrapper and the Erlang VM: one process group)."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+    def stop(self):
+        self.kill()
+        epmd = shutil.which("epmd")
+        # The port mapper daemonizes out of the node's process group: ask it to exit. It refuses
+        # while it still lists the node, which it forgets a moment after the node dies.
+        deadline = time.monotonic() + 10
+        while epmd and time.monotonic() < deadline:
+            done = subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], capture_output=True, text=True, timeout=10)
+            if done.returncode == 0 or "Cannot connect" in done.stdout + done.stderr:
+                break
+            time.sleep(0.2)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self, down_for=0.5):
+        """Kill the node and start it again on the same ports and data directory."""
+        self.kill()
         time.sleep(down_for)
         self.start()

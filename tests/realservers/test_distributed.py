@@ -1,4 +1,7 @@
-"""Distributed mode on real servers: PostgreSQL, Redis, worker processes killed for real."""
+"""Distributed mode on real servers: PostgreSQL, Redis or RabbitMQ, worker processes killed for real.
+
+The tests marked ``on_each_broker`` run once on Redis and once on RabbitMQ.
+"""
 import os
 import signal
 import time
@@ -9,7 +12,10 @@ from execution import dispatch, engine
 from execution.models import Node, Result
 from tests.factories import make_job, make_task
 
+from .conftest import BROKERS
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+on_each_broker = pytest.mark.parametrize("broker_server", BROKERS, indirect=True)
 
 
 def wait_until(predicate, timeout=60, message="condition"):
@@ -47,6 +53,7 @@ def meet(here, there):
     return f"touch {here}; for i in $(seq 600); do [ -e {there} ] && exit 0; sleep 0.05; done"
 
 
+@on_each_broker
 def test_independent_steps_run_in_parallel_on_separate_processes(processes, shared_dir):
     processes.start("worker", "--processes", "1", "--threads", "1")
     processes.start("worker", "--processes", "1", "--threads", "1")
@@ -60,6 +67,7 @@ def test_independent_steps_run_in_parallel_on_separate_processes(processes, shar
     assert nodes["left"].worker != nodes["right"].worker
 
 
+@on_each_broker
 def test_priorities_route_to_their_own_queues(processes):
     processes.start("worker", "--queues", "high_localhost", "--threads", "1")
     job = make_job(steps=[make_task("t", "true")])
@@ -73,6 +81,30 @@ def test_priorities_route_to_their_own_queues(processes):
     assert finished(normal).status == "complete"
 
 
+@on_each_broker
+def test_high_priority_work_overtakes_a_backlog_of_normal_work(processes):
+    """One worker thread, a backlog of normal submissions waiting before it starts, then a high one.
+
+    The high one is sent once the first normal step runs; it must finish right after the step
+    running then, and at most one more the worker had already taken, not after the backlog.
+    """
+    backlog = 10
+    job = make_job(steps=[make_task("t", "sleep 0.3")])
+    normals = [start(job) for _ in range(backlog)]
+    processes.start("worker", "--processes", "1", "--threads", "1")
+    wait_until(lambda: Node.objects.filter(submission__in=normals, status__in=["running", "succeeded"]).exists(), message="the backlog to start")
+    done_when_sent = Node.objects.filter(submission__in=normals, status="succeeded").count()
+    high = start(job, priority="high")
+    assert finished(high).status == "complete"
+    high_done = high.nodes.get().finished_at
+    before = Node.objects.filter(submission__in=normals, status="succeeded", finished_at__lt=high_done).count()
+    assert before <= done_when_sent + 2, f"{before} of {backlog} normal steps finished before the high one ({done_when_sent} had when it was sent)"
+    assert before < backlog // 2
+    for submission in normals:
+        assert finished(submission).status == "complete"
+
+
+@on_each_broker
 def test_a_step_survives_kill_9_of_its_worker(processes, shared_dir):
     first = processes.start("worker", "--processes", "1", "--threads", "1")
     # The first attempt outlasts any delay before the kill; the second (the rerun) ends at once.
@@ -93,14 +125,16 @@ def test_a_step_survives_kill_9_of_its_worker(processes, shared_dir):
     assert "was lost" in " ".join(submission.messages.values_list("text", flat=True))
 
 
-def test_every_submission_completes_across_a_redis_restart(processes, redis_server):
+@on_each_broker
+def test_every_submission_completes_across_a_broker_restart(processes, broker_server):
+    """Redis comes back empty (no persistence here), RabbitMQ with what it had confirmed: either way nothing is lost."""
     processes.start("worker", "--processes", "2", "--threads", "2")
     processes.start("reconcile", "--every", "0.5")
     steps = [make_task(name, "sleep 0.3") for name in ("a", "b", "c")]
     job = make_job(steps=steps)
     submissions = [start(job) for _ in range(6)]
     wait_until(lambda: Node.objects.filter(status="succeeded").exists(), message="the first step to finish")
-    redis_server.restart(down_for=1.0)
+    broker_server.restart(down_for=1.0)
     for submission in submissions:
         assert finished(submission, timeout=90).status == "complete", submission.last_message
         assert submission.nodes.filter(status="succeeded").count() == 3

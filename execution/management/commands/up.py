@@ -4,7 +4,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from execution import host as this_host, reconcile, sandbox, workers
+from execution import broker, host as this_host, reconcile, sandbox, workers
 from jobs import diagrams
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,10 @@ class Command(BaseCommand):
         try:
             plan = sandbox.announce(log)
         except sandbox.SandboxUnavailable as error:
+            raise CommandError(str(error), returncode=2) from None
+        try:
+            broker.check()
+        except broker.BrokerUnreachable as error:
             raise CommandError(str(error), returncode=2) from None
         missing = this_host.lacks(plan)
         if missing:

@@ -8,7 +8,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from execution import sandbox, workers
+from execution import broker, sandbox, workers
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,13 @@ class Command(BaseCommand):
         if not settings.BROKER_URL:
             raise CommandError(
                 "BROKER_URL is not set: the embedded broker lives inside 'manage.py up'. "
-                "Set BROKER_URL=redis://HOST:6379/0 to run workers in their own processes.",
+                "Set BROKER_URL=redis://HOST:6379/0 or amqp://USER:PASSWORD@HOST:5672/VHOST to run workers in their own processes.",
                 returncode=2,
             )
+        try:
+            broker.check()
+        except broker.BrokerUnreachable as error:
+            raise CommandError(str(error), returncode=2) from None
         if options["processes"] < 1 or options["threads"] < 1:
             raise CommandError("--processes and --threads must be at least 1", returncode=2)
         if options["processes"] == 1:
