@@ -3,7 +3,7 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
@@ -13,7 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats
+from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats, stored
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -325,8 +325,9 @@ class ResultDownload(APIView):
         result = Result.objects.filter(pk=result_id, submission=submission).first()
         if result is None:
             raise NotFound(f"submission {uuid} has no result {result_id}")
-        # Served by id from storage; the stored name is built from ids, and FileResponse encodes it safely.
-        return FileResponse(result.file.open("rb"), as_attachment=True, filename=result.name, content_type="application/octet-stream")
+        # Served by id from storage; the stored name is built from ids, and the response encodes it safely.
+        # With SLUICE_DOWNLOAD_REDIRECT and a bucket, a 302 to a signed URL: only now, after the checks above.
+        return stored.download(result.file, result.name, "application/octet-stream")
 
 
 class Cancel(APIView):
@@ -445,7 +446,7 @@ class Log(APIView):
             raise NotFound(str(error)) from None
         if log is None:
             return HttpResponse(b"", content_type=TEXT)
-        return FileResponse(log.file.open("rb"), content_type=TEXT)
+        return stored.download(log.file, log.file.name.rsplit("/", 1)[-1], TEXT, as_attachment=False)
 
 
 class BatchDetail(APIView):
