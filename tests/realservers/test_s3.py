@@ -7,64 +7,19 @@ import hashlib
 import hmac
 import urllib.parse
 import urllib.request
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from config import storage
 from execution import dispatch, retention
-from execution.models import Node
 from tests.clients import client_for
 from tests.factories import make_job, make_task
 
+from .conftest import EXPIRE, MB
 from .servers import MotoS3
-from .test_distributed import finished, wait_until
+from .test_distributed import finished
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-MB = 1024 * 1024
-EXPIRE = 60
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    server = MotoS3().start()
-    yield server
-    server.stop()
-
-
-class Bucket:
-    """One test's bucket on the shared S3 server, and the environment that points Sluice at it."""
-
-    def __init__(self, server, name):
-        self.server, self.name = server, name
-        self.env = server.environ(bucket=name, AWS_QUERYSTRING_EXPIRE=str(EXPIRE))
-
-    def keys(self, prefix=""):
-        return self.server.keys(prefix, bucket=self.name)
-
-    def read(self, key):
-        return self.server.client().get_object(Bucket=self.name, Key=key)["Body"].read()
-
-    def digest(self, key):
-        """sha256 of an object, read in chunks."""
-        digest = hashlib.sha256()
-        with self.server.client().get_object(Bucket=self.name, Key=key)["Body"] as body:
-            for chunk in iter(lambda: body.read(MB), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-
-
-@pytest.fixture
-def bucket(s3_server, settings, tmp_path):
-    """A fresh bucket, used by this process (settings) and by the workers the test starts (``bucket.env``)."""
-    made = Bucket(s3_server, s3_server.create_bucket(f"sluice-{uuid.uuid4().hex[:16]}"))
-    settings.STORAGES = {**settings.STORAGES, "default": storage.default_storage(made.env)}
-    yield made
-    media = tmp_path / "media"
-    stray = [str(path) for path in media.rglob("*") if path.is_file()] if media.exists() else []
-    assert not stray, f"files were written to MEDIA_ROOT although storage is a bucket: {stray}"
 
 
 def workers(processes, bucket, count=1):
@@ -217,6 +172,7 @@ def test_a_200_mb_result_is_gathered_and_staged_without_the_worker_holding_it(pr
     with submission.results.get(node__key="check").file.open("rb") as handle:
         digest, size = handle.read().decode().split()
     assert int(size) == big.size and digest == bucket.digest(big.file.name)
+    print(f"the worker's peak RSS grew by {grown:.1f} MB moving a 200 MB result up and down")
     assert grown < 100, f"the worker's peak memory grew by {grown:.0f} MB moving a 200 MB file"
 
 
