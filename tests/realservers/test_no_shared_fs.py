@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from execution import dispatch, engine
 from execution.models import Node, Submission
 from tests.conftest import searchable_dir
 from tests.factories import make_backend, make_job, make_queue_type, make_task
@@ -34,10 +35,11 @@ ENTER = 'mount --bind "$1" "$2" && hostname "$3" && shift 3 && exec "$@"'
 class Hosts:
     """Start commands on "hosts": namespaces that each see their own directory at ``self.mount``."""
 
-    def __init__(self, processes, bucket):
+    def __init__(self, processes, bucket, storage_env=None):
         if not shutil.which("unshare"):
             raise RuntimeError("unshare is not installed (Debian package util-linux)")
         self.processes, self.bucket = processes, bucket
+        self.storage_env = bucket.env if storage_env is None else storage_env
         self.mount = searchable_dir("host-")  # empty here; inside a host, that host's own directory
         self.dirs = {}
         self.started = []
@@ -52,7 +54,7 @@ class Hosts:
 
     def env(self):
         return {
-            **self.bucket.env,
+            **self.storage_env,
             "SLUICE_DATA_DIR": str(self.mount),
             "SLUICE_WORK_DIR": str(self.mount / "work"),
             "SLUICE_SANDBOX_WRITE_PATHS": str(self.mount / "scratch"),
@@ -168,3 +170,23 @@ def command_pid(pid):
             break
         current = int(children[0])
     raise AssertionError(f"no manage.py process under {pid}")
+
+
+def test_the_hosts_really_share_no_files_without_the_bucket(processes, bucket):
+    """The control: the same two hosts with SLUICE_STORAGE=filesystem cannot pass a's result to c."""
+    hosts = Hosts(processes, bucket, storage_env={"SLUICE_STORAGE": "filesystem"})
+    try:
+        hosts.worker("host-a", "alpha")
+        hosts.worker("host-b", "beta")
+        a = make_task("a", "echo a > $O1", out_glob=".a", backend=make_backend("on-a", make_queue_type("alpha")))
+        c = make_task("c", "cat $I1 > $O1", in_glob=".a", out_glob=".c", backend=make_backend("on-b", make_queue_type("beta")))
+        submission = engine.submit(make_job("pair", steps=[("a", a, {"ordering": 0}), ("c", c, {"ordering": 1})]))
+        dispatch.start(submission)
+        submission = finished(submission, timeout=90)
+    finally:
+        hosts.stop()
+    nodes = {node.key: node for node in submission.nodes.all()}
+    assert nodes["a"].status == "succeeded" and nodes["a"].worker.startswith("host-a:")
+    print(f"without the bucket: {submission.status}; c: {nodes['c'].status}: {nodes['c'].message}")
+    assert submission.status != "complete" and nodes["c"].status != "succeeded", "host-b read a file only host-a holds"
+    assert files_under(hosts.dir("host-a") / "media") and not (hosts.dir("host-b") / "media" / "results").exists()
