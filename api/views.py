@@ -327,7 +327,11 @@ class ResultDownload(APIView):
             raise NotFound(f"submission {uuid} has no result {result_id}")
         # Served by id from storage; the stored name is built from ids, and the response encodes it safely.
         # With SLUICE_DOWNLOAD_REDIRECT and a bucket, a 302 to a signed URL: only now, after the checks above.
-        return stored.download(result.file, result.name, "application/octet-stream")
+        try:
+            return stored.download(result.file, result.name, "application/octet-stream")
+        except FileNotFoundError:
+            log.error("The file of result %s of submission %s is missing from storage.", result_id, uuid)
+            raise NotFound(f"the file of result {result_id} is missing from storage; ask the operators") from None
 
 
 class Cancel(APIView):
@@ -446,7 +450,10 @@ class Log(APIView):
             raise NotFound(str(error)) from None
         if log is None:
             return HttpResponse(b"", content_type=TEXT)
-        return stored.download(log.file, log.file.name.rsplit("/", 1)[-1], TEXT, as_attachment=False)
+        try:
+            return stored.download(log.file, log.file.name.rsplit("/", 1)[-1], TEXT, as_attachment=False)
+        except FileNotFoundError:
+            raise NotFound(f"the log of step '{key}' is missing from storage; ask the operators") from None
 
 
 class BatchDetail(APIView):

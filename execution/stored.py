@@ -1,9 +1,10 @@
 """Read, copy and serve stored files (uploads, results, logs) on whichever storage holds them.
 
 Storage is a local directory (``FileSystemStorage``, the default) or a bucket of an
-S3-compatible object store (``SLUICE_STORAGE=s3``, docs/operations.md). Nothing here uses a
-stored file's local path, which an object does not have, and nothing reads a whole file into
-memory: objects are read as the HTTP body of one GET, in chunks, rather than through
+S3-compatible object store (``SLUICE_STORAGE=s3``, docs/operations.md). Nothing here relies on
+a stored file's local path, which an object does not have (``local_path`` only names it in
+messages), and copies and downloads never hold a whole file in memory: objects are read as the
+HTTP body of one GET, in chunks, rather than through
 django-storages' ``S3File``, which first downloads the whole object into a temporary file.
 Writes go through the storage's own ``save``; the S3 backend's is a multipart upload whose
 memory the transfer settings bound (config/storage.py).
@@ -23,7 +24,7 @@ def in_bucket(storage):
         from storages.backends.s3 import S3Storage
     except ImportError:  # django-storages is only needed when a bucket is used
         return False
-    return isinstance(getattr(storage, "_wrapped", storage), S3Storage) or isinstance(storage, S3Storage)
+    return isinstance(storage, S3Storage)  # default_storage, a lazy proxy, answers for what it wraps
 
 
 def object_key(fieldfile):
@@ -112,6 +113,6 @@ def local_path(fieldfile):
     from django.core.files.storage import FileSystemStorage
 
     storage = fieldfile.storage
-    if isinstance(getattr(storage, "_wrapped", storage), FileSystemStorage) or isinstance(storage, FileSystemStorage):
+    if isinstance(storage, FileSystemStorage):
         return storage.path(fieldfile.name)
     return None
