@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
@@ -319,7 +319,14 @@ class SubmissionGraph(APIView):
 
 
 class ResultDownload(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: s.ErrorSerializer}, summary="Download one result file")
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="With object storage and SLUICE_DOWNLOAD_REDIRECT: Location is a signed URL of the file, valid for AWS_QUERYSTRING_EXPIRE seconds."),
+            404: s.ErrorSerializer,
+        },
+        summary="Download one result file",
+    )
     def get(self, request, uuid, result_id):
         submission = visible_submission(request, uuid)
         result = Result.objects.filter(pk=result_id, submission=submission).first()
