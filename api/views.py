@@ -3,9 +3,9 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
@@ -13,7 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats
+from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats, stored
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -319,14 +319,26 @@ class SubmissionGraph(APIView):
 
 
 class ResultDownload(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: s.ErrorSerializer}, summary="Download one result file")
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="With object storage and SLUICE_DOWNLOAD_REDIRECT: Location is a signed URL of the file, valid for AWS_QUERYSTRING_EXPIRE seconds."),
+            404: s.ErrorSerializer,
+        },
+        summary="Download one result file",
+    )
     def get(self, request, uuid, result_id):
         submission = visible_submission(request, uuid)
         result = Result.objects.filter(pk=result_id, submission=submission).first()
         if result is None:
             raise NotFound(f"submission {uuid} has no result {result_id}")
-        # Served by id from storage; the stored name is built from ids, and FileResponse encodes it safely.
-        return FileResponse(result.file.open("rb"), as_attachment=True, filename=result.name, content_type="application/octet-stream")
+        # Served by id from storage; the stored name is built from ids, and the response encodes it safely.
+        # With SLUICE_DOWNLOAD_REDIRECT and a bucket, a 302 to a signed URL: only now, after the checks above.
+        try:
+            return stored.download(result.file, result.name, "application/octet-stream")
+        except FileNotFoundError:
+            log.error("The file of result %s of submission %s is missing from storage.", result_id, uuid)
+            raise NotFound(f"the file of result {result_id} is missing from storage; ask the operators") from None
 
 
 class Cancel(APIView):
@@ -445,7 +457,10 @@ class Log(APIView):
             raise NotFound(str(error)) from None
         if log is None:
             return HttpResponse(b"", content_type=TEXT)
-        return FileResponse(log.file.open("rb"), content_type=TEXT)
+        try:
+            return stored.download(log.file, log.file.name.rsplit("/", 1)[-1], TEXT, as_attachment=False)
+        except FileNotFoundError:
+            raise NotFound(f"the log of step '{key}' is missing from storage; ask the operators") from None
 
 
 class BatchDetail(APIView):

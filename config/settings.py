@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -172,8 +174,12 @@ LOGIN_REDIRECT_URL = "web:catalogue"
 LOGOUT_REDIRECT_URL = "web:catalogue"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise looks here even when serving from the apps
+# Uploads, results and logs: files under MEDIA_ROOT (SLUICE_STORAGE=filesystem, the default), which
+# hosts must then share, or objects in an S3-compatible bucket (SLUICE_STORAGE=s3 and the AWS_*
+# settings, config/storage.py), which leaves the database, the broker and the bucket as all they share.
+SLUICE_STORAGE = os.environ.get("SLUICE_STORAGE", "filesystem").strip().lower() or "filesystem"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": storage.default_storage(os.environ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Serve static files straight from the apps in the embedded mode (no collectstatic needed).
@@ -181,6 +187,9 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR / "media"
 keep_private(MEDIA_ROOT, 0o700)  # every submission's results: the server reads and serves them, nobody else
+# With a bucket, downloads (API and pages) answer 302 to a signed URL of the object, valid for
+# AWS_QUERYSTRING_EXPIRE seconds, instead of streaming it through this server. Off: streamed.
+SLUICE_DOWNLOAD_REDIRECT = env_bool("SLUICE_DOWNLOAD_REDIRECT", False)
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError
 
+from . import stored
 from .models import CacheEntry, Result
 from .states import NodeStatus
 
@@ -20,7 +21,7 @@ def key_for(node, run, inputs):
     """A digest of everything that decides what the node's process produces."""
     digest = hashlib.sha256()
     for result in inputs:
-        with result.file.open("rb") as handle:
+        with stored.reader(result.file) as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
         digest.update(result.ending.encode())
@@ -54,7 +55,7 @@ def copy_results(source, node):
     """Copy ``source``'s current results to ``node``, renamed for its submission."""
     for result in Result.objects.filter(node=source, superseded=False):
         copy = Result(submission_id=node.submission_id, node=node, name=result.name.replace(source.submission.file_id, node.submission.file_id), ending=result.ending, size=result.size)
-        with result.file.open("rb") as handle:
+        with stored.reader(result.file) as handle:
             copy.file.save(copy.name, File(handle), save=True)
 
 

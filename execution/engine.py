@@ -7,7 +7,6 @@ does is ``graph.decide``; how an attempt runs is its executor's business
 (``executors``).
 """
 import logging
-import shutil
 import traceback
 
 from django.conf import settings
@@ -20,7 +19,7 @@ from django.utils import timezone
 from jobs import dag, expressions, mappings, templating
 from jobs.models import Job, QueueType, Task
 
-from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, verdicts, workdirs
+from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, stored, verdicts, workdirs
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus
@@ -348,7 +347,7 @@ def _return_to_parent(child_id, status, text):
     for result in child.results.filter(node__isnull=False, superseded=False):
         name = result.name.replace(child.file_id, parent_id)  # the parent's steps look for <their ID><ending>
         copy = Result(submission_id=parent.submission_id, node=parent, name=name, ending=result.ending, size=result.size)
-        with result.file.open("rb") as handle:
+        with stored.reader(result.file) as handle:
             copy.file.save(name, File(handle), save=True)
     if not lifecycle.child_ended(parent.pk, True, f"sub-job {child.uuid} complete"):
         return []
@@ -511,7 +510,7 @@ def _start_subjob(node, attempt, executor):
             used = list(Result.objects.filter(submission=parent, node__isnull=True, ending=".input"))
         upload = None
         if used:
-            with used[0].file.open("rb") as handle:
+            with stored.reader(used[0].file) as handle:
                 upload = handle.read()
         step = _step_of(node)
         params = step.params if step is not None else {}
@@ -822,8 +821,7 @@ def _inputs(node, endings):
 
 def _writer(result):
     def write(destination):
-        with result.file.open("rb") as source, open(destination, "wb") as target:
-            shutil.copyfileobj(source, target)
+        stored.copy_to(result.file, destination)  # in chunks, from a directory or a bucket alike
 
     return write
 
@@ -832,7 +830,7 @@ def _value(submission):
     upload = Result.objects.filter(submission=submission, node__isnull=True, ending=".input").first()
     if upload is None or upload.size > VALUE_LIMIT:
         return ""
-    with upload.file.open("rb") as handle:
+    with stored.reader(upload.file) as handle:
         return handle.read().decode("utf-8", "replace")
 
 

@@ -17,7 +17,7 @@ import json
 
 from django.conf import settings
 
-from . import graph, mutations
+from . import graph, mutations, stored
 from .models import Node, Result
 from .states import NodeStatus
 
@@ -76,7 +76,7 @@ def items(submission, node, edges):
         return [(result.name, result.pk) for result in results if result.node_id]
     if not results:
         raise ForeachError(f"no earlier step made a '{value}' file to read lines from")
-    with results[0].file.open("rb") as handle:
+    with stored.reader(results[0].file) as handle:
         lines = handle.read().decode("utf-8", "replace").splitlines()
     return [(line.strip(), None) for line in lines if line.strip()]
 

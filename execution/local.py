@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 
-from . import controls, engine
+from . import controls, engine, stored
 from .models import Node
 from .states import NodeStatus
 
@@ -142,9 +142,7 @@ def _wait_for_backoff(node_id):
 
 def result_path(result):
     """The local file of a result when storage is a file system, else None."""
-    try:
-        return Path(result.file.path)
-    except NotImplementedError:
-        return None
+    path = stored.local_path(result.file)
+    return Path(path) if path else None
 
 

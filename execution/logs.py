@@ -14,7 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import F
 
-from . import statements
+from . import statements, stored
 from .models import NodeLog, log_name
 
 __all__ = ["STREAMS", "NoSuchAttempt", "cap", "delete", "find", "keep", "last_lines", "note", "sizes", "tail"]
@@ -69,7 +69,7 @@ def note(node, attempt, text):
         name = default_storage.save(log_name(node.submission.uuid, node.pk, run, attempt, NodeLog.Stream.STDERR), ContentFile(added))
         NodeLog.objects.create(node=node, run=run, attempt=attempt, stream=NodeLog.Stream.STDERR, file=name, size=len(added), original_size=len(added))
         return
-    with log.file.open("rb") as handle:
+    with stored.reader(log.file) as handle:
         content = handle.read() + added
     old = log.file.name
     log.file.save(log_name(node.submission.uuid, node.pk, run, attempt, NodeLog.Stream.STDERR), ContentFile(content), save=False)
@@ -132,9 +132,7 @@ def find(node, attempt=None, stream=STREAMS[0]):
 def tail(log, limit=None):
     """The last whole lines, ``SLUICE_STDERR_TAIL`` bytes at most, of the stored ``log``."""
     limit = settings.SLUICE_STDERR_TAIL if limit is None else limit
-    with log.file.open("rb") as handle:
-        handle.seek(max(0, log.size - limit - 1))
-        return last_lines(handle.read(), limit)
+    return last_lines(stored.read_from(log.file, log.size - limit - 1), limit)
 
 
 def sizes(nodes):

@@ -5,12 +5,12 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from execution import controls, diagrams, dispatch, engine, intake
+from execution import controls, diagrams, dispatch, engine, intake, stored
 from execution.errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
 from execution.models import Batch, Result, Submission
 from jobs.models import Job
@@ -162,7 +162,7 @@ def result_file(request, uuid, result_id):
     result = get_object_or_404(Result, pk=result_id, submission=submission)
     image = IMAGE_TYPES.get(_ending(result))
     inline = bool(image) and request.GET.get("inline") == "1"
-    response = FileResponse(result.file.open("rb"), as_attachment=not inline, filename=result.name, content_type=image or "application/octet-stream")
+    response = stored.download(result.file, result.name, image or "application/octet-stream", as_attachment=not inline)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -173,7 +173,7 @@ def result_preview(request, uuid, result_id):
     kind = preview_kind(result)
     context = {"submission": submission, "result": result, "kind": kind}
     if kind in ("text", "json", "csv"):
-        with result.file.open("rb") as handle:
+        with stored.reader(result.file) as handle:
             data = handle.read(PREVIEW_BYTES + 1)
         context["truncated"] = len(data) > PREVIEW_BYTES
         text = data[:PREVIEW_BYTES].decode("utf-8", "replace")

@@ -1,11 +1,13 @@
-"""Fixtures for the real-servers suite: Redis and RabbitMQ on loopback, worker processes against PostgreSQL.
+"""Fixtures for the real-servers suite: Redis, RabbitMQ and an S3 server on loopback, worker processes against PostgreSQL.
 
 ``broker_server`` is the broker a test's worker processes and the test
 itself use: Redis unless the test asks for RabbitMQ too, with
 ``@pytest.mark.parametrize("broker_server", BROKERS, indirect=True)``.
 Each server starts once per run, the first time a test needs it.
 """
+import hashlib
 import os
+import uuid
 import signal
 import subprocess
 import sys
@@ -16,10 +18,11 @@ import dramatiq
 import pytest
 from django.conf import settings as django_settings
 
+from config import storage
 from execution import broker as broker_module
 from execution.actors import run_node
 
-from .servers import RabbitMQ, Redis
+from .servers import MotoS3, RabbitMQ, Redis
 
 ROOT = Path(__file__).resolve().parents[2]
 # The brokers the key distributed tests run on (docs/operations.md, "Testing").
@@ -97,8 +100,11 @@ class Processes:
 
     def start(self, *args, env=None, prefix=()):
         """Start ``manage.py *args``; ``env`` adds to the shared environment, ``prefix`` runs the command through another."""
-        log = open(self.logs / f"{args[0]}-{len(self.started)}.log", "w")
-        argv = [*prefix, sys.executable, str(ROOT / "manage.py"), *args]
+        return self.start_argv([*prefix, sys.executable, str(ROOT / "manage.py"), *args], env=env, name=args[0])
+
+    def start_argv(self, argv, env=None, name="process"):
+        """Start ``argv`` with the shared environment plus ``env``; its output goes to a log named after ``name``."""
+        log = open(self.logs / f"{name}-{len(self.started)}.log", "w")
         process = subprocess.Popen(argv, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         process.log_path = log.name
         self.started.append(process)
@@ -130,3 +136,47 @@ def processes(server_env, tmp_path):
 def shared_storage(settings, tmp_path):
     """Read results where the worker processes write them (their SLUICE_DATA_DIR is tmp_path, their work dir this test's)."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+MB = 1024 * 1024
+EXPIRE = 60  # seconds a signed download URL lasts in these tests (AWS_QUERYSTRING_EXPIRE)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+class Bucket:
+    """One test's bucket on the shared S3 server, and the environment that points Sluice at it."""
+
+    def __init__(self, server, name):
+        self.server, self.name = server, name
+        self.env = server.environ(bucket=name, AWS_QUERYSTRING_EXPIRE=str(EXPIRE))
+
+    def keys(self, prefix=""):
+        return self.server.keys(prefix, bucket=self.name)
+
+    def read(self, key):
+        return self.server.client().get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def digest(self, key):
+        """sha256 of an object, read in chunks."""
+        digest = hashlib.sha256()
+        with self.server.client().get_object(Bucket=self.name, Key=key)["Body"] as body:
+            for chunk in iter(lambda: body.read(MB), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+@pytest.fixture
+def bucket(s3_server, settings, tmp_path):
+    """A fresh bucket, used by this process (settings) and by the workers the test starts (``bucket.env``)."""
+    made = Bucket(s3_server, s3_server.create_bucket(f"sluice-{uuid.uuid4().hex[:16]}"))
+    settings.STORAGES = {**settings.STORAGES, "default": storage.default_storage(made.env)}
+    yield made
+    media = tmp_path / "media"
+    stray = [str(path) for path in media.rglob("*") if path.is_file()] if media.exists() else []
+    assert not stray, f"files were written to MEDIA_ROOT although storage is a bucket: {stray}"

@@ -11,6 +11,7 @@ import signal
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -226,3 +227,68 @@ class RabbitMQ:
         self.kill()
         time.sleep(down_for)
         self.start()
+
+
+class MotoS3:
+    """An S3-compatible server (moto's ``moto_server``, a real HTTP server process) on a free loopback port.
+
+    ``start()`` creates ``bucket``; ``environ`` is what Sluice's processes need to use it
+    (SLUICE_STORAGE=s3 and the AWS_* settings, with a made-up key pair: moto accepts any).
+    """
+
+    REGION = "us-east-1"
+    ACCESS_KEY = "sluice-test-access-key"
+    SECRET_KEY = "sluice-test-secret-key"
+
+    def __init__(self, bucket="sluice-test"):
+        self.port = free_port()
+        self.bucket = bucket
+        self.process = None
+        self.root = Path(tempfile.mkdtemp(prefix="sluice-s3-"))
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def environ(self, bucket=None, **extra):
+        return {
+            "SLUICE_STORAGE": "s3",
+            "AWS_STORAGE_BUCKET_NAME": bucket or self.bucket,
+            "AWS_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_S3_REGION_NAME": self.REGION,
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            **extra,
+        }
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=self.REGION, aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY,
+        )
+
+    def start(self):
+        binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+        if not Path(binary).exists():
+            raise RuntimeError("moto_server is not installed (pip install 'moto[server]', see requirements-test.txt)")
+        log = open(self.root / "moto.log", "w")
+        self.process = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        wait_for_port(self.port)
+        self.client().create_bucket(Bucket=self.bucket)
+        return self
+
+    def create_bucket(self, name):
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, prefix="", bucket=None):
+        """Every key in the bucket (under ``prefix``), sorted."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket or self.bucket, Prefix=prefix)
+        return sorted(entry["Key"] for page in pages for entry in page.get("Contents", ()))
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
