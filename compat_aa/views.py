@@ -33,6 +33,8 @@ from .errors import Refused, handle
 
 # The fields A_A's SubmissionDetails.post pops before the rest are read as parameters (its __prepare_data).
 REQUIRED_FIELDS = ("submission_name", "email", "job")
+# As Sluice's own API (api.serializers.SubmitSerializer): a job name, or several comma-separated.
+JOB_FIELD_LIMIT = 2000
 FORMATS = ("json", "api")  # A_A also offered its browsable page (api); both answer JSON here
 
 
@@ -40,6 +42,7 @@ class AAView(APIView):
     """JSON only, A_A's error shapes, and ``?format=`` as A_A's URLs took it."""
 
     renderer_classes = [JSONRenderer]
+    schema = None  # not part of Sluice's OpenAPI document (/api/schema/): A_A published none
 
     def get_exception_handler(self):
         return handle
@@ -131,6 +134,14 @@ class SubmissionCreate(AAView):
         values = {key: data.getlist(key)[-1] for key in data.keys()} if hasattr(data, "getlist") else {}
         if any(name not in values for name in REQUIRED_FIELDS):
             raise Refused(status.HTTP_400_BAD_REQUEST, "Input does not contain all required fields")
+        not_text = {
+            name: ["must be a form field, not a file"] for name, value in values.items() if name != "input_data" and not isinstance(value, str)
+        }
+        if not_text:
+            raise Refused(status.HTTP_400_BAD_REQUEST, not_text)
+        if len(values["job"]) > JOB_FIELD_LIMIT:
+            message = f"Ensure this value has at most {JOB_FIELD_LIMIT} characters (it has {len(values['job'])})."
+            raise Refused(status.HTTP_400_BAD_REQUEST, {"job": [message]})
         names = [name.strip() for name in values["job"].split(",")]
         jobs = []
         for name in names:

@@ -373,6 +373,10 @@ def test_huge_and_odd_fields_are_4xx_json(two_jobs, settings):
     assert long_value.status_code == 400 and "task1_this" in long_value.json()["error"]
     nul = post(client, form(submission_name="a\x00b"))
     assert nul.status_code == 400 and "\x00" not in nul.content.decode()
+    many = post(client, form(job=",".join(f"j{number}" for number in range(1000))))
+    assert many.status_code == 400 and "job" in many.json()["error"]
+    a_file_as_job = post(client, form(job=upload("job1")))
+    assert a_file_as_job.status_code == 400 and "job" in a_file_as_job.json()["error"]
     settings.SLUICE_MAX_UPLOAD_BYTES = 10
     big = post(client, form(input_data=upload("x" * 100)))
     assert big.status_code == 413 and "input_data" in big.json()["error"]
@@ -402,3 +406,9 @@ def test_get_on_the_submission_list_and_other_methods_are_4xx():
     client = APIClient()
     assert client.get(AA + "/submission/").status_code == 404
     assert client.delete(AA + "/job/").json() == {"detail": 'Method "DELETE" not allowed.'}
+
+
+def test_an_accept_header_nothing_answers_is_406():
+    # A_A's REST_FRAMEWORK renderers are JSON and the browsable page (its settings/base.py); XML is DRF's 406.
+    response = APIClient().get(AA + "/endpoints/", HTTP_ACCEPT="application/xml")
+    assert response.status_code == 406 and response.json() == {"detail": "Could not satisfy the request Accept header."}
