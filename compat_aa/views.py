@@ -134,9 +134,8 @@ class SubmissionCreate(AAView):
         values = {key: data.getlist(key)[-1] for key in data.keys()} if hasattr(data, "getlist") else {}
         if any(name not in values for name in REQUIRED_FIELDS):
             raise Refused(status.HTTP_400_BAD_REQUEST, "Input does not contain all required fields")
-        not_text = {
-            name: ["must be a form field, not a file"] for name, value in values.items() if name != "input_data" and not isinstance(value, str)
-        }
+        files = [name for name, value in values.items() if name != "input_data" and not isinstance(value, str)]
+        not_text = {name: ["must be a form field, not a file"] for name in files}
         if not_text:
             raise Refused(status.HTTP_400_BAD_REQUEST, not_text)
         if len(values["job"]) > JOB_FIELD_LIMIT:
