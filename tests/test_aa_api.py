@@ -146,6 +146,7 @@ def test_job_list_and_detail_in_a_a_shapes(two_jobs):
     client = APIClient()
     # A_A test_api_requests.py test_return_of_available_job_types: paginated, pk and name.
     listed = client.get(AA + "/job/?format=json")
+    make_job("draft", steps=[make_task("t", "true")], runnable=False)  # not listed: only runnable jobs are
     results = [{"pk": job1.pk, "name": "job1"}, {"pk": job2.pk, "name": "job2"}]
     assert listed.json() == {"count": 2, "next": None, "previous": None, "results": results}
     # A_A test_api_requests.py test_can_get_multi_step_job_config: name, steps of task configuration and ordering.
