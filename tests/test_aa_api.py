@@ -32,7 +32,7 @@ AA = "/analytics_automated"
 def imported():
     """count_label, imported with importaa from a dump of A_A's current models, run where the tests' steps run."""
     call_command("importaa", str(CURRENT), stdout=io.StringIO())
-    Backend.objects.filter(name="local1").update(root_path="")  # SLUICE_WORK_DIR, not A_A's /tmp/
+    Backend.objects.filter(name="local1").update(root_path="")  # steps run in SLUICE_WORK_DIR, not in the A_A server's root path
     return Job.objects.get(name="count_label")
 
 
