@@ -413,3 +413,47 @@ def test_an_accept_header_nothing_answers_is_406():
     # A_A's REST_FRAMEWORK renderers are JSON and the browsable page (its settings/base.py); XML is DRF's 406.
     response = APIClient().get(AA + "/endpoints/", HTTP_ACCEPT="application/xml")
     assert response.status_code == 406 and response.json() == {"detail": "Could not satisfy the request Accept header."}
+
+
+def test_a_file_that_validates_is_accepted(two_jobs):
+    job1, _ = two_jobs
+    job1.validators.create(validation_type="png")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    # A_A test_submission_accepts_when_file_validates: 201.
+    assert post(APIClient(), form(input_data=SimpleUploadedFile("test.png", png))).status_code == 201
+
+
+def test_past_the_hog_size_submissions_get_low_priority(two_jobs, settings):
+    settings.QUEUE_HOG_SIZE = 1
+    client = APIClient()
+    post(client, form())
+    post(client, form(), path="/submission/?format=json")
+    # A_A test_valid_submission_gets_medium_priority and test_submissions_after_threshold_get_low_priority
+    # (A_A's MEDIUM is Sluice's normal).
+    assert [submission.priority for submission in Submission.objects.order_by("id")] == ["normal", "low"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_step_makes_the_submission_and_its_batch_error(worker):
+    make_job("failing", steps=[make_task("fails", "exit 3", in_glob=".input")])
+    client = APIClient()
+    uuid = post(client, form(job="failing")).json()["UUID"]
+    deadline = time.monotonic() + 60
+    while (body := client.get(f"{AA}/submission/{uuid}.json").json())["state"] in ("Submitted", "Running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # A_A models.py Batch.STATUS_CHOICES and tasks.py: a failed task makes the submission and its batch Error.
+    assert body["state"] == "Error" and body["submissions"][0]["state"] == "Error"
+    assert body["submissions"][0]["last_message"]
+
+
+def test_states_fold_into_a_a_five():
+    from compat_aa import serializers
+
+    # A_A models.py Submission.STATUS_CHOICES: Submitted, Running, Complete, Error, Crash.
+    assert set(serializers.STATES.values()) == {"Submitted", "Running", "Complete", "Error", "Crash"}
+    assert serializers.state("waiting") == "Running" and serializers.state("cancelled") == "Error"
+    rows = [Submission(status=status) for status in ("complete", "running")]
+    assert serializers.batch_state(rows) == "Running"
+    assert serializers.batch_state([Submission(status="complete"), Submission(status="crash")]) == "Crash"
+    assert serializers.batch_state([Submission(status="submitted")] * 2) == "Submitted"
+    assert serializers.batch_state([Submission(status="complete")] * 2) == "Complete"
