@@ -142,24 +142,7 @@ class SubmissionCreate(AAView):
             message = f"Ensure this value has at most {JOB_FIELD_LIMIT} characters (it has {len(values['job'])})."
             raise Refused(status.HTTP_400_BAD_REQUEST, {"job": [message]})
         names = [name.strip() for name in values["job"].split(",")]
-        jobs = []
-        for name in names:
-            job = Job.for_submission().filter(name=name).first()
-            if job is None:
-                raise Refused(status.HTTP_400_BAD_REQUEST, "Job name supplied does not exist")
-            jobs.append(job)
-        for job in jobs:
-            if not job.runnable:
-                raise Refused(status.HTTP_403_FORBIDDEN, f"{job.name} is present but currently disabled.")
-            if not job.steps.exists():
-                raise Refused(status.HTTP_400_BAD_REQUEST, f"Job Requested: {job.name} appears to have no Steps")
-            missing = [p.rest_name for p in job.parameters() if p.required and p.default == "" and p.rest_name not in values]
-            if missing:
-                raise Refused(
-                    status.HTTP_400_BAD_REQUEST,
-                    f"Required Parameter for {job.name} Missing.You are missing a required parameter in your web form submission: "
-                    f"{', '.join(missing)}. GET /analytics_automated/endpoints to discover all required options",
-                )
+        jobs = jobs_to_run(names, values)
         taken = {parameter.rest_name for job in jobs for parameter in job.parameters()}
         # A_A ignored fields that are no job's parameter (its test_submission_ignores_undefined_params).
         params = {key: value for key, value in values.items() if key in taken}
@@ -178,6 +161,34 @@ class SubmissionCreate(AAView):
         headers = {"Idempotent-Replayed": "true"} if made.replayed else {}
         body = {"UUID": str(batch.uuid), "submission_name": values["submission_name"]}
         return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+
+
+def jobs_to_run(names, values):
+    """The jobs ``names`` name, refused as A_A refused them (its api.py post): unknown, disabled, without steps, a parameter missing.
+
+    A_A required every parameter of every step; Sluice requires those that are
+    required and have no default (the others take their defaults).
+    """
+    jobs = []
+    for name in names:
+        job = Job.for_submission().filter(name=name).first()
+        if job is None:
+            raise Refused(status.HTTP_400_BAD_REQUEST, "Job name supplied does not exist")
+        jobs.append(job)
+    for job in jobs:
+        if not job.runnable:
+            raise Refused(status.HTTP_403_FORBIDDEN, f"{job.name} is present but currently disabled.")
+        if not job.steps.exists():
+            raise Refused(status.HTTP_400_BAD_REQUEST, f"Job Requested: {job.name} appears to have no Steps")
+        needed = [parameter.rest_name for parameter in job.parameters() if parameter.required and parameter.default == ""]
+        missing = [name for name in needed if name not in values]
+        if missing:
+            raise Refused(
+                status.HTTP_400_BAD_REQUEST,
+                f"Required Parameter for {job.name} Missing.You are missing a required parameter in your web form submission: "
+                f"{', '.join(missing)}. GET /analytics_automated/endpoints to discover all required options",
+            )
+    return jobs
 
 
 def upload_of(request, values):
