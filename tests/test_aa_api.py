@@ -107,6 +107,8 @@ def test_send_file_shaped_post_runs_to_complete_and_its_results_download(live_se
     assert sluice["status"] == "complete" and sluice["params"]["label_tag"] == "12"
     in_batch = requests.get(f"{live_server.url}/api/batches/{body['UUID']}/", timeout=10).json()["submissions"]
     assert [item["uuid"] for item in in_batch] == [file_id]
+    page = requests.get(f"{live_server.url}/submissions/{file_id}/", timeout=10)  # and its web page
+    assert page.status_code == 200 and "count_label" in page.text
 
 
 def test_send_fasta_shaped_post_to_submission_json_is_accepted(live_server, imported, tmp_path):
