@@ -261,5 +261,8 @@ class ResultFile(AAView):
         result = Result.objects.filter(pk=result_id, submission=submission).first()
         if result is None:
             raise NotFound()
-        # Served by id from storage; the name in the URL chooses nothing.
-        return FileResponse(result.file.open("rb"), as_attachment=True, filename=result.name, content_type="application/octet-stream")
+        try:
+            handle = result.file.open("rb")  # by id from storage; the name in the URL chooses nothing
+        except FileNotFoundError:  # removed from storage (cleaned up) since the result was recorded
+            raise NotFound() from None
+        return FileResponse(handle, as_attachment=True, filename=result.name, content_type="application/octet-stream")

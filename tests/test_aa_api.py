@@ -459,3 +459,11 @@ def test_states_fold_into_a_a_five():
     assert serializers.batch_state([Submission(status="complete"), Submission(status="crash")]) == "Crash"
     assert serializers.batch_state([Submission(status="submitted")] * 2) == "Submitted"
     assert serializers.batch_state([Submission(status="complete")] * 2) == "Complete"
+
+
+def test_a_result_file_gone_from_storage_is_404(two_jobs):
+    post(APIClient(), form())
+    stored = Result.objects.get(node__isnull=True)
+    stored.file.storage.delete(stored.file.name)
+    response = APIClient().get(f"{AA}/submissions/{stored.submission.uuid}/results/{stored.pk}/x")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
