@@ -4,7 +4,8 @@ A NUL reaches Django through ``%00`` in a URL (or an octal escape in a quoted
 cookie); a path such as ``/api/jobs/%00/`` would otherwise become a query that
 PostgreSQL refuses, which is a 500. No name or value Sluice stores may hold one,
 so the request is refused at once: with the API's JSON error body under
-``/api/``, with a plain 400 elsewhere. Bodies are checked by ``api.parsers``.
+``/api/``, with A_A's (``{"detail": ...}``) under ``/analytics_automated/``, with
+a plain 400 elsewhere. Bodies are checked by ``api.parsers``.
 """
 from django.http import HttpResponseBadRequest, JsonResponse
 
@@ -22,6 +23,8 @@ def refuse_nul(get_response):
         field, message = problem
         if request.path_info.startswith("/api/"):
             return JsonResponse(error_body(message, {field: [message]}), status=400)
+        if request.path_info.startswith("/analytics_automated/"):
+            return JsonResponse({"detail": message}, status=400)
         return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
     return middleware
