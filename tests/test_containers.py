@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from execution import containers, dispatch, engine, sandbox
 from execution.containers import ContainerSpec, argv, runtime_environment, runtime_for
 from execution.documents import submission_document
-from execution.executors import ExecutorError
+from execution.executors import ExecutorError, Finished, NodeRun
 from execution.local import SynchronousRunner
 from execution.models import NodeLog, Result
 from jobs.containers import container_problems, options_problem
@@ -161,19 +161,21 @@ def test_a_step_has_no_network_and_none_of_the_workers_environment(container_ima
 
 
 @pytest.mark.django_db
-def test_a_task_that_asks_for_the_network_gets_it_and_its_limits(container_image):
+def test_a_task_that_asks_for_the_network_gets_it_and_its_limits_and_flags(container_image, settings):
+    settings.SLUICE_CONTAINER_ARGS = "--hostname=from-settings"
     cgroup = (
         "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
         "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
     )
     task = container_task(
-        "online", f"ls /sys/class/net | grep -vx lo | wc -l; {cgroup}", container_image, stdout_glob=".txt",
-        container_options={"network": True}, resources={"cpus": 1, "memory_mb": 64},
+        "online", f"ls /sys/class/net | grep -vx lo | wc -l; {cgroup}; hostname; touch /marker 2>/dev/null || echo read-only; touch mine && echo writable", container_image,
+        stdout_glob=".txt", container_options={"network": True, "read_only": True, "args": ["--shm-size=8m"]}, resources={"cpus": 1, "memory_mb": 64},
     )
     submission = run(make_job(steps=[task]))
     assert submission.status == "complete", submission.nodes.get().message
-    interfaces, memory, cpu = result_text(submission, ".txt").split("\n", 2)
+    interfaces, memory, cpu, hostname, image, work = result_text(submission, ".txt").split("\n")[:6]
     assert int(interfaces) >= 1
+    assert (hostname, image, work) == ("from-settings", "read-only", "writable")  # SLUICE_CONTAINER_ARGS and read_only
     assert memory == str(64 * 1024 * 1024)
     assert cpu.split()[0] == "100000"  # one CPU: a quota of a whole period (100000 µs)
 
@@ -241,6 +243,39 @@ def test_hostile_parameter_values_reach_the_container_only_as_data(container_ima
     submission = run(make_job(steps=[task]), params=values)
     assert submission.status == "complete", submission.nodes.get().message
     assert result_text(submission, ".out") == "$(id)|; rm -rf / `id`|$(id)\n"
+
+
+def test_another_process_can_follow_and_stop_a_run_by_its_handle(container_image, tmp_path):
+    """As the reconciler or a worker's shutdown does: by the handle alone, through a fresh executor."""
+    from tests.conftest import searchable_dir
+
+    run = NodeRun(
+        behaviour="container", executable="sleep 60", workdir=searchable_dir("work-") / "s" / "5-1", file_id="f", in_endings=[], out_endings=[],
+        node_id=5, attempt=1, image=container_image,
+    )
+    starter = containers.ContainerExecutor()
+    handle = starter.start(run)
+    try:
+        name = handle.rsplit(":", 1)[1]
+        deadline = time.monotonic() + 30
+        while name not in containers_named(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        other = containers.ContainerExecutor()
+        assert other.reaches(handle) and other.poll(handle) is None
+        assert other.cancel(handle)
+        assert containers_named(name) == []
+        assert starter.wait(handle).exit_code != 0  # the starter's command ended with its container (and is reaped)
+        assert other.poll(handle) == Finished(None, reason="its container is gone")
+        assert not other.reaches(handle.replace(handle.split(":")[0], "elsewhere", 1))
+    finally:
+        starter.cancel(handle)
+        starter.collect(run, handle, starter.wait(handle))
+
+
+def test_a_resource_the_runtime_cannot_honour_is_said():
+    assert containers._unmet(runtime_for(["podman"]), {"gpus": 1}).startswith("resources: gpus=1 is not honoured by podman")
+    assert containers._unmet(runtime_for(["docker"]), {"gpus": 1}) == ""
+    assert containers._unmet(runtime_for(["podman"]), {"gpus": 0, "cpus": 2}) == ""
 
 
 def test_the_executor_is_registered():
