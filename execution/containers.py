@@ -261,49 +261,38 @@ class ContainerExecutor(Executor):
         if not run.image:
             raise ExecutorError("the task names no container image; set its image (e.g. localhost/tools:1.2)")
         if ":" in str(run.workdir) or "," in str(run.workdir):
-            raise ExecutorError(f"the working directory {run.workdir} cannot be mounted: its path has ':' or ','; choose another SLUICE_WORK_DIR or root path")
-        options = run.container_options or {}
+            raise ExecutorError(
+                f"the working directory {run.workdir} cannot be mounted: its path has ':' or ','; choose another SLUICE_WORK_DIR or root path"
+            )
         line = processes.shell_line(run, tmp=MOUNT)
         image, digest = _resolve(words, runtime, run.image)
-        sandbox.prepare_workdir(run.workdir)
-        private = run.workdir / ".tmp"
-        private.mkdir(mode=0o700, exist_ok=True)
-        staged = processes._stage(run)
-        plan = sandbox.current()
-        if plan.user is not None:
-            sandbox.hand_over(run.workdir)
+        staged = _stage(run)
         resources = run.resources or {}
         limits = [limit for limit in (run.timeout, resources.get("time_s")) if limit]
         run.timeout = min(limits) if limits else None
-        step_env = _container_env(run)
-        env, names, values = runtime_environment(runtime, step_env, os.environ)
-        name = f"sluice-{run.node_id}-{run.attempt}-{secrets.token_hex(3)}" if runtime.name_flag else ""
-        spec = ContainerSpec(
-            runtime=words, image=image, line=line, workdir=str(run.workdir), env_names=names, env_values=values, name=name,
-            node=run.node_id, attempt=run.attempt, network=bool(options.get("network")), cpus=resources.get("cpus"),
-            memory_mb=resources.get("memory_mb"), gpus=resources.get("gpus"), user=(plan.user.pw_uid, plan.user.pw_gid) if plan.user and runtime.user else None,
-            read_only=bool(options.get("read_only")), shell=options.get("shell") or DEFAULT_SHELL,
-            args=[*shlex.split(settings.SLUICE_CONTAINER_ARGS), *options.get("args", [])],
-        )
+        env, names, values = runtime_environment(runtime, _container_env(run), os.environ)
+        spec = _spec(run, words, runtime, image, line, names, values)
         stdout, stderr = processes.open_streams(run)
         try:
             unmet = _unmet(runtime, resources)
             if unmet:
                 stderr.write(f"sluice: {unmet}\n".encode())
                 stderr.flush()
-            process = subprocess.Popen(argv(spec), cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
+            process = subprocess.Popen(
+                argv(spec), cwd=run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
+            )
         except FileNotFoundError as error:
             stdout.close()
             stderr.close()
-            raise ExecutorError(f"cannot start the container runtime: {error}") from None
+            raise ExecutorError(f"cannot start the container runtime (SLUICE_CONTAINER_RUNTIME): {error}") from None
         except BaseException:
             stdout.close()
             stderr.close()
             raise
-        handle = f"{processes.HOST}:{process.pid}:{name}"
+        handle = f"{processes.HOST}:{process.pid}:{spec.name}"
         started = _Started(
             process=process, command=line, started=time.monotonic(), staged=staged, stdout=stdout, stderr=stderr,
-            name=name, runtime=words, digest=digest,
+            name=spec.name, runtime=words, digest=digest,
         )
         with self._lock:
             self._runs[handle] = started
@@ -376,6 +365,31 @@ class ContainerExecutor(Executor):
             _helper(words, runtime.remove, name=name)
 
 
+def _stage(run):
+    """Make the working directory with a private ``.tmp``, stage the inputs, hand both to the step user; return the staged names."""
+    sandbox.prepare_workdir(run.workdir)
+    (run.workdir / ".tmp").mkdir(mode=0o700, exist_ok=True)
+    staged = processes._stage(run)
+    sandbox.hand_over(run.workdir)
+    return staged
+
+
+def _spec(run, words, runtime, image, line, names, values):
+    """The ``ContainerSpec`` of one run: its name, mount, limits, user, options and flags."""
+    options = run.container_options or {}
+    resources = run.resources or {}
+    user = sandbox.current().user
+    return ContainerSpec(
+        runtime=words, image=image, line=line, workdir=str(run.workdir), env_names=names, env_values=values,
+        name=f"sluice-{run.node_id}-{run.attempt}-{secrets.token_hex(3)}" if runtime.name_flag else "",
+        node=run.node_id, attempt=run.attempt, network=bool(options.get("network")), cpus=resources.get("cpus"),
+        memory_mb=resources.get("memory_mb"), gpus=resources.get("gpus"),
+        user=(user.pw_uid, user.pw_gid) if user is not None and runtime.user else None,
+        read_only=bool(options.get("read_only")), shell=options.get("shell") or DEFAULT_SHELL,
+        args=[*shlex.split(settings.SLUICE_CONTAINER_ARGS), *options.get("args", [])],
+    )
+
+
 def _container_env(run):
     """The step's variables inside its container: a local step's, less the host's own names, with a private HOME."""
     env = processes.step_environment(run, tmp=MOUNT)
@@ -445,7 +459,9 @@ def _resolve(words, runtime, image):
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=HELPER_TIMEOUT,
         )
     except FileNotFoundError:
-        raise ExecutorError(f"the container runtime {words[0]!r} (SLUICE_CONTAINER_RUNTIME) is not installed on this worker; install it or point the setting at it") from None
+        raise ExecutorError(
+            f"the container runtime {words[0]!r} (SLUICE_CONTAINER_RUNTIME) is not installed on this worker; install it or point the setting at it"
+        ) from None
     except subprocess.TimeoutExpired:
         raise ExecutorError(f"{words[0]} took longer than {HELPER_TIMEOUT} s to inspect the image {image!r}") from None
     fields = done.stdout.split()

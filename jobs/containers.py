@@ -41,7 +41,8 @@ def options_problem(options):
     for name, value in options.items():
         kind, meaning = OPTIONS[name]
         if not isinstance(value, kind):
-            return f"'{name}' ({meaning}) must be {'true or false' if kind is bool else 'a list of strings' if kind is list else 'a string'}, got {value!r}"
+            wanted = {bool: "true or false", list: "a list of strings"}.get(kind, "a string")
+            return f"'{name}' ({meaning}) must be {wanted}, got {value!r}"
     for arg in options.get("args", []):
         if not isinstance(arg, str) or not arg.startswith("-") or "\0" in arg:
             return f"'args' entries must be flags (strings starting with '-'), got {arg!r}"
@@ -57,7 +58,9 @@ def container_problems(image, options):
     if not image:
         problems["image"] = "a task of a container queue type needs an image, e.g. localhost/tools:1.2"
     elif image.startswith("-") or not IMAGE.match(image):
-        problems["image"] = f"{image!r} is not an image reference: use letters, digits and ./_:@+=- (e.g. docker.io/library/debian:12), not starting with '-'"
+        problems["image"] = (
+            f"{image!r} is not an image reference: use letters, digits and ./_:@+=- (e.g. docker.io/library/debian:12), not starting with '-'"
+        )
     problem = options_problem(options)
     if problem:
         problems["container_options"] = problem

@@ -41,7 +41,9 @@ def test_podman_gets_the_mount_no_network_limits_and_variables_by_name():
 
 
 def test_docker_is_rendered_by_the_same_code_and_asks_for_gpus():
-    words = argv(spec(["/usr/bin/docker", "--context", "lab"], env_names=["SLUICE_ID"], name="n", cpus=1, memory_mb=64, gpus=1, network=True, args=["--shm-size=1g"]))
+    words = argv(spec(
+        ["/usr/bin/docker", "--context", "lab"], env_names=["SLUICE_ID"], name="n", cpus=1, memory_mb=64, gpus=1, network=True, args=["--shm-size=1g"],
+    ))
     assert words == [
         "/usr/bin/docker", "--context", "lab", "run", "--rm", "--pull=never", "--name=n", "--label=sluice.node=", "--label=sluice.attempt=",
         "--volume=/srv/work/u/7-1:/work", "--workdir=/work", "--cpus=1", "--memory=64m", "--gpus=1", "--env=SLUICE_ID", "--shm-size=1g",
@@ -95,6 +97,10 @@ def test_a_container_task_without_an_image_is_refused_when_saved():
     with pytest.raises(ValidationError) as raised:
         task.full_clean()
     assert "must be true or false" in str(raised.value.message_dict["container_options"])
+    task.container_options, task.executable = {}, "echo '$P1'"  # a shell line: its quoting is checked as a local one's
+    with pytest.raises(ValidationError) as raised:
+        task.full_clean()
+    assert "$P1 is inside single quotes" in str(raised.value.message_dict["executable"])
 
 
 # -- real podman runs -----------------------------------------------------------------------
@@ -168,8 +174,8 @@ def test_a_task_that_asks_for_the_network_gets_it_and_its_limits_and_flags(conta
         "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
     )
     task = container_task(
-        "online", f"ls /sys/class/net | grep -vx lo | wc -l; {cgroup}; hostname; touch /marker 2>/dev/null || echo read-only; touch mine && echo writable", container_image,
-        stdout_glob=".txt", container_options={"network": True, "read_only": True, "args": ["--shm-size=8m"]}, resources={"cpus": 1, "memory_mb": 64},
+        "online", f"ls /sys/class/net | grep -vx lo | wc -l; {cgroup}; hostname; touch /marker 2>/dev/null || echo read-only; touch mine && echo writable",
+        container_image, stdout_glob=".txt", container_options={"network": True, "read_only": True, "args": ["--shm-size=8m"]}, resources={"cpus": 1, "memory_mb": 64},
     )
     submission = run(make_job(steps=[task]))
     assert submission.status == "complete", submission.nodes.get().message
