@@ -121,7 +121,7 @@ RUNTIMES = {
         name_flag="--name={name}", labels=("--label=sluice.node={node}", "--label=sluice.attempt={attempt}"), user="--user={uid}:{gid}",
         gpus="--gpus={n}", read_only=("--read-only",),
         inspect=("image", "inspect", "--format", "{{.Id}} {{range .RepoDigests}}{{.}} {{end}}", "{image}"),
-        stop=("stop", "--time=1", "{name}"), remove=("rm", "--force", "{name}"), exists=("container", "inspect", "--format", "{{.Id}}", "{name}"),
+        stop=("stop", "--timeout=1", "{name}"), remove=("rm", "--force", "{name}"), exists=("container", "inspect", "--format", "{{.Id}}", "{name}"),
     ),
     "apptainer": Runtime(
         name="apptainer",

@@ -72,6 +72,15 @@ def test_the_runtime_gets_its_configuration_and_the_step_none_of_the_workers_sec
     assert "--env=HOME=/work/.tmp" in argv(spec(["podman"], env_names=names, env_values=values))
 
 
+def test_helper_commands_keep_their_go_templates_and_get_the_name():
+    podman, docker = containers.RUNTIMES["podman"], containers.RUNTIMES["docker"]
+    assert containers._fill(podman.inspect, image="localhost/x:1") == ["image", "inspect", "--format", "{{.Id}} {{.Digest}}", "localhost/x:1"]
+    assert containers._fill(podman.stop, name="sluice-7-1-abc") == ["stop", "--time=1", "sluice-7-1-abc"]
+    assert containers._fill(docker.stop, name="n") == ["stop", "--timeout=1", "n"]
+    assert containers._fill(docker.remove, name="n") == ["rm", "--force", "n"]
+    assert not containers.RUNTIMES["apptainer"].stop  # stopped with its process group
+
+
 def test_an_unknown_runtime_is_named_in_the_error():
     with pytest.raises(ExecutorError, match="SLUICE_CONTAINER_RUNTIME names 'lxc'; Sluice knows apptainer, docker, podman, singularity"):
         runtime_for(["lxc"])
