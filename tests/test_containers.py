@@ -159,7 +159,7 @@ def test_a_step_runs_in_the_image_on_its_staged_inputs_and_leaves_results(contai
 def test_a_step_has_no_network_and_none_of_the_workers_environment(container_image, monkeypatch):
     monkeypatch.setenv("DJANGO_SECRET_KEY", "worker-secret-1234")
     monkeypatch.setenv("SLUICE_TEST_SECRET", "worker-secret-5678")
-    task = container_task("look", "ls /sys/class/net; id -u; env", container_image, stdout_glob=".txt")
+    task = container_task("look", "ls /sys/class/net; id -u; ulimit -n; env", container_image, stdout_glob=".txt")
     task.environment.create(name="GREETING", value="hello")
     submission = run(make_job(steps=[task]))
     assert submission.status == "complete", submission.nodes.get().message
@@ -167,7 +167,8 @@ def test_a_step_has_no_network_and_none_of_the_workers_environment(container_ima
     assert lines[0] == "lo"
     plan = sandbox.current()
     assert lines[1] == str(plan.user.pw_uid if plan.user else 0)
-    env = dict(line.split("=", 1) for line in lines[2:] if "=" in line)
+    assert lines[2] == "1024"  # the containers.conf named by the worker's CONTAINERS_CONF was honoured
+    env = dict(line.split("=", 1) for line in lines[3:] if "=" in line)
     assert "worker-secret" not in "\n".join(lines)
     assert "CONTAINERS_CONF" not in env
     assert env["GREETING"] == "hello" and env["SLUICE_ID"] == submission.file_id and env["SLUICE_TMP"] == "/work"
