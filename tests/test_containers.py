@@ -138,7 +138,7 @@ def containers_named(prefix):
 
 
 @pytest.mark.django_db
-def test_a_step_runs_in_the_image_on_its_staged_inputs_and_leaves_results(container_image, settings):
+def test_a_step_runs_in_the_image_on_its_staged_inputs_and_leaves_results(container_image):
     make = make_task("make", "printf 'abc\\n' > $O1", out_glob=".txt")
     boxed = container_task(
         "boxed", "pwd; echo $TMP; ls /bin/busybox; tr a-z A-Z < $I1 > $O1", container_image,
@@ -220,12 +220,11 @@ def test_a_missing_image_fails_the_node_with_a_clear_message(container_image):
 @pytest.mark.django_db
 def test_a_timeout_stops_the_container(container_image):
     task = container_task("slow", "sleep 30", container_image, timeout=30, resources={"time_s": 1})
-    started = time.monotonic()
     submission = run(make_job(steps=[task]))
     node = submission.nodes.get()
     assert node.status == "failed"
-    assert node.message.startswith("timed out after 1 s")
-    assert time.monotonic() - started < 25  # not the 30 s of the step (generous: this only fails when nothing stopped it)
+    assert node.message.startswith("timed out after 1 s")  # time_s, the smaller limit
+    # Killing only `podman run` would leave the container sleeping: it must be gone as the run returns.
     assert containers_named(f"sluice-{node.pk}-") == []
 
 
@@ -261,7 +260,7 @@ def test_hostile_parameter_values_reach_the_container_only_as_data(container_ima
     assert result_text(submission, ".out") == "$(id)|; rm -rf / `id`|$(id)\n"
 
 
-def test_another_process_can_follow_and_stop_a_run_by_its_handle(container_image, tmp_path):
+def test_another_process_can_follow_and_stop_a_run_by_its_handle(container_image):
     """As the reconciler or a worker's shutdown does: by the handle alone, through a fresh executor."""
     from tests.conftest import searchable_dir
 
