@@ -19,7 +19,8 @@ import pytest
 
 __all__ = ["CONTAINERS_CONF", "TEST_IMAGE", "build_image", "container_image", "podman", "remove_image", "write_containers_conf"]
 
-TEST_IMAGE = "localhost/sluice-test:1"
+# Tagged per process: parallel test processes (pytest-xdist) each build and remove their own.
+TEST_IMAGE = f"localhost/sluice-test:{os.getpid()}"
 CONTAINERS_CONF = """\
 # For hosts whose sandbox lacks CAP_SYS_RESOURCE and uses hybrid cgroups (crun refuses them).
 [containers]
@@ -74,7 +75,8 @@ def build_image(directory, tag=TEST_IMAGE):
 
 
 def remove_image(tag=TEST_IMAGE):
-    podman("rmi", "--force", tag, check=False)
+    """Remove the tag (and the image, when no other tag names it)."""
+    podman("rmi", tag, check=False)
 
 
 @pytest.fixture(scope="session")
