@@ -74,8 +74,8 @@ RUNTIME_ENV = (
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME",
     "XDG_DATA_HOME", "DBUS_SESSION_BUS_ADDRESS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 )
-# Seconds a runtime's helper command (inspect, stop, rm) may take.
-HELPER_TIMEOUT = 60
+# Seconds one of the runtime's own commands (inspect, stop, rm) may take.
+TOOL_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -358,11 +358,11 @@ class ContainerExecutor(Executor):
         """
         runtime = runtime_for(words)
         if name and runtime.stop:
-            _helper(words, runtime.stop, name=name)
+            _tool(words, runtime.stop, name=name)
         if pid:
             processes.kill_group(pid, reap=process.poll if process else None)
         if name and runtime.remove:
-            _helper(words, runtime.remove, name=name)
+            _tool(words, runtime.remove, name=name)
 
 
 def _stage(run):
@@ -413,12 +413,12 @@ def _parts(handle):
     return host, int(pid) if pid.isdigit() else None, name
 
 
-def _helper(words, template, **values):
-    """Run one of the runtime's helper commands (stop, rm, exists) for its exit status; never raises for the step's sake."""
+def _tool(words, template, **values):
+    """Run one of the runtime's own commands (stop, rm, exists) for its exit status; never raises for the step's sake."""
     try:
         return subprocess.run(
             [*words, *_fill(template, **values)], env=runtime_environment(runtime_for(words), {}, os.environ)[0],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=HELPER_TIMEOUT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT,
         ).returncode
     except (OSError, subprocess.TimeoutExpired) as error:
         log.warning("Could not run %s %s: %s.", words[0], template[0], error)
@@ -426,7 +426,7 @@ def _helper(words, template, **values):
 
 
 def _fill(template, **values):
-    """A helper command's words with ``{name}``/``{image}`` filled in (only those: Go templates keep their braces)."""
+    """A runtime command's words with ``{name}``/``{image}`` filled in (only those: Go templates keep their braces)."""
     words = []
     for part in template:
         for key, value in values.items():
@@ -437,7 +437,7 @@ def _fill(template, **values):
 
 def _exists(words, name):
     runtime = runtime_for(words)
-    return bool(runtime.exists) and _helper(words, runtime.exists, name=name) == 0
+    return bool(runtime.exists) and _tool(words, runtime.exists, name=name) == 0
 
 
 def _resolve(words, runtime, image):
@@ -456,14 +456,14 @@ def _resolve(words, runtime, image):
     try:
         done = subprocess.run(
             [*words, *_fill(runtime.inspect, image=image)], env=runtime_environment(runtime, {}, os.environ)[0],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=HELPER_TIMEOUT,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TOOL_TIMEOUT,
         )
     except FileNotFoundError:
         raise ExecutorError(
             f"the container runtime {words[0]!r} (SLUICE_CONTAINER_RUNTIME) is not installed on this worker; install it or point the setting at it"
         ) from None
     except subprocess.TimeoutExpired:
-        raise ExecutorError(f"{words[0]} took longer than {HELPER_TIMEOUT} s to inspect the image {image!r}") from None
+        raise ExecutorError(f"{words[0]} took longer than {TOOL_TIMEOUT} s to inspect the image {image!r}") from None
     fields = done.stdout.split()
     if done.returncode != 0 or not fields:
         reason = (done.stderr.strip().splitlines() or ["no such image"])[-1]

@@ -72,7 +72,7 @@ def test_the_runtime_gets_its_configuration_and_the_step_none_of_the_workers_sec
     assert "--env=HOME=/work/.tmp" in argv(spec(["podman"], env_names=names, env_values=values))
 
 
-def test_helper_commands_keep_their_go_templates_and_get_the_name():
+def test_runtime_commands_keep_their_go_templates_and_get_the_name():
     podman, docker = containers.RUNTIMES["podman"], containers.RUNTIMES["docker"]
     assert containers._fill(podman.inspect, image="localhost/x:1") == ["image", "inspect", "--format", "{{.Id}} {{.Digest}}", "localhost/x:1"]
     assert containers._fill(podman.stop, name="sluice-7-1-abc") == ["stop", "--time=1", "sluice-7-1-abc"]
