@@ -83,6 +83,7 @@ class NodeSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     exit_code = serializers.IntegerField(allow_null=True)
     attempt = serializers.IntegerField()
+    image_digest = serializers.CharField(allow_blank=True, help_text="The digest of the container image a container step's latest attempt ran in; empty for other steps.")
     message = serializers.CharField(allow_blank=True)
     outputs = serializers.DictField(help_text="Typed values the step sent (output operations, an input answer).")
     logs = NodeLogSerializer(many=True, help_text="Every attempt of the node's current run, with its log sizes.")

@@ -221,6 +221,10 @@ SLUICE_SANDBOX_WRITE_PATHS = env_list("SLUICE_SANDBOX_WRITE_PATHS", "")
 # Interpreters for the python and r queue types.
 SLUICE_PYTHON = os.environ.get("SLUICE_PYTHON", "") or None
 SLUICE_RSCRIPT = os.environ.get("SLUICE_RSCRIPT", "Rscript")
+# The container runtime of the container queue type: podman, docker or apptainer, with any global
+# flags (shell-split, e.g. "podman --runtime /usr/sbin/runc"); and further flags of its run command.
+SLUICE_CONTAINER_RUNTIME = os.environ.get("SLUICE_CONTAINER_RUNTIME", "podman")
+SLUICE_CONTAINER_ARGS = os.environ.get("SLUICE_CONTAINER_ARGS", "")
 
 LOGGING = {
     "version": 1,

@@ -34,7 +34,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class NodeInline(ReadOnlyInline):
     model = Node
-    fields = ("key", "task", "status", "attempt", "exit_code", "started_at", "finished_at", "message")
+    fields = ("key", "task", "status", "attempt", "exit_code", "started_at", "finished_at", "image_digest", "message")
 
 
 class ResultInline(ReadOnlyInline):

@@ -32,6 +32,8 @@ def key_for(node, run, inputs):
         "environment": sorted(run.environment.items()), "item": run.item, "index": run.index, "value": run.value,
         "scope": scope(node.submission),
     }
+    if run.image:  # only for container tasks, so that other tasks' keys stay as they were
+        definition.update(image=run.image, container_options=run.container_options, resources=run.resources)
     digest.update(json.dumps(definition, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

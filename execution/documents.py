@@ -44,6 +44,7 @@ def submission_document(submission):
                 "finished_at": _time(node.finished_at),
                 "exit_code": node.exit_code,
                 "attempt": node.attempt,
+                "image_digest": node.image_digest,
                 "message": node.message,
                 "outputs": node.outputs,
                 "logs": [

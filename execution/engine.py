@@ -599,7 +599,7 @@ def _conclude(node, attempt, run, outcome, key, released):
     message = "; ".join(text for text in (verdict.message, qc.message) if text)
     if verdict.succeeded and not outcome.outputs and changes is None and refused is None and attempt.number == 1:
         # Nothing to store or grow (the common case): the fenced success is the only write that counts.
-        if not lifecycle.succeed(attempt, message, exit_code=outcome.exit_code, command=outcome.command):
+        if not lifecycle.succeed(attempt, message, exit_code=outcome.exit_code, command=outcome.command, **_provenance(outcome)):
             raise lifecycle.Fenced(attempt, lifecycle.now_of(attempt.node_id))
         record(node.submission_id, _success_text(node, outcome, message), node=node)
     else:
@@ -621,7 +621,7 @@ def _conclude_with_writes(node, attempt, verdict, qc, outcome, changes, refused,
     saved = []
     try:
         with transaction.atomic():
-            lifecycle.hold(attempt, command=outcome.command)
+            lifecycle.hold(attempt, command=outcome.command, **_provenance(outcome))
             _replace_results(node, attempt, outcome.outputs, saved)
             if not verdict.succeeded:
                 retried = _fail(node, attempt, f"{verdict.message}\n{outcome.stderr_tail}".strip(), exit_code=outcome.exit_code, retryable=True)
@@ -641,6 +641,11 @@ def _conclude_with_writes(node, attempt, verdict, qc, outcome, changes, refused,
         for name in saved:  # the rows went with the rollback; their files must go too
             Result.file.field.storage.delete(name)
         raise
+
+
+def _provenance(outcome):
+    """Fields that say what the run used, written with its verdict: the container image's digest."""
+    return {"image_digest": outcome.image_digest} if outcome.image_digest else {}
 
 
 def _success_text(node, outcome, message):
@@ -774,6 +779,11 @@ def _prepare(node, workdir):
         in_names=in_names,
         item=node.params.get("$ITEM", ""),
         index=node.params.get("$INDEX", ""),
+        node_id=node.pk,
+        attempt=node.attempt,
+        resources=dict(task.resources or {}),
+        image=task.image,
+        container_options=dict(task.container_options or {}),
     ), used
 
 

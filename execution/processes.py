@@ -23,12 +23,14 @@ from jobs import quoting, templating
 from . import logs, sandbox
 from .executors import Executor, Finished, Outcome, gather, read_control, register
 
-__all__ = ["KILL_GRACE", "LocalExecutor", "SHELL", "kill_group"]
+__all__ = ["CONTROL_NAME", "KILL_GRACE", "LocalExecutor", "SHELL", "conclude", "group_alive", "kill_group", "open_streams", "shell_line", "step_environment"]
 
 SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
 # Seconds between SIGTERM and SIGKILL when a process group must stop.
 KILL_GRACE = 1.0
 HOST = socket.gethostname()
+# The step's control channel, in its working directory.
+CONTROL_NAME = ".control.jsonl"
 
 
 class _Run:
@@ -61,14 +63,8 @@ class LocalExecutor(Executor):
         sandbox.prepare_workdir(run.workdir)
         staged = _stage(run)
         argv, command = _command(run)
-        stdout_path = run.workdir / (f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout")
-        stderr_path = run.workdir / ".stderr"
-        inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
-        control = run.workdir / ".control.jsonl"  # made by the step's first write, if any
-        env = {**inherited, **run.environment, **_sluice_env(run), "SLUICE_CONTROL": str(control)}
-        # The server keeps its own handles on both files: what it reads back is what the step wrote
-        # there, even if the step replaces the names by links to files it could not read itself.
-        stdout, stderr = open(stdout_path, "w+b"), open(stderr_path, "w+b")
+        env = step_environment(run)
+        stdout, stderr = open_streams(run)
         try:
             process = sandbox.popen(argv, run.workdir, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True)
         except BaseException:
@@ -101,7 +97,7 @@ class LocalExecutor(Executor):
             return None if code is None else Finished(code)
         # Not ours (another worker on this host started it): alive while its group is.
         pid = _pid(handle)
-        if pid and _group_alive(pid):
+        if pid and group_alive(pid):
             return None
         return Finished(None, reason="its process is gone")
 
@@ -117,21 +113,7 @@ class LocalExecutor(Executor):
     def collect(self, run, handle, finished):
         with self._lock:
             started = self._runs.pop(handle)
-        duration = time.monotonic() - started.started
-        try:
-            sandbox.reclaim_workdir(run.workdir)
-            for stream in (started.stdout, started.stderr):
-                _restore(stream)
-            tail = _tail(started.stderr)
-        finally:
-            started.stdout.close()
-            started.stderr.close()
-        outputs, missing = gather(run, started.staged)
-        return Outcome(
-            command=started.command, exit_code=finished.exit_code, timed_out=finished.timed_out, duration=duration,
-            outputs=outputs, missing=missing, stderr_tail=tail, control=read_control(run.workdir / ".control.jsonl"),
-            stdout_path=Path(started.stdout.name), stderr_path=Path(started.stderr.name),
-        )
+        return conclude(run, started, finished)
 
     def reaches(self, handle):
         host, _, pid = (handle or "").rpartition(":")
@@ -140,6 +122,56 @@ class LocalExecutor(Executor):
     def _run(self, handle):
         with self._lock:
             return self._runs[handle]
+
+
+def step_environment(run, tmp=None):
+    """The whole environment a step gets: SLUICE_STEP_ENV from the worker, the task's own, SLUICE_* values.
+
+    ``tmp`` is the working directory as the step sees it (a container mounts
+    it elsewhere); nothing else of the worker's environment is passed.
+    """
+    tmp = tmp or str(run.workdir)
+    inherited = {name: os.environ[name] for name in settings.SLUICE_STEP_ENV if name in os.environ}
+    control = f"{tmp}/{CONTROL_NAME}"  # made by the step's first write, if any
+    return {**inherited, **run.environment, **_sluice_env(run, tmp), "SLUICE_CONTROL": control}
+
+
+def open_streams(run):
+    """Open the step's stdout and stderr capture files in its working directory; return both handles.
+
+    The server keeps its own handles on both files: what it reads back is what the step wrote
+    there, even if the step replaces the names by links to files it could not read itself.
+    """
+    stdout_path = run.workdir / (f"{run.file_id}{run.stdout_ending}" if run.stdout_ending else ".stdout")
+    stdout = open(stdout_path, "w+b")
+    try:
+        return stdout, open(run.workdir / ".stderr", "w+b")
+    except BaseException:
+        stdout.close()
+        raise
+
+
+def conclude(run, started, finished):
+    """Take the working directory back from an ended step and return its ``Outcome``.
+
+    ``started`` is what was kept of the run when it began (``command``,
+    ``started``, ``staged``, ``stdout``, ``stderr``); its streams are closed here.
+    """
+    duration = time.monotonic() - started.started
+    try:
+        sandbox.reclaim_workdir(run.workdir)
+        for stream in (started.stdout, started.stderr):
+            _restore(stream)
+        tail = _tail(started.stderr)
+    finally:
+        started.stdout.close()
+        started.stderr.close()
+    outputs, missing = gather(run, started.staged)
+    return Outcome(
+        command=started.command, exit_code=finished.exit_code, timed_out=finished.timed_out, duration=duration,
+        outputs=outputs, missing=missing, stderr_tail=tail, control=read_control(run.workdir / CONTROL_NAME),
+        stdout_path=Path(started.stdout.name), stderr_path=Path(started.stderr.name),
+    )
 
 
 def kill_group(pid, grace=KILL_GRACE, reap=None):
@@ -159,7 +191,7 @@ def kill_group(pid, grace=KILL_GRACE, reap=None):
     while time.monotonic() < deadline:
         if reap:
             reap()
-        if not _group_alive(pid):
+        if not group_alive(pid):
             return
         time.sleep(0.02)
     try:
@@ -186,7 +218,7 @@ def _restore(stream):
         shutil.copyfileobj(stream, copy)
 
 
-def _group_alive(pid):
+def group_alive(pid):
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
@@ -208,26 +240,44 @@ def _stage(run):
     return set(run.inputs)
 
 
-def _command(run):
-    context = templating.RenderContext(
+def shell_line(run, tmp=None):
+    """Render the run's executable as a shell line, every value quoted; ``tmp`` is ``$TMP`` (the working directory by default).
+
+    Raises:
+        templating.TemplateError: the executable names something undefined, or puts
+            a value placeholder where its quoting does not hold.
+    """
+    _refuse_unsafe(run, "localhost")
+    return templating.render(run.executable, _context(run, tmp), language="shell")
+
+
+def _context(run, tmp=None):
+    return templating.RenderContext(
         file_id=run.file_id,
         in_endings=run.in_endings,
         out_endings=run.out_endings,
         params=run.params,
         value=run.value,
-        tmp=str(run.workdir),
+        tmp=tmp or str(run.workdir),
         item=run.item,
         index=run.index,
         in_names=run.in_names,
     )
+
+
+def _refuse_unsafe(run, behaviour):
     numbers = {f"$P{number}" for number, (_, value) in enumerate(run.params, start=1) if quoting.arithmetic_safe(value)}
-    unsafe = quoting.problems(run.executable, run.behaviour, numbers | ({"$ITEM"} if quoting.arithmetic_safe(run.item) else set()))
+    unsafe = quoting.problems(run.executable, behaviour, numbers | ({"$ITEM"} if quoting.arithmetic_safe(run.item) else set()))
     if unsafe:  # a task saved before saving checked this: never let a value run as a command
         raise templating.TemplateError(f"the executable is refused: {unsafe[0]}", None)
+
+
+def _command(run):
     if run.behaviour == "localhost":
-        line = templating.render(run.executable, context, language="shell")
+        line = shell_line(run)
         return [SHELL, "-c", line], line
-    code = templating.render(run.executable, context, language="code")
+    _refuse_unsafe(run, run.behaviour)
+    code = templating.render(run.executable, _context(run), language="code")
     if run.behaviour == "python":
         script, interpreter = ".script.py", settings.SLUICE_PYTHON or sys.executable
     elif run.behaviour == "r":
@@ -238,9 +288,9 @@ def _command(run):
     return [interpreter, script], f"{interpreter} {script}"
 
 
-def _sluice_env(run):
-    """Values a task may read from its environment instead of placeholders."""
-    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": str(run.workdir), "SLUICE_ITEM": templating.as_text(run.item), "SLUICE_INDEX": templating.as_text(run.index)}
+def _sluice_env(run, tmp=None):
+    """Values a task may read from its environment instead of placeholders (``tmp``: the working directory as the step sees it)."""
+    env = {"SLUICE_ID": run.file_id, "SLUICE_TMP": tmp or str(run.workdir), "SLUICE_ITEM": templating.as_text(run.item), "SLUICE_INDEX": templating.as_text(run.index)}
     for number, ending in enumerate(run.in_endings, start=1):
         names = run.in_names[number - 1] if run.in_names else f"{run.file_id}{ending}"
         env[f"SLUICE_I{number}"] = " ".join(names) if isinstance(names, list) else names

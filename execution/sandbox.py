@@ -35,7 +35,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-__all__ = ["Plan", "SandboxUnavailable", "current", "plan_for", "prepare_workdir", "popen", "reclaim_workdir", "announce"]
+__all__ = ["Plan", "SandboxUnavailable", "current", "hand_over", "plan_for", "prepare_workdir", "popen", "reclaim_workdir", "announce"]
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,13 @@ def reclaim_workdir(workdir):
     for entry in os.scandir(workdir):
         if entry.is_symlink():
             os.unlink(entry.path)
+
+
+def hand_over(workdir):
+    """Give the step user the files staged in ``workdir`` for a step started other than by ``popen`` (in a container)."""
+    plan = current()
+    if plan.user is not None:
+        _hand_over(Path(workdir), plan.user)
 
 
 def unreachable(path, user):

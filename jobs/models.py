@@ -15,6 +15,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from . import dag, expressions, mappings, params, promises, quoting, templating, validators
+from .containers import container_problems, options_problem
 from .resources import resource_problem
 
 NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
@@ -129,6 +130,11 @@ class Task(models.Model):
         return bool(self.backend_id) and self.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.JOB
 
     @property
+    def runs_in_container(self):
+        """Does this task run in a container (its queue type's execution behaviour is ``container``)?"""
+        return bool(self.backend_id) and self.backend.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.CONTAINER
+
+    @property
     def exit_statuses(self):
         return {int(code) for code in self.custom_exit_status.replace(" ", "").split(",") if code}
 
@@ -157,8 +163,12 @@ class Task(models.Model):
         problem = resource_problem(self.resources)
         if problem:
             errors["resources"] = problem
-        if not isinstance(self.container_options, dict):
-            errors["container_options"] = "must be a mapping"
+        if self.runs_in_container:
+            errors.update(container_problems(self.image, self.container_options))
+        else:
+            problem = options_problem(self.container_options)
+            if problem:
+                errors["container_options"] = problem
         if errors:
             raise ValidationError(errors)
 

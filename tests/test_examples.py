@@ -84,7 +84,7 @@ def test_runjob_json_prints_the_submission_document(examples):
     code, out = runjob("tmp_count", "--json")
     document = json.loads(out)
     assert set(document) >= {"uuid", "job", "submission_name", "status", "last_message", "nodes", "results", "messages"}
-    assert set(document["nodes"][0]) == {"key", "task", "status", "started_at", "finished_at", "exit_code", "attempt", "message", "outputs", "logs"}
+    assert set(document["nodes"][0]) == {"key", "task", "status", "started_at", "finished_at", "exit_code", "attempt", "image_digest", "message", "outputs", "logs"}
     assert set(document["results"][0]) == {"name", "node", "url", "size"}
 
 
