@@ -11,9 +11,9 @@ runtimes' command lines (``argv``); only the table differs.
 
 What a step gets:
 
-- its working directory, mounted at ``MOUNT`` (``/work``), which is its
+- its working directory, mounted at ``MOUNT`` (``/step``), which is its
   current directory, ``$TMP`` and ``SLUICE_TMP``; HOME and TMPDIR are a
-  private ``/work/.tmp``. Nothing else of the host is mounted.
+  private ``/step/.tmp``. Nothing else of the host is mounted.
 - no network (``--network=none``) unless ``container_options["network"]``.
 - the environment a local step gets (its task's variables, the ``SLUICE_*``
   values, the locale names of ``SLUICE_STEP_ENV``), passed by name so that
@@ -66,7 +66,7 @@ __all__ = ["MOUNT", "RUNTIMES", "ContainerExecutor", "ContainerSpec", "Runtime",
 log = logging.getLogger(__name__)
 
 # Where a step's working directory is mounted inside its container.
-MOUNT = "/work"
+MOUNT = "/step"
 # Names of SLUICE_STEP_ENV that describe the host rather than the step: inside an image its own values stand.
 HOST_NAMES = frozenset({"PATH", "HOME", "SHELL", "USER", "LOGNAME", "TMPDIR"})
 # What every runtime's command may need of the worker's environment (besides each runtime's own prefixes).

@@ -35,7 +35,7 @@ def test_podman_gets_the_mount_no_network_limits_and_variables_by_name():
     words = argv(spec(["podman"], env_names=["SLUICE_ID", "TOKEN"], name="sluice-7-1-abc", node=7, attempt=1, cpus=2, memory_mb=512, user=(999, 995)))
     assert words == [
         "podman", "run", "--rm", "--pull=never", "--log-driver=passthrough", "--name=sluice-7-1-abc",
-        "--label=sluice.node=7", "--label=sluice.attempt=1", "--volume=/srv/work/u/7-1:/work", "--workdir=/work", "--network=none",
+        "--label=sluice.node=7", "--label=sluice.attempt=1", "--volume=/srv/work/u/7-1:/step", "--workdir=/step", "--network=none",
         "--cpus=2", "--memory=512m", "--user=999:995", "--env=SLUICE_ID", "--env=TOKEN", "sha256:abc", "/bin/sh", "-c", LINE,
     ]
 
@@ -46,7 +46,7 @@ def test_docker_is_rendered_by_the_same_code_and_asks_for_gpus():
     ))
     assert words == [
         "/usr/bin/docker", "--context", "lab", "run", "--rm", "--pull=never", "--name=n", "--label=sluice.node=", "--label=sluice.attempt=",
-        "--volume=/srv/work/u/7-1:/work", "--workdir=/work", "--cpus=1", "--memory=64m", "--gpus=1", "--env=SLUICE_ID", "--shm-size=1g",
+        "--volume=/srv/work/u/7-1:/step", "--workdir=/step", "--cpus=1", "--memory=64m", "--gpus=1", "--env=SLUICE_ID", "--shm-size=1g",
         "sha256:abc", "/bin/sh", "-c", LINE,
     ]
 
@@ -54,22 +54,22 @@ def test_docker_is_rendered_by_the_same_code_and_asks_for_gpus():
 def test_apptainer_binds_the_directory_and_takes_variables_from_its_own_prefix():
     words = argv(spec(["apptainer"], env_names=[], cpus=2, memory_mb=100, user=(999, 995), shell="/bin/bash", read_only=True))
     assert words == [
-        "apptainer", "exec", "--containall", "--bind=/srv/work/u/7-1:/work", "--pwd=/work", "--net", "--network=none",
+        "apptainer", "exec", "--containall", "--bind=/srv/work/u/7-1:/step", "--pwd=/step", "--net", "--network=none",
         "--cpus=2", "--memory=100M", "sha256:abc", "/bin/bash", "-c", LINE,
     ]
-    env, names, values = runtime_environment(runtime_for(["apptainer"]), {"SLUICE_ID": "x", "HOME": "/work/.tmp"}, {"HOME": "/root", "APPTAINERENV_LEAK": "1"})
-    assert env == {"HOME": "/root", "APPTAINERENV_SLUICE_ID": "x", "APPTAINERENV_HOME": "/work/.tmp"}
+    env, names, values = runtime_environment(runtime_for(["apptainer"]), {"SLUICE_ID": "x", "HOME": "/step/.tmp"}, {"HOME": "/root", "APPTAINERENV_LEAK": "1"})
+    assert env == {"HOME": "/root", "APPTAINERENV_SLUICE_ID": "x", "APPTAINERENV_HOME": "/step/.tmp"}
     assert (names, values) == ([], {})
 
 
 def test_the_runtime_gets_its_configuration_and_the_step_none_of_the_workers_secrets():
     worker = {"CONTAINERS_CONF": "/etc/c.conf", "HOME": "/root", "PATH": "/usr/bin", "DJANGO_SECRET_KEY": "s3cret", "DATABASE_URL": "postgres://x"}
-    step = {"SLUICE_ID": "abc", "HOME": "/work/.tmp", "TOKEN": "t"}
+    step = {"SLUICE_ID": "abc", "HOME": "/step/.tmp", "TOKEN": "t"}
     env, names, values = runtime_environment(runtime_for(["podman"]), step, worker)
     assert env == {"CONTAINERS_CONF": "/etc/c.conf", "HOME": "/root", "PATH": "/usr/bin", "SLUICE_ID": "abc", "TOKEN": "t"}
     assert names == ["SLUICE_ID", "TOKEN"]
-    assert values == {"HOME": "/work/.tmp"}  # podman reads HOME itself: the step's goes on the command line
-    assert "--env=HOME=/work/.tmp" in argv(spec(["podman"], env_names=names, env_values=values))
+    assert values == {"HOME": "/step/.tmp"}  # podman reads HOME itself: the step's goes on the command line
+    assert "--env=HOME=/step/.tmp" in argv(spec(["podman"], env_names=names, env_values=values))
 
 
 def test_runtime_commands_keep_their_go_templates_and_get_the_name():
@@ -148,8 +148,8 @@ def test_a_step_runs_in_the_image_on_its_staged_inputs_and_leaves_results(contai
     node = submission.nodes.get(key="boxed")
     assert submission.status == "complete", node.message
     assert result_text(submission, ".upper") == "ABC\n"
-    assert result_text(submission, ".seen").split() == ["/work", "/work", "/bin/busybox"]
-    assert node.command == f"pwd; echo /work; ls /bin/busybox; tr a-z A-Z < {submission.file_id}.txt > {submission.file_id}.upper"
+    assert result_text(submission, ".seen").split() == ["/step", "/step", "/bin/busybox"]
+    assert node.command == f"pwd; echo /step; ls /bin/busybox; tr a-z A-Z < {submission.file_id}.txt > {submission.file_id}.upper"
     expected = podman("image", "inspect", "--format", "{{.Digest}}", container_image).stdout.strip()
     assert expected.startswith("sha256:") and node.image_digest == expected
     assert submission_document(submission)["nodes"][1]["image_digest"] == expected
@@ -171,8 +171,8 @@ def test_a_step_has_no_network_and_none_of_the_workers_environment(container_ima
     env = dict(line.split("=", 1) for line in lines[3:] if "=" in line)
     assert "worker-secret" not in "\n".join(lines)
     assert "CONTAINERS_CONF" not in env
-    assert env["GREETING"] == "hello" and env["SLUICE_ID"] == submission.file_id and env["SLUICE_TMP"] == "/work"
-    assert env["HOME"] == "/work/.tmp" and env["SLUICE_CONTROL"] == "/work/.control.jsonl"
+    assert env["GREETING"] == "hello" and env["SLUICE_ID"] == submission.file_id and env["SLUICE_TMP"] == "/step"
+    assert env["HOME"] == "/step/.tmp" and env["SLUICE_CONTROL"] == "/step/.control.jsonl"
     assert env["PATH"] == "/bin"  # the image's own, not the worker's
 
 
