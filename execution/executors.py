@@ -64,6 +64,7 @@ class Finished:
     exit_code: int | None
     timed_out: bool = False
     reason: str = ""  # set when the run ended without a status of its own (lost, killed by the scheduler...)
+    lost: bool = False  # the run is gone and nobody can tell how it ended (a cluster job that left no exit status)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Outcome:
     control: str | None = ""  # what the step wrote to SLUICE_CONTROL; None when over CONTROL_LIMIT
     stdout_path: Path | None = None
     stderr_path: Path | None = None
+    reason: str = ""  # why the run ended as it did, in the scheduler's words (out of memory, preempted...)
 
 
 class Executor:
@@ -87,6 +89,9 @@ class Executor:
 
     behaviour = ""
     attached = True  # runs live in the worker's process tree: the worker thread waits for them
+    # A detached executor whose runs are processes elsewhere (a cluster job): its node stays running,
+    # and the process's follower (execution/follow.py) polls it and concludes it as an attached run.
+    followed = False
 
     def start(self, run):
         raise NotImplementedError
