@@ -575,7 +575,9 @@ def conclude_followed(node_id, attempt, executor, handle, finished, run=None, ke
     from a worker that died): it is described again from the node.
     """
     node = statements.load(Node, node_id, "submission__job", "task__backend__queue_type")
-    if node is None:
+    if node is None:  # its submission was deleted meanwhile
+        if run is not None:
+            workdirs.remove(run.workdir)
         return []
     released = []
     try:

@@ -118,35 +118,44 @@ def test_a_failure_a_timeout_and_a_cancel_on_slurm(cluster):
     assert cancelled.nodes.get().status == "cancelled"
 
 
-def test_a_slurm_job_outlives_kill_9_of_its_worker_and_runs_once(cluster, shared_dir):
+def test_slurm_jobs_outlive_kill_9_of_their_worker_and_each_runs_once(cluster, shared_dir):
+    """Two jobs in flight when their worker is killed: one ends while nobody follows it, one runs on after the takeover."""
     processes, backend = cluster
-    first = processes.start("worker", "--threads", "1")
-    go = shared_dir / "go"
-    task = make_task(
-        "long", f"echo $SLURM_JOB_ID >> {shared_dir}/runs; for i in $(seq 1200); do [ -e {go} ] && break; sleep 0.1; done; echo $SLURM_JOB_ID > $O1",
-        backend=backend, out_glob=".out",
-    )
-    submission = start(make_job("long", steps=[task]))
-    node = running_node(submission)
-    assert node.worker.endswith(f":{first.pid}")
-    wait_until(lambda: (shared_dir / "runs").exists(), timeout=60, message="the Slurm job to start")
+    first = processes.start("worker", "--threads", "2")
+    submissions = {}
+    for name in ("meanwhile", "after"):
+        directory = shared_dir / name
+        directory.mkdir()
+        task = make_task(
+            name, f"echo $SLURM_JOB_ID >> {directory}/runs; for i in $(seq 1200); do [ -e {directory}/go ] && break; sleep 0.1; done; echo $SLURM_JOB_ID > $O1",
+            backend=backend, out_glob=".out",
+        )
+        submissions[name] = start(make_job(name, steps=[task]))
+    nodes = {name: running_node(submission) for name, submission in submissions.items()}
+    assert all(node.worker.endswith(f":{first.pid}") for node in nodes.values())
+    for name in submissions:
+        wait_until(lambda: (shared_dir / name / "runs").exists(), timeout=60, message=f"the Slurm job of '{name}' to start")
 
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
+    (shared_dir / "meanwhile" / "go").touch()
+    wait_until(lambda: job_state(nodes["meanwhile"].handle) == "COMPLETED", timeout=60, message="the first job to end while nobody follows it")
     second = processes.start("worker", "--threads", "1")
     processes.start("reconcile", "--every", SLURM_WORKER_ENV["SLUICE_RECONCILE_SECONDS"])
-    wait_until(lambda: Node.objects.filter(pk=node.pk, worker__endswith=f":{second.pid}").exists(), timeout=60, message="the second worker to take the run over")
-    go.touch()
+    wait_until(lambda: Node.objects.filter(pk=nodes["after"].pk, worker__endswith=f":{second.pid}").exists(), timeout=60, message="the second worker to take the run over")
+    (shared_dir / "after" / "go").touch()
 
-    submission = finished(submission, timeout=90)
-    node.refresh_from_db()
-    job_id = node.handle.removeprefix("slurm:")
-    assert submission.status == "complete", submission.last_message
-    assert (node.status, node.attempt) == ("succeeded", 1)
-    assert (shared_dir / "runs").read_text().split() == [job_id], "the step must have run as one Slurm job only"
-    assert squeue("--format=%i", f"--name=sluice-{submission.file_id}") == [job_id]
-    assert submission.results.get().file.read().decode() == f"{job_id}\n"
-    assert any("took over its run" in text for text in submission.messages.values_list("text", flat=True))
+    for name, submission in submissions.items():
+        submission = finished(submission, timeout=90)
+        node = submission.nodes.get()
+        job_id = node.handle.removeprefix("slurm:")
+        assert submission.status == "complete", submission.last_message
+        assert (node.status, node.attempt) == ("succeeded", 1)
+        assert node.worker.endswith(f":{second.pid}")
+        assert (shared_dir / name / "runs").read_text().split() == [job_id], f"'{name}' must have run as one Slurm job only"
+        assert squeue("--format=%i", f"--name=sluice-{submission.file_id}") == [job_id]
+        assert submission.results.get().file.read().decode() == f"{job_id}\n"
+        assert any("took over its run" in text for text in submission.messages.values_list("text", flat=True))
 
 
 def test_fifty_slurm_jobs_in_flight_from_one_worker_process(cluster, shared_dir):
@@ -162,7 +171,7 @@ def test_fifty_slurm_jobs_in_flight_from_one_worker_process(cluster, shared_dir)
     go.touch()
 
     assert threads < 25, f"the worker runs {threads} threads for 50 jobs in flight: one per job?"
-    assert {node.worker for node in Node.objects.filter(submission__in=submissions)} == {f"{node.worker.rsplit(':', 1)[0]}:{worker.pid}" for node in Node.objects.filter(submission__in=submissions)[:1]}
+    assert all(name.endswith(f":{worker.pid}") for name in Node.objects.filter(submission__in=submissions).values_list("worker", flat=True))
     for submission in submissions:
         assert finished(submission, timeout=180).status == "complete", submission.last_message
     handles = set(Node.objects.filter(submission__in=submissions).values_list("handle", flat=True))
