@@ -14,7 +14,8 @@ def test_it_names_each_missing_part_what_it_costs_and_how_to_get_it(settings):
     assert [sentence.split(":")[0] for sentence in missing] == ["Step isolation", "R", "Slurm", "podman"]
     assert "none" in missing[0] and "make setup" in missing[0]
     assert "R tasks" in missing[1] and "apt-get install r-base-core" in missing[1]
-    assert all("not needed by any executor yet" in sentence for sentence in missing[2:])
+    assert "steps of Slurm queue types" in missing[2] and "apt-get install slurm-client" in missing[2]
+    assert "not needed by any executor yet" in missing[3]
 
 
 def test_a_host_with_everything_lacks_nothing():
