@@ -158,6 +158,29 @@ def test_slurm_jobs_outlive_kill_9_of_their_worker_and_each_runs_once(cluster, s
         assert any("took over its run" in text for text in submission.messages.values_list("text", flat=True))
 
 
+def test_a_stopping_worker_hands_its_slurm_job_over_without_cancelling_it(cluster, shared_dir):
+    processes, backend = cluster
+    first = processes.start("worker", "--threads", "1", "--grace", "1")
+    go = shared_dir / "go"
+    task = make_task("handed", f"echo $SLURM_JOB_ID >> {shared_dir}/runs; for i in $(seq 1200); do [ -e {go} ] && break; sleep 0.1; done; echo ok > $O1", backend=backend, out_glob=".out")
+    submission = start(make_job("handed", steps=[task]))
+    node = running_node(submission)
+    wait_until(lambda: (shared_dir / "runs").exists(), timeout=60, message="the Slurm job to start")
+    second = processes.start("worker", "--threads", "1")
+
+    first.send_signal(signal.SIGTERM)  # no reconciler runs: the stopping worker itself asks for the takeover
+    assert first.wait(30) == 0
+    wait_until(lambda: Node.objects.filter(pk=node.pk, worker__endswith=f":{second.pid}").exists(), timeout=60, message="the second worker to take the run over")
+    assert job_state(node.handle) == "RUNNING"
+    go.touch()
+
+    submission = finished(submission, timeout=90)
+    node.refresh_from_db()
+    assert submission.status == "complete", submission.last_message
+    assert (node.status, node.attempt) == ("succeeded", 1)
+    assert (shared_dir / "runs").read_text().split() == [node.handle.removeprefix("slurm:")]
+
+
 def test_fifty_slurm_jobs_in_flight_from_one_worker_process(cluster, shared_dir):
     processes, backend = cluster
     worker = processes.start("worker", "--threads", "4")
