@@ -112,6 +112,10 @@ class Executor:
         """Can this process act on ``handle`` (cancel it, poll it)? A local process group can only be reached on its host."""
         return True
 
+    def time_limit(self, resources, timeout):
+        """Seconds a ``followed`` run may run before its follower cancels it (None: no limit)."""
+        return timeout
+
 
 _registry = {}
 

@@ -57,7 +57,8 @@ class Follower:
     def add(self, attempt, executor, handle, run=None, key=None, workdir=None, resources=None, limit=None):
         """Follow ``attempt``'s run ``handle`` until it ends; ``run`` None: it is described again when it ends."""
         if run is not None:
-            workdir, resources, limit = run.workdir, run.extra.get("resources"), executor.time_limit(run)
+            workdir, resources = run.workdir, run.extra.get("resources")
+            limit = executor.time_limit(resources, run.timeout)
         with self._lock:
             self._followed[attempt.node_id] = _Followed(attempt, executor, handle, run, key, workdir, resources, limit)
             if self._thread is None or not self._thread.is_alive():
@@ -181,7 +182,7 @@ def adopt(node_id, fence):
         f"step '{node.key}' attempt {attempt.number}: worker {dispatch.WORKER_ID} took over its run {node.handle} (its worker {previous or '(unknown)'} stopped renewing its lease)",
         node=node, last=False,
     )
-    limit = min(filter(None, (resources.get("time_s"), node.task.timeout)), default=None)
+    limit = executor.time_limit(resources, node.task.timeout)
     follower.add(attempt, executor, node.handle, workdir=workdir, resources=resources, limit=limit)
     return True
 

@@ -287,9 +287,9 @@ class SlurmExecutor(Executor):
     def reaches(self, handle):
         return (handle or "").startswith("slurm:") and _tool("squeue", required=False) is not None
 
-    def time_limit(self, run):
-        """The seconds the follower lets the run take once it runs (None: no limit)."""
-        return time_limit(run.extra.get("resources"), run.timeout)
+    def time_limit(self, resources, timeout):
+        """The seconds the follower lets a run take once it runs: the smaller of ``timeout`` and ``time_s``."""
+        return time_limit(resources, timeout)
 
     def _job_env(self, run):
         """The job's environment (``sbatch --export=ALL`` passes sbatch's own): what a localhost step gets, and the cluster's variables."""
@@ -307,7 +307,7 @@ def _tool(name, required=True):
 
 def _call(argv, env=None):
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, env=env if env is not None else None, stdin=subprocess.DEVNULL)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ExecutorError(f"{os.path.basename(argv[0])} did not answer within {COMMAND_TIMEOUT} s: is slurmctld reachable (SLURM_CONF)?") from None
 
