@@ -128,3 +128,16 @@ def test_a_slurm_task_s_executable_is_checked_as_a_shell_line():
 
     task = make_task("unsafe", "echo '$P1'", backend=make_backend("cluster", queue_type=make_queue_type("slurm", "slurm")))
     assert task.quoting_errors()
+
+
+@pytest.mark.django_db
+def test_a_catalogue_file_with_bad_slurm_options_is_refused_where_it_is_wrong():
+    from jobs.yaml_io import CatalogueError, load_catalogue
+
+    data = {
+        "queue_types": [{"name": "cluster", "execution_behaviour": "slurm"}],
+        "backends": [{"name": "cluster", "queue_type": "cluster", "root_path": "/shared/sluice", "options": {"partition": "short", "sbatch_arg": ["--qos=x"]}}],
+    }
+    with pytest.raises(CatalogueError, match=r"backends\[0\].*unknown Slurm option 'sbatch_arg'; known: partition, account, sbatch_args"):
+        load_catalogue(data)
+    assert not Backend.objects.filter(name="cluster").exists()
