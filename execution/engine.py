@@ -568,21 +568,21 @@ def _start_followed(node, attempt, executor):
     return []
 
 
-def conclude_followed(node_id, attempt, executor, handle, finished, run=None, key=None):
+def conclude_followed(node_id, attempt, executor, handle, finished, run=None, key=None, workdir=None):
     """Conclude a followed run that ended, as an attached run is concluded; return the ids of nodes that should run next.
 
     ``run`` is None when this process did not start the run (it took it over
-    from a worker that died): it is described again from the node.
+    from a worker that died): it is described again from the node, in its
+    ``workdir`` (the attempt's, which the node's current attempt may no longer be).
     """
     node = statements.load(Node, node_id, "submission__job", "task__backend__queue_type")
     if node is None:  # its submission was deleted meanwhile
-        if run is not None:
-            workdirs.remove(run.workdir)
+        workdirs.remove(run.workdir if run is not None else workdir)
         return []
     released = []
     try:
         if run is None:
-            run, used = _prepare(node, workdirs.path_for(node))
+            run, used = _prepare(node, workdir)
             key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
         try:
             outcome = executor.collect(run, handle, finished)

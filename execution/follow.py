@@ -131,7 +131,9 @@ class Follower:
     def _conclude(self, item, finished):
         self._forget(item)
         try:
-            next_ids = engine.conclude_followed(item.attempt.node_id, item.attempt, item.executor, item.handle, finished, item.run, item.key)
+            next_ids = engine.conclude_followed(
+                item.attempt.node_id, item.attempt, item.executor, item.handle, finished, item.run, item.key, item.workdir,
+            )
         except DatabaseError:
             log.exception("Node %s: its ended run %s could not be concluded; the reconciler will find the node.", item.attempt.node_id, item.handle)
             return
