@@ -67,13 +67,14 @@ def log_text(node, stream):
     return log.file.read().decode() if log else ""
 
 
-def test_a_rest_submission_runs_as_a_slurm_job(cluster):
+def test_a_rest_submission_runs_as_a_slurm_job(cluster, shared_dir):
     processes, backend = cluster
     processes.start("worker", "--threads", "2")
     task = make_task("where", "echo $SLURM_JOB_ID > $O1; printf '%s\\n' $P1 >> $O1", backend=backend, out_glob=".out", resources={"cpus": 1, "memory_mb": 64})
     make_parameter(task, "text", switchless=True)
     make_job("onslurm", steps=[task])
-    hostile = "$(touch /tmp/sluice-slurm-pwned) `id` ; exit 9"
+    pwned = shared_dir / "pwned"
+    hostile = f"$(touch {pwned}) `touch {pwned}` ; exit 9"
 
     response = APIClient().post("/api/submissions/", {"job": "onslurm", "where_text": hostile}, format="json")
 
@@ -85,7 +86,7 @@ def test_a_rest_submission_runs_as_a_slurm_job(cluster):
     assert job_id.isdigit()
     assert submission.results.get().file.read().decode() == f"{job_id}\n{hostile}\n"
     assert job_state(node.handle) == "COMPLETED"
-    assert not os.path.exists("/tmp/sluice-slurm-pwned")
+    assert not pwned.exists()
 
 
 def test_a_failure_a_timeout_and_a_cancel_on_slurm(cluster):
