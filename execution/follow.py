@@ -73,6 +73,10 @@ class Follower:
     def _loop(self):
         while True:
             time.sleep(settings.SLUICE_FOLLOW_SECONDS)
+            with self._lock:
+                if not self._followed:  # nothing left: the thread ends, and the next add starts another
+                    self._thread = None
+                    return
             try:
                 self.beat()
             except Exception:  # a database or cluster hiccup: the next beat tries again, the lease rides it out

@@ -200,3 +200,17 @@ def test_fifty_slurm_jobs_in_flight_from_one_worker_process(cluster, shared_dir)
         assert finished(submission, timeout=180).status == "complete", submission.last_message
     handles = set(Node.objects.filter(submission__in=submissions).values_list("handle", flat=True))
     assert len(handles) == 50
+
+
+def test_the_synchronous_runner_waits_for_its_slurm_steps(cluster):
+    """`runjob`'s runner: a Slurm step is followed by this process, and the steps after it run once it has ended."""
+    from execution.local import SynchronousRunner
+
+    _, backend = cluster
+    first = make_task("first", "echo $SLURM_JOB_ID > $O1", backend=backend, out_glob=".id")
+    second = make_task("second", "cat $I1 > $O1; echo local >> $O1", in_glob=".id", out_glob=".out")
+    submission = SynchronousRunner(make_job("mixed", steps=[first, second])).run()[0]
+
+    assert submission.status == "complete", submission.last_message
+    job_id = submission.nodes.get(key="first").handle.removeprefix("slurm:")
+    assert submission.results.get(ending=".out").file.read().decode() == f"{job_id}\nlocal\n"
