@@ -23,6 +23,7 @@ goes to stderr, a Markdown report to stdout. See docs/performance.md.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -172,6 +173,7 @@ def orchestrate(args):
             process.wait(30)
         for server in reversed(servers):
             server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     render(args, floor, figures)
 
 
