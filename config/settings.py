@@ -253,6 +253,8 @@ BROKER_URL = os.environ.get("BROKER_URL", "")
 SLUICE_LEASE_SECONDS = float(os.environ.get("SLUICE_LEASE_SECONDS", "30"))
 # How often a worker checks on the node it runs (cancel, lease renewal).
 SLUICE_HEARTBEAT_SECONDS = float(os.environ.get("SLUICE_HEARTBEAT_SECONDS", "0.5"))
+# How often a worker's follower asks the cluster about the jobs it follows (one squeue for all).
+SLUICE_FOLLOW_SECONDS = float(os.environ.get("SLUICE_FOLLOW_SECONDS", "1"))
 # A node queued this long without starting has its message sent again.
 SLUICE_REQUEUE_SECONDS = float(os.environ.get("SLUICE_REQUEUE_SECONDS", "60"))
 # How often the reconciler runs (the `up` loop; the django-q2 schedule uses minutes).

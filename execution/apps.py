@@ -11,7 +11,7 @@ class ExecutionConfig(AppConfig):
 
         broker.setup()
         from . import actors  # noqa: F401
-        from . import containers, processes, subjobs  # noqa: F401  (they register the built-in executors)
+        from . import containers, processes, slurm, subjobs  # noqa: F401  (they register the built-in executors)
         from . import schedules
 
         schedules.connect()

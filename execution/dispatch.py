@@ -20,7 +20,7 @@ from .states import NodeStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WORKER_ID", "process", "send", "serve", "start"]
+__all__ = ["WORKER_ID", "adopt", "process", "send", "serve", "start"]
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 # Queues this process consumes; None means all of them (the embedded mode).
@@ -78,6 +78,28 @@ def _enqueue(node_ids):
     for node_id, (queue, delay) in sends.items():
         current.declare_queue(queue)
         current.enqueue(run_node.message(node_id).copy(queue_name=queue), delay=delay)
+
+
+def adopt(node):
+    """Send "take over node N at its fence" to the node's queue once the current transaction commits.
+
+    For a followed run (a cluster job) whose worker stopped renewing its
+    lease: whichever live worker of the queue gets it follows the run on
+    (``follow.adopt``). A duplicate finds the fence moved and does nothing.
+    """
+    from .actors import adopt_node
+
+    node_id, fence, queue = node.pk, node.fence, queue_of(node)
+
+    def enqueue():
+        try:
+            current = dramatiq.get_broker()
+            current.declare_queue(queue)
+            current.enqueue(adopt_node.message(node_id, fence).copy(queue_name=queue))
+        except Exception as error:  # the reconciler asks again on its next pass
+            log.error("Could not send the take-over of node %s to the broker (%s: %s).", node_id, type(error).__name__, error)
+
+    transaction.on_commit(enqueue)
 
 
 def queue_of(node):

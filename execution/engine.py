@@ -27,7 +27,7 @@ from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["advance", "cancel", "record", "run_node", "stop", "submit"]
+__all__ = ["advance", "cancel", "conclude_followed", "record", "run_node", "stop", "submit"]
 
 # $VALUE carries the upload as one word only when it is this small.
 VALUE_LIMIT = 64 * 1024
@@ -440,6 +440,8 @@ def _run_claimed(node, attempt, submission, watch):
     except executors.ExecutorError as error:
         _fail(node, attempt, str(error), retryable=False)
         return advance(submission.pk, finished=node.pk)
+    if executor.followed:
+        return _start_followed(node, attempt, executor)
     if not executor.attached:
         return _start_subjob(node, attempt, executor)
     workdir = workdirs.path_for(node)
@@ -536,6 +538,65 @@ def _start_subjob(node, attempt, executor):
     return run.extra["ready"]
 
 
+def _start_followed(node, attempt, executor):
+    """Start a detached run of processes (a cluster job) and give it to this process's follower; return what runs next.
+
+    The node stays ``running`` with the run's handle; the follower renews its
+    lease, stops it on a cancel or at its time limit, and concludes it with
+    ``conclude_followed`` once it ends. A cached result or a run that cannot
+    start is concluded here, as for an attached run.
+    """
+    from . import follow
+
+    workdir = workdirs.path_for(node)
+    try:
+        run, used = _prepare(node, workdir)
+        key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
+        source = caching.find(node, key) if key else None
+        if source is not None:
+            _reuse(node, attempt, source)
+            return advance(node.submission_id, finished=node.pk)
+        handle = executor.start(run)
+    except NOT_RUNNABLE as error:
+        workdirs.remove(workdir)
+        retry = _fail(node, attempt, str(error), retryable=False)
+        return ([node.pk] if retry else []) + advance(node.submission_id, finished=node.pk)
+    # Not recorded means the node was cancelled or taken meanwhile: the follower's first beat stops the run.
+    lifecycle.record_handle(attempt, handle)
+    follow.follower.add(attempt, executor, handle, run, key)
+    return []
+
+
+def conclude_followed(node_id, attempt, executor, handle, finished, run=None, key=None, workdir=None):
+    """Conclude a followed run that ended, as an attached run is concluded; return the ids of nodes that should run next.
+
+    ``run`` is None when this process did not start the run (it took it over
+    from a worker that died): it is described again from the node, in its
+    ``workdir`` (the attempt's, which the node's current attempt may no longer be).
+    """
+    node = statements.load(Node, node_id, "submission__job", "task__backend__queue_type")
+    if node is None:  # its submission was deleted meanwhile
+        workdirs.remove(run.workdir if run is not None else workdir)
+        return []
+    released = []
+    try:
+        if run is None:
+            run, used = _prepare(node, workdir)
+            key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
+        try:
+            outcome = executor.collect(run, handle, finished)
+            logs.keep(node, attempt.number, outcome.stdout_path, outcome.stderr_path)
+            retry = _conclude(node, attempt, run, outcome, key, released)
+        finally:
+            workdirs.remove(run.workdir)
+    except lifecycle.Fenced as fenced:
+        _fenced_off(node, fenced)
+        return []
+    except Exception as error:  # the cause is recorded on the node, as for an attached run
+        return _unexpected(node, attempt, error)
+    return ([node.pk] if retry else []) + released + advance(node.submission_id, finished=node.pk)
+
+
 def _step_of(node):
     """The step whose settings a node follows: its own, or for a foreach instance (which has none) its foreach step's."""
     if node.step_id is None and "$INDEX" in node.params and node.added_by:
@@ -588,6 +649,7 @@ def _conclude(node, attempt, run, outcome, key, released):
     verdict = verdicts.judge(
         exit_code=outcome.exit_code, timed_out=outcome.timed_out, timeout=run.timeout, missing=outcome.missing,
         custom_statuses=task.exit_statuses, custom_behaviour=task.custom_exit_behaviour, incomplete_behaviour=task.incomplete_outputs_behaviour,
+        reason=outcome.reason,
     )
     qc = quality.check(task.qc, outcome.outputs) if verdict.succeeded else quality.QC()
     changes = refused = None
@@ -784,6 +846,7 @@ def _prepare(node, workdir):
         resources=dict(task.resources or {}),
         image=task.image,
         container_options=dict(task.container_options or {}),
+        extra={"resources": dict(task.resources or {}), "options": dict(task.backend.options or {})},
     ), used
 
 

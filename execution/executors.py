@@ -69,6 +69,7 @@ class Finished:
     exit_code: int | None
     timed_out: bool = False
     reason: str = ""  # set when the run ended without a status of its own (lost, killed by the scheduler...)
+    lost: bool = False  # the run is gone and nobody can tell how it ended (a cluster job that left no exit status)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Outcome:
     stdout_path: Path | None = None
     stderr_path: Path | None = None
     image_digest: str = ""  # the container image the run used, for provenance
+    reason: str = ""  # why the run ended as it did, in the scheduler's words (out of memory, preempted...)
 
 
 class Executor:
@@ -93,6 +95,9 @@ class Executor:
 
     behaviour = ""
     attached = True  # runs live in the worker's process tree: the worker thread waits for them
+    # A detached executor whose runs are processes elsewhere (a cluster job): its node stays running,
+    # and the process's follower (execution/follow.py) polls it and concludes it as an attached run.
+    followed = False
 
     def start(self, run):
         raise NotImplementedError
@@ -112,6 +117,10 @@ class Executor:
     def reaches(self, handle):
         """Can this process act on ``handle`` (cancel it, poll it)? A local process group can only be reached on its host."""
         return True
+
+    def time_limit(self, resources, timeout):
+        """Seconds a ``followed`` run may run before its follower cancels it (None: no limit)."""
+        return timeout
 
 
 _registry = {}

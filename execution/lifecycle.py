@@ -38,7 +38,7 @@ __all__ = [
     "queue", "unqueue", "skip", "refuse", "wait_for_input", "answer", "reset",
     # node, an attempt
     "claim", "hold", "renew", "record_handle", "defer", "hand_back", "retry", "succeed", "cache", "fail", "cancel", "wait_for_child",
-    "child_ended", "lose", "attempt_of", "now_of",
+    "child_ended", "lose", "adopt", "attempt_of", "now_of",
     # submission
     "start", "pause", "resume", "wait", "unwait", "finish", "reopen", "end_nodes",
 ]
@@ -232,6 +232,19 @@ def lose(attempt, give_up, message):
     if give_up:
         return _node(attempt.node_id, RUNNING, NodeStatus.FAILED, at_fence=attempt.fence, message=message, lease_expires_at=None)
     return hand_back(attempt)
+
+
+def adopt(node, worker):
+    """running → running under ``worker``, keeping the attempt and its handle: a followed run whose follower died.
+
+    The fence moves on, so the old owner (if only slow) changes nothing more;
+    ``node`` is the row as loaded, at the fence the caller saw. Returns the
+    new ``Attempt``, or None when the node moved on meanwhile.
+    """
+    lease = timezone.now() + timedelta(seconds=settings.SLUICE_LEASE_SECONDS)
+    if not _node(node.pk, RUNNING, None, at_fence=node.fence, fence=statements.Add(1), worker=worker, lease_expires_at=lease):
+        return None
+    return Attempt(node.pk, node.fence + 1, node.attempt)
 
 
 def attempt_of(node):

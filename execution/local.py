@@ -67,11 +67,15 @@ class SynchronousRunner:
         )
         self.submissions.append(submission)
         queue = list(submission.ready)
-        while queue or (queue := self._answer(submission)):
-            # One thing at a time: the oldest ready node first, which keeps runs reproducible.
-            node_id = queue.pop(0)
-            _wait_for_backoff(node_id)
-            queue.extend(engine.run_node(node_id))
+        while True:
+            while queue or (queue := self._answer(submission)):
+                # One thing at a time: the oldest ready node first, which keeps runs reproducible.
+                node_id = queue.pop(0)
+                _wait_for_backoff(node_id)
+                queue.extend(engine.run_node(node_id))
+            queue = _after_followed(submission)  # what ended Slurm steps let run
+            if not queue:
+                break
         self._reconcile(submission)
         submission.refresh_from_db()
         return submission
@@ -131,6 +135,13 @@ class SynchronousRunner:
     def last(self):
         """The most recent submission, or None."""
         return self.submissions[-1] if self.submissions else None
+
+
+def _after_followed(submission, interval=0.2):
+    """Wait until no node of ``submission`` runs (a Slurm job this process's follower follows); return what that queued."""
+    while Node.objects.filter(submission=submission, status=NodeStatus.RUNNING).exists():
+        time.sleep(interval)
+    return list(Node.objects.filter(submission=submission, status=NodeStatus.QUEUED).order_by("pk").values_list("pk", flat=True))
 
 
 def _wait_for_backoff(node_id):

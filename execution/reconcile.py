@@ -23,6 +23,7 @@ __all__ = ["Report", "reconcile", "recover"]
 @dataclass
 class Report:
     rerun: list = field(default_factory=list)  # running nodes whose worker died, queued again
+    adopted: list = field(default_factory=list)  # running nodes whose followed run (a cluster job) a live worker is asked to take over
     crashed: list = field(default_factory=list)  # submissions ended because a node was lost too often
     resent: list = field(default_factory=list)  # queued nodes whose message was sent again
     advanced: list = field(default_factory=list)  # nodes queued for submissions nobody was moving
@@ -30,7 +31,7 @@ class Report:
     swept: int = 0  # working directories no running attempt owned
 
     def __bool__(self):
-        return bool(self.rerun or self.crashed or self.resent or self.advanced or self.expired or self.swept)
+        return bool(self.rerun or self.adopted or self.crashed or self.resent or self.advanced or self.expired or self.swept)
 
 
 def reconcile(now=None):
@@ -38,7 +39,11 @@ def reconcile(now=None):
     now = now or timezone.now()
     report = Report()
     lost = Node.objects.filter(status=NodeStatus.RUNNING, lease_expires_at__lt=now)
-    for node in lost.select_related("task__backend__queue_type"):
+    for node in lost.select_related("task__backend__queue_type", "submission"):
+        if _followed(node):
+            dispatch.adopt(node)  # a live worker takes the run over; it is not started again
+            report.adopted.append(node.pk)
+            continue
         _rerun(node, f"its worker {node.worker or '(unknown)'} stopped renewing its lease", report)
     stale = Node.objects.filter(status=NodeStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.SLUICE_REQUEUE_SECONDS))
     _resend(stale.exclude(not_before__gt=now), now, report)
@@ -47,8 +52,8 @@ def reconcile(now=None):
     report.swept = workdirs.sweep()
     if report:
         log.warning(
-            "Reconciler: re-ran %s, crashed %s, re-sent %s, advanced %s, expired %s, removed %s working directories.",
-            report.rerun, report.crashed, report.resent, report.advanced, report.expired, report.swept,
+            "Reconciler: re-ran %s, asked workers to take over %s, crashed %s, re-sent %s, advanced %s, expired %s, removed %s working directories.",
+            report.rerun, report.adopted, report.crashed, report.resent, report.advanced, report.expired, report.swept,
         )
     return report
 
@@ -56,11 +61,30 @@ def reconcile(now=None):
 def recover():
     """On start of the embedded mode: nothing from a previous process is still running."""
     report = Report()
-    for node in Node.objects.filter(status=NodeStatus.RUNNING).select_related("task__backend__queue_type"):
+    for node in Node.objects.filter(status=NodeStatus.RUNNING).select_related("task__backend__queue_type", "submission"):
+        if _followed(node):
+            dispatch.adopt(node)  # a cluster job outlives the server: follow it again
+            report.adopted.append(node.pk)
+            continue
         _rerun(node, "the server stopped while it ran", report)
     _resend(Node.objects.filter(status=NodeStatus.QUEUED), timezone.now(), report)
     _advance_stalled(report)
     report.swept = workdirs.sweep()
+    return report
+
+
+def _followed(node):
+    """Is ``node``'s run a followed one (a cluster job) that can outlive its worker?"""
+    try:
+        return bool(node.handle) and executors.get(node.task.backend.queue_type.execution_behaviour).followed
+    except executors.ExecutorError:
+        return False
+
+
+def lose(node, reason):
+    """A running node's run is lost (``reason``): queue it again or give up, as for a dead worker's node."""
+    report = Report()
+    _rerun(node, reason, report)
     return report
 
 

@@ -19,10 +19,24 @@ class Verdict:
     message: str = ""
 
 
-def judge(*, exit_code, timed_out=False, timeout=None, missing=(), custom_statuses=(), custom_behaviour="continue", incomplete_behaviour="fail"):
-    """Return the verdict for one finished (or killed) process."""
+def judge(*, exit_code, timed_out=False, timeout=None, missing=(), custom_statuses=(), custom_behaviour="continue", incomplete_behaviour="fail", reason=""):
+    """Return the verdict for one finished (or killed) process.
+
+    ``reason`` is the executor's word on how the run ended (a scheduler's
+    state); a failure's message carries it. A run with no exit status
+    (``exit_code`` None) fails.
+    """
+    verdict = _judge(exit_code, timed_out, timeout, missing, custom_statuses, custom_behaviour, incomplete_behaviour)
+    if reason and not verdict.succeeded:
+        return Verdict(False, message=f"{verdict.message}: {reason}")
+    return verdict
+
+
+def _judge(exit_code, timed_out, timeout, missing, custom_statuses, custom_behaviour, incomplete_behaviour):
     if timed_out:
-        return Verdict(False, message=f"timed out after {timeout} s")
+        return Verdict(False, message=f"timed out after {timeout} s" if timeout else "timed out")
+    if exit_code is None:
+        return Verdict(False, message="ended without an exit status")
     if exit_code != 0:
         if exit_code in custom_statuses:
             return _apply(custom_behaviour, f"exited with custom status {exit_code}")

@@ -54,7 +54,10 @@ def stop_worker(worker, grace=10.0):
     stopper.start()
     stopper.join(grace + 1)
     close_old_connections()
-    for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID).select_related("task__backend__queue_type"):
+    for node in Node.objects.filter(status=NodeStatus.RUNNING, worker=dispatch.WORKER_ID).select_related("task__backend__queue_type", "submission"):
+        if executors.get(node.task.backend.queue_type.execution_behaviour).followed and node.handle:
+            dispatch.adopt(node)  # a cluster job runs on without this worker: another one follows it
+            continue
         # Hand the node back before stopping its run, so the attempt's thread finds it fenced
         # off and records no failure; send it again only once its run is gone, so that two
         # attempts never run side by side.

@@ -14,7 +14,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import dag, expressions, mappings, params, promises, quoting, templating, validators
+from . import dag, expressions, mappings, params, promises, quoting, slurm_options, templating, validators
 from .containers import container_problems, options_problem
 from .resources import resource_problem
 
@@ -76,6 +76,10 @@ class Backend(models.Model):
             errors["root_path"] = "must be an absolute path"
         if not isinstance(self.options, dict):
             errors["options"] = "must be a mapping of option names to values"
+        elif self.queue_type_id and self.queue_type.execution_behaviour == QueueType.ExecutionBehaviour.SLURM:
+            problem = slurm_options.options_problem(self.options)
+            if problem:
+                errors["options"] = problem
         if errors:
             raise ValidationError(errors)
 

@@ -31,7 +31,7 @@ __all__ = ["LANGUAGES", "arithmetic_safe", "problems"]
 
 _MARKER = "__sluice_value_{}__"
 _EXAMPLE = {"python": "v = {text}", "r": "v <- {text}"}
-LANGUAGES = {"localhost": "shell", "container": "shell", "python": "python", "r": "r"}
+LANGUAGES = {"localhost": "shell", "container": "shell", "python": "python", "r": "r", "slurm": "shell"}
 
 
 def problems(code, language, fixed=None):

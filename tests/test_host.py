@@ -15,7 +15,7 @@ def test_it_names_each_missing_part_what_it_costs_and_how_to_get_it(settings):
     assert [sentence.split(":")[0] for sentence in missing] == ["Step isolation", "R", "Slurm", "podman"]
     assert "none" in missing[0] and "make setup" in missing[0]
     assert "R tasks" in missing[1] and "apt-get install r-base-core" in missing[1]
-    assert "not needed by any executor yet" in missing[2]
+    assert "steps of Slurm queue types" in missing[2] and "apt-get install slurm-client" in missing[2]
     assert "steps of container queue types fail" in missing[3] and "SLUICE_CONTAINER_RUNTIME" in missing[3]
 
 
