@@ -25,7 +25,7 @@ LINE = "cat 1.txt | tr a-z A-Z > 1.out"
 
 
 def spec(runtime, **fields):
-    return ContainerSpec(runtime=runtime, image="sha256:abc", line=LINE, workdir="/srv/work/u/7-1", **fields)
+    return ContainerSpec(runtime=runtime, image="sha256:abc", line=LINE, workdir="/srv/sluice/u/7-1", **fields)
 
 
 # -- rendering (no runtime runs) -----------------------------------------------------------
@@ -35,7 +35,7 @@ def test_podman_gets_the_mount_no_network_limits_and_variables_by_name():
     words = argv(spec(["podman"], env_names=["SLUICE_ID", "TOKEN"], name="sluice-7-1-abc", node=7, attempt=1, cpus=2, memory_mb=512, user=(999, 995)))
     assert words == [
         "podman", "run", "--rm", "--pull=never", "--log-driver=passthrough", "--name=sluice-7-1-abc",
-        "--label=sluice.node=7", "--label=sluice.attempt=1", "--volume=/srv/work/u/7-1:/step", "--workdir=/step", "--network=none",
+        "--label=sluice.node=7", "--label=sluice.attempt=1", "--volume=/srv/sluice/u/7-1:/step", "--workdir=/step", "--network=none",
         "--cpus=2", "--memory=512m", "--user=999:995", "--env=SLUICE_ID", "--env=TOKEN", "sha256:abc", "/bin/sh", "-c", LINE,
     ]
 
@@ -46,7 +46,7 @@ def test_docker_is_rendered_by_the_same_code_and_asks_for_gpus():
     ))
     assert words == [
         "/usr/bin/docker", "--context", "lab", "run", "--rm", "--pull=never", "--name=n", "--label=sluice.node=", "--label=sluice.attempt=",
-        "--volume=/srv/work/u/7-1:/step", "--workdir=/step", "--cpus=1", "--memory=64m", "--gpus=1", "--env=SLUICE_ID", "--shm-size=1g",
+        "--volume=/srv/sluice/u/7-1:/step", "--workdir=/step", "--cpus=1", "--memory=64m", "--gpus=1", "--env=SLUICE_ID", "--shm-size=1g",
         "sha256:abc", "/bin/sh", "-c", LINE,
     ]
 
@@ -54,7 +54,7 @@ def test_docker_is_rendered_by_the_same_code_and_asks_for_gpus():
 def test_apptainer_binds_the_directory_and_takes_variables_from_its_own_prefix():
     words = argv(spec(["apptainer"], env_names=[], cpus=2, memory_mb=100, user=(999, 995), shell="/bin/bash", read_only=True))
     assert words == [
-        "apptainer", "exec", "--containall", "--bind=/srv/work/u/7-1:/step", "--pwd=/step", "--net", "--network=none",
+        "apptainer", "exec", "--containall", "--bind=/srv/sluice/u/7-1:/step", "--pwd=/step", "--net", "--network=none",
         "--cpus=2", "--memory=100M", "sha256:abc", "/bin/bash", "-c", LINE,
     ]
     env, names, values = runtime_environment(runtime_for(["apptainer"]), {"SLUICE_ID": "x", "HOME": "/step/.tmp"}, {"HOME": "/root", "APPTAINERENV_LEAK": "1"})
