@@ -379,7 +379,8 @@ class Converter:
                 self.report.mapped.append(f"job {aa_name!r} (pk {entry.pk}) -> '{name}'")
             path = f"jobs[{len(data['jobs'])}]"
             self.origins[path] = entry
-            job = {"name": name, "runnable": _bool(entry, "runnable", False), "steps": [], "validators": []}
+            # Every imported job keeps A_A's run-time semantics where Sluice's differ (Job.compat).
+            job = {"name": name, "runnable": _bool(entry, "runnable", False), "compat": "aa", "steps": [], "validators": []}
             keys = set()
             for index, step in enumerate(sorted(steps[entry.pk], key=lambda step: (_ordering(step), str(step.pk)))):
                 task = tasks[step.fields["task"]]

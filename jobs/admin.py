@@ -273,7 +273,7 @@ class JobAdmin(admin.ModelAdmin):
     inlines = (StepInline, ValidatorInline, JobPromiseInline)
     list_display = ("name", "runnable", "step_count", "short_description")
     list_editable = ("runnable",)
-    list_filter = ("runnable",)
+    list_filter = ("runnable", "compat")
     search_fields = ("name", "description")
     readonly_fields = ("diagram", "created_at", "updated_at")
     actions = ("export_yaml", "duplicate")

@@ -396,11 +396,22 @@ class Configuration(models.Model):
         return f"{self.name} {self.version}".strip()
 
 
+class Compat(models.TextChoices):
+    """Whose run-time semantics a job keeps where Sluice and Analytics Automated differ."""
+
+    SLUICE = "", "Sluice"
+    AA = "aa", "Analytics Automated"
+
+
 class Job(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[NAME])
     description = models.TextField(blank=True)
     runnable = models.BooleanField(default=True, help_text="Only runnable jobs accept submissions.")
     login_required = models.BooleanField(default=False, help_text="Only logged-in users may submit (anonymous submission is allowed otherwise).")
+    compat = models.CharField(
+        max_length=8, blank=True, default="", choices=Compat.choices,
+        help_text="Run-time semantics: Sluice's own (empty), or Analytics Automated's (aa) for a job imported from it (docs/migrating-from-aa.md).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -231,6 +231,7 @@ READERS = {
             "description": _text,
             "runnable": _flag,
             "login_required": _flag,
+            "compat": _text,
             "validators": _list(_text),
             "steps": _list(_step),
             "promises": _list(_promise),
@@ -384,7 +385,7 @@ def _write_configurations(task, items, path):
 
 def _write_job(fields, path):
     job, created = _upsert(Job, fields["name"])
-    _assign(job, fields, ["description", "runnable", "login_required"])
+    _assign(job, fields, ["description", "runnable", "login_required", "compat"])
     _save(job, path)
     _write_steps(job, fields.get("steps", []), f"{path}.steps")
     _check(job.check_steps, job, path)
@@ -570,6 +571,7 @@ def _dump_job(job):
         "description": job.description,
         "runnable": job.runnable,
         "login_required": job.login_required,
+        **({"compat": job.compat} if job.compat else {}),
         "validators": [validator.validation_type for validator in job.validators.order_by("id")],
         "steps": [
             {

@@ -53,7 +53,7 @@ def parameter(**fields):
 
 def job(name, steps, runnable=True, validators=()):
     return {
-        "name": name, "description": "", "runnable": runnable, "login_required": False, "validators": list(validators), "promises": [],
+        "name": name, "description": "", "runnable": runnable, "login_required": False, "compat": "aa", "validators": list(validators), "promises": [],
         "steps": [{"id": key, "task": task, "ordering": ordering, "after": [], "enabled": True, "when": "", "foreach": {}, "params": {}} for key, task, ordering in steps],
     }
 
