@@ -846,6 +846,7 @@ def _prepare(node, workdir):
         resources=dict(task.resources or {}),
         image=task.image,
         container_options=dict(task.container_options or {}),
+        compat=submission.job.compat,
         extra={"resources": dict(task.resources or {}), "options": dict(task.backend.options or {})},
     ), used
 

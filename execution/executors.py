@@ -60,6 +60,7 @@ class NodeRun:
     resources: dict = field(default_factory=dict)  # the task's cpus, memory_mb, time_s, gpus (jobs/resources.py)
     image: str = ""  # a container task's image and options (jobs/containers.py)
     container_options: dict = field(default_factory=dict)
+    compat: str = ""  # the job's run-time semantics: "" (Sluice) or "aa" (Analytics Automated, execution/aa_compat.py)
 
 
 @dataclass

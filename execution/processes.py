@@ -20,7 +20,7 @@ from django.conf import settings
 
 from jobs import quoting, templating
 
-from . import logs, sandbox
+from . import aa_compat, logs, sandbox
 from .executors import Executor, Finished, Outcome, gather, read_control, register
 
 __all__ = ["CONTROL_NAME", "KILL_GRACE", "LocalExecutor", "SHELL", "conclude", "group_alive", "kill_group", "open_streams", "shell_line", "step_environment"]
@@ -276,8 +276,13 @@ def _command(run):
     if run.behaviour == "localhost":
         line = shell_line(run)
         return [SHELL, "-c", line], line
-    _refuse_unsafe(run, run.behaviour)
-    code = templating.render(run.executable, _context(run), language="code")
+    if run.compat == "aa" and run.behaviour in ("python", "r"):
+        # A_A's I1.., O1.., P1.. variables, read from data files by a fixed prelude: no value is rendered into the code.
+        aa_compat.write_variables(run)
+        code = aa_compat.script(run)
+    else:
+        _refuse_unsafe(run, run.behaviour)
+        code = templating.render(run.executable, _context(run), language="code")
     if run.behaviour == "python":
         script, interpreter = ".script.py", settings.SLUICE_PYTHON or sys.executable
     elif run.behaviour == "r":

@@ -50,13 +50,8 @@ def translate(executable, behaviour, legacy, order, in_endings, out_endings, roo
     ``legacy``: the dump is from an older A_A. ``root``: the A_A backend's root path.
     """
     if behaviour not in SHELL_BEHAVIOURS:
-        problems = []
-        if executable.strip():
-            problems.append(
-                f"it is {behaviour} code: A_A gives code I1.., O1.. file handles and P1.. variables, Sluice gives $I1.., $O1.., $P1.. placeholders; "
-                "the code is imported unchanged"
-            )
-        return Translation(executable, problems=problems)
+        # Code runs as written: a compat "aa" job defines A_A's I1.., O1.., P1.. for it (execution/aa_compat.py).
+        return Translation(executable)
     return _Translator(executable, legacy, order, in_endings, out_endings, root).run(behaviour)
 
 

@@ -579,6 +579,8 @@ class TaskConversion:
             )
         if result.text != executable:
             self.note(f"executable {executable!r} -> {result.text!r} ({'; '.join(result.changes)})")
+        if self.backend["behaviour"] not in aa_commands.SHELL_BEHAVIOURS and executable.strip():
+            self.note(f"{self.backend['behaviour']} code imported unchanged: its jobs are compat: aa, which define A_A's I1.., O1.., P1.. for it")
         return result.text
 
     # Environment, configurations and behaviours

@@ -188,7 +188,7 @@ def test_the_current_models_import_row_by_row():
         job("cluster_job", [("cluster_align", "cluster_align", 5), ("cluster_align_2", "cluster_align", 5)], validators=["seq", "pdb"]),
         job("count_label", [("count_words", "count_words", 0), ("label", "label", 1)], validators=["none"]),
         job("draft", [], runnable=False),
-        job("r_job", [("r_summary", "r_summary", 0)], runnable=False),
+        job("r_job", [("r_summary", "r_summary", 0)]),  # its R code runs with A_A's I1.., O1.., P1.. (compat: aa)
     ]
     assert [p.rest_name for p in Parameter.objects.filter(task__name="label")] == ["label_tag", "label_word", "label_value"]
     text = report.render()
@@ -198,7 +198,7 @@ def test_the_current_models_import_row_by_row():
         "queue type 'gridengine': execution behaviour GridEngine -> slurm",
         "backend 'ge_cluster': GridEngine runs on Slurm; the dump names no queue",
         "job 'cluster_job': validator 'mp3' has no Sluice equivalent",
-        "job 'r_job' is imported not runnable: its step 'r_summary' runs task 'r_summary'",
+        "task 'r_summary': r code imported unchanged: its jobs are compat: aa, which define A_A's I1.., O1.., P1.. for it",
         "job 'draft' is imported not runnable: it has no steps",
         "configuration 'notes' is of type Misc., which Sluice does not have; recorded as software",
     ):
@@ -425,12 +425,14 @@ def test_a_parameter_placeholder_beyond_the_parameters_is_dropped_as_the_shell_d
     assert "$P2 removed (there is no such parameter" in text
 
 
-def test_python_code_is_imported_unchanged_and_not_runnable():
-    # A_A's pythonRunner opens I1.., O1.. and sets P1.. for the code (CommandRunner pythonRunner.py, prepare()).
+def test_python_code_is_imported_unchanged_and_runnable_with_aa_semantics():
+    # A_A's pythonRunner opens I1.., O1.. and sets P1.. for the code (CommandRunner pythonRunner.py, prepare()):
+    # the job is compat "aa", which defines them (tests/test_aa_compat.py).
     task_row, job_row, text = _import(_dump("print(open('x').read())", behaviour=4))
     assert task_row.executable == "print(open('x').read())"
-    assert not job_row.runnable
-    assert "it is python code" in text
+    assert job_row.runnable
+    assert job_row.compat == "aa"
+    assert "python code imported unchanged" in text
 
 
 def test_a_non_numeric_exit_status_is_refused_naming_the_entry():

@@ -1,0 +1,93 @@
+"""Jobs with ``compat: aa`` keep Analytics Automated's run-time semantics; default jobs keep Sluice's.
+
+Each assertion on A_A behaviour names where that behaviour comes from: a test
+or the code of A_A (``analytics_automated``) or of the ``commandRunner``
+package A_A runs its commands with.
+"""
+import json
+
+import pytest
+
+from execution.local import SynchronousRunner
+from execution.models import Result
+from tests.factories import make_backend, make_job, make_parameter, make_queue_type, make_task
+
+pytestmark = pytest.mark.django_db
+
+ATTACK = "x'}\nimport os; os.system('touch pwned')\n{'y': '"
+
+
+def run(job, **kwargs):
+    return SynchronousRunner(job, **kwargs).init().process()
+
+
+def result_text(submission, ending):
+    result = Result.objects.get(submission=submission, ending=ending, superseded=False)
+    with result.file.open("rb") as handle:
+        return handle.read().decode()
+
+
+def code_backend(behaviour):
+    return make_backend(behaviour, queue_type=make_queue_type(behaviour, behaviour))
+
+
+# 1. Python and R code gets I1.., O1.., P1..
+
+PYTHON_VARIABLES = """\
+import json
+json.dump({"input": I1.read(), "p1": P1, "p2": P2, "output_name": O1.name, "input_name": I1.name}, O1)
+"""
+
+
+def python_job(compat, executable=PYTHON_VARIABLES, value="7"):
+    task = make_task("py", executable, backend=code_backend("python"), in_glob=".input", out_glob=".json")
+    make_parameter(task, "size", flag="-s", default=value)
+    make_parameter(task, "verbose", flag="-v", bool_valued=True, type="bool", default="true")
+    return make_job("pyjob", steps=[task], compat=compat)
+
+
+def test_python_code_of_an_aa_job_gets_open_files_and_parameter_variables():
+    submission = run(python_job("aa"), input=b"ACGT\n")
+    assert submission.status == "complete", submission.last_message
+    data = json.loads(result_text(submission, ".json"))
+    # commandRunner pythonRunner.prepare: I<n> = open(<staged file>, 'r'); O<n> = open(<ID><out ending>, 'w')
+    # (tests/test_pythonRunner.py test_prepare_with_just_infiles, test_prepare_with_outfiles).
+    assert data["input"] == "ACGT\n"
+    assert data["input_name"] == f"{submission.uuid}.input"
+    assert data["output_name"] == f"{submission.uuid}.json"
+    # P<n> = {flag: value} for a valued parameter, True for a flag
+    # (tests/test_pythonRunner.py test_prepare_with_params: "P1 = True ... P3 = {'-a': '12'}").
+    assert data["p1"] == {"-s": "7"}
+    assert data["p2"] is True
+
+
+def test_an_attackers_value_in_p1_stays_data():
+    # A_A pasted the value between quotes into the code (commandRunner pythonRunner.prepare); here it is read from a file.
+    code = "import os\nO1.write(P1['-s'] + '|' + str(os.path.exists('pwned')))\n"
+    submission = run(python_job("aa", executable=code), input=b"x", params={"py_size": ATTACK})
+    assert submission.status == "complete", submission.last_message
+    assert result_text(submission, ".json") == ATTACK + "|False"
+    assert ATTACK not in submission.nodes.get().command
+
+
+def test_python_code_of_a_default_job_has_no_aa_variables():
+    submission = run(python_job(""), input=b"ACGT\n")
+    # Sluice's own semantics: the code names $I1, $O1, $P1 placeholders; I1 is undefined.
+    assert submission.status == "error"
+    assert "NameError" in submission.nodes.get().message + submission.last_message
+
+
+R_VARIABLES = """\
+writeLines(c(readLines(I1), P1[["-s"]], as.character(isTRUE(P2))), O1)
+"""
+
+
+def test_r_code_of_an_aa_job_gets_open_connections_and_parameter_variables():
+    task = make_task("rtask", R_VARIABLES, backend=code_backend("r"), in_glob=".input", out_glob=".txt")
+    make_parameter(task, "size", flag="-s", default="7")
+    make_parameter(task, "verbose", flag="-v", bool_valued=True, type="bool", default="true")
+    submission = run(make_job("rjob", steps=[task], compat="aa"), input=b"ACGT\n", params={"rtask_size": ATTACK})
+    assert submission.status == "complete", submission.last_message
+    # commandRunner rRunner.prepare: I<n> <- file(<staged>, 'r'), O<n> <- file(<ID><ending>, 'w'),
+    # P<n> <- list(); P<n>[[flag]] <- value, or P<n> <- TRUE for a flag (tests/test_rRunner.py).
+    assert result_text(submission, ".txt") == f"ACGT\n{ATTACK}\nTRUE\n"
