@@ -17,7 +17,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from jobs import dag, expressions, mappings, templating
-from jobs.models import Job, QueueType, Task
+from jobs.models import Compat, Job, QueueType, Task
 
 from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, stored, verdicts, workdirs
 from .errors import MissingInput, SubmissionInvalid
@@ -857,6 +857,8 @@ def _inputs(node, endings):
     An ending takes the nearest done ancestor's file (then the upload); a
     foreach instance over files takes its own file; a "*" ending gathers
     every done ancestor's file with that ending, staged as ``<ID>.<n><ending>``.
+    A job with ``compat: aa`` stages as Analytics Automated did instead
+    (``_aa_inputs``).
 
     Raises:
         MissingInput: no ancestor, nor the upload, has a file with a (non-gathering) ending.
@@ -864,6 +866,9 @@ def _inputs(node, endings):
     if not endings:
         return {}, [], []
     ancestors = graph.ancestors_nearest_first(node.key, edge_keys(node.submission_id))
+    compat = node.submission.job.compat == Compat.AA
+    if compat and not ancestors:
+        return _aa_first_inputs(node, endings)
     rank = {key: position for position, key in enumerate(ancestors)}
     plain = {ending.lstrip("*") for ending in endings}
     candidates = [
@@ -880,17 +885,42 @@ def _inputs(node, endings):
             names.append(staged)
             used.extend(gathered)
             continue
-        matching = [r for r in candidates if r.ending == ending]
-        chosen = next((r for r in matching if r.pk == own), None) or min(
-            matching, key=lambda r: (len(rank) if r.node_id is None else rank[r.node.key], r.pk), default=None
-        )
-        if chosen is None:
-            raise MissingInput(node.key, ending)
+        matching = sorted((r for r in candidates if r.ending == ending), key=lambda r: (len(rank) if r.node_id is None else rank[r.node.key], r.pk))
+        chosen = next((r for r in matching if r.pk == own), None) or (matching[0] if matching else None)
         name = f"{node.submission.file_id}{ending}"
-        writers[name] = _writer(chosen)
         names.append(name)
+        if chosen is None:
+            if compat:  # A_A ran the step without it (its check is commented out: tasks.py, get_data)
+                continue
+            raise MissingInput(node.key, ending)
+        writers[name] = _writer(chosen)
         used.append(chosen)
+        if compat:
+            _aa_add_earlier(node, ending, [r for r in matching if r.node_id and r is not chosen], writers, used)
     return writers, names, used
+
+
+def _aa_first_inputs(node, endings):
+    """A_A's first stage: the upload, staged under the first in-glob ending, and nothing else (tasks.py, get_data)."""
+    file_id = node.submission.file_id
+    names = [[] if ending.startswith("*") else f"{file_id}{ending}" for ending in endings]
+    upload = Result.objects.filter(submission_id=node.submission_id, node__isnull=True, ending=".input", superseded=False).order_by("pk").first()
+    if upload is None or endings[0].startswith("*"):
+        return {}, names, []
+    return {names[0]: _writer(upload)}, names, [upload]
+
+
+def _aa_add_earlier(node, ending, others, writers, used):
+    """Stage every other earlier result with ``ending`` too, as A_A copied them all (tasks.py, get_data).
+
+    They are named ``<ID>.aa<n><ending>``, nearest first: the name is Sluice's,
+    never the user's, and still ends with the ending a step may look for.
+    """
+    for number, result in enumerate(others, start=1):
+        name = f"{node.submission.file_id}.aa{number}{ending}"
+        if name not in writers:
+            writers[name] = _writer(result)
+            used.append(result)
 
 
 def _writer(result):

@@ -91,3 +91,66 @@ def test_r_code_of_an_aa_job_gets_open_connections_and_parameter_variables():
     # commandRunner rRunner.prepare: I<n> <- file(<staged>, 'r'), O<n> <- file(<ID><ending>, 'w'),
     # P<n> <- list(); P<n>[[flag]] <- value, or P<n> <- TRUE for a flag (tests/test_rRunner.py).
     assert result_text(submission, ".txt") == f"ACGT\n{ATTACK}\nTRUE\n"
+
+
+# 2. Later stages receive every earlier result with an in-glob ending
+
+
+def three_steps(compat):
+    far = make_task("far", "echo far", stdout_glob=".txt")
+    near = make_task("near", "echo near", stdout_glob=".txt")
+    # Lists every staged .txt file in name order, then the content of $I1.
+    reader = make_task("reader", "cat $(ls *.txt | sort); echo I1=$(cat $I1)", in_glob=".txt", stdout_glob=".seen")
+    return make_job(f"three_{compat or 'sluice'}", steps=[far, near, reader], compat=compat)
+
+
+def test_a_later_stage_of_an_aa_job_receives_every_earlier_result_with_its_ending():
+    submission = run(three_steps("aa"))
+    assert submission.status == "complete", submission.last_message
+    # A_A's get_data copies every Result of steps <= previous_step whose name has an in-glob ending
+    # into the working directory (analytics_automated/tasks.py, get_data).
+    seen = result_text(submission, ".seen").split("\n")
+    assert sorted(seen[:2]) == ["far", "near"]
+    # $I1 is still the nearest one, <ID>.txt.
+    assert seen[2] == "I1=near"
+
+
+def test_a_later_stage_of_a_default_job_receives_only_the_nearest_result():
+    submission = run(three_steps(""))
+    assert result_text(submission, ".seen") == "near\nI1=near\n"
+
+
+def test_an_aa_step_missing_an_ending_still_runs_as_in_aa():
+    first = make_task("first", "echo a", stdout_glob=".txt")
+    second = make_task("second", "cat $I1; test -e $I2 || echo no-I2", in_glob=".txt, .absent", stdout_glob=".seen")
+    # A_A's check that every in-glob was found is commented out (analytics_automated/tasks.py, get_data).
+    submission = run(make_job("missing_aa", steps=[first, second], compat="aa"))
+    assert submission.status == "complete", submission.last_message
+    assert result_text(submission, ".seen") == "a\nno-I2\n"
+    # Sluice's own semantics: a missing input fails the step.
+    default = run(make_job("missing_sluice", steps=[first, second]))
+    assert default.status == "error"
+
+
+# 3. The upload goes to every first-stage step under its first in-glob ending
+
+
+def first_stage(compat):
+    left = make_task("left", "cat $I1 > $O1", in_glob=".fasta, .other", out_glob=".left")
+    right = make_task("right", "cat $I1 > $O1", in_glob=".pdb", out_glob=".right")
+    return make_job(f"first_{compat or 'sluice'}", steps=[left, ("right", right, {"ordering": 0})], compat=compat)
+
+
+def test_the_upload_goes_to_every_first_stage_step_of_an_aa_job_under_its_first_ending():
+    submission = run(first_stage("aa"), input=b">s\nACGT\n")
+    assert submission.status == "complete", submission.last_message
+    # A_A's get_data, step 1: data_dict[<ID>.<first in_glob ending>] = the upload, for every task of
+    # the first step (analytics_automated/tasks.py, get_data; build_file_globs takes in_globs[0]).
+    assert result_text(submission, ".left") == ">s\nACGT\n"
+    assert result_text(submission, ".right") == ">s\nACGT\n"
+
+
+def test_a_first_stage_step_of_a_default_job_reads_the_upload_only_as_input():
+    submission = run(first_stage(""), input=b">s\nACGT\n")
+    assert submission.status == "error"
+    assert not Result.objects.filter(submission=submission, ending=".left").exists()
