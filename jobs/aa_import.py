@@ -453,10 +453,8 @@ class TaskConversion:
         if self.first_only and in_endings and in_endings[0] != ".input":
             executable = self.stage_upload(executable, in_endings)
         elif self.first_and_later and in_endings and in_endings[0] != ".input":
-            self.problems.append(
-                f"it is a first step in one job and a later step in another: A_A gave its first ending {in_endings[0]} the upload only when first; "
-                f"Sluice reads the upload as .input"
-            )
+            # Its jobs are compat "aa": a first-stage step gets the upload under its first ending, as A_A's did.
+            self.note(f"a first step in one job and a later step in another: its first ending {in_endings[0]} takes the upload where it runs first (compat: aa)")
         stdout = "." + _text(fields.get("stdout_glob")).strip().lstrip(".") if _text(fields.get("stdout_glob")).strip() else ".stdout"
         # A_A always sends stdout to <ID><stdout ending>, but keeps that file only when an out_glob ending gathers it.
         stdout_glob = stdout if stdout in out_endings else ""

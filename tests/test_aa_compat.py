@@ -154,3 +154,37 @@ def test_a_first_stage_step_of_a_default_job_reads_the_upload_only_as_input():
     submission = run(first_stage(""), input=b">s\nACGT\n")
     assert submission.status == "error"
     assert not Result.objects.filter(submission=submission, ending=".left").exists()
+
+
+# importaa: jobs it imports are compat "aa", and their Python code runs
+
+
+def test_an_imported_python_job_runs_with_aa_variables_and_a_task_first_in_one_job_later_in_another():
+    from jobs.aa_import import import_dumps
+    from jobs.models import Job
+
+    entries = [
+        {"model": "analytics_automated.queuetype", "pk": 1, "fields": {"name": "sh", "execution_behaviour": 1}},
+        {"model": "analytics_automated.queuetype", "pk": 2, "fields": {"name": "py", "execution_behaviour": 4}},
+        {"model": "analytics_automated.backend", "pk": 1, "fields": {"name": "local", "root_path": "/srv/aa/", "queue_type": 1}},
+        {"model": "analytics_automated.backend", "pk": 2, "fields": {"name": "python", "root_path": "/srv/aa/", "queue_type": 2}},
+        {"model": "analytics_automated.task", "pk": 1, "fields": {"backend": 2, "name": "upper", "in_glob": ".fasta", "out_glob": ".up", "executable": "O1.write(I1.read().upper() + P1['-n'])"}},
+        {"model": "analytics_automated.task", "pk": 2, "fields": {"backend": 1, "name": "make", "in_glob": ".input", "out_glob": ".fasta", "executable": "cp $INPUT $ID.fasta"}},
+        {"model": "analytics_automated.parameter", "pk": 1, "fields": {"task": 1, "flag": "-n", "rest_alias": "n", "default": "!", "bool_valued": False}},
+        {"model": "analytics_automated.job", "pk": 1, "fields": {"name": "alone", "runnable": True}},
+        {"model": "analytics_automated.job", "pk": 2, "fields": {"name": "after", "runnable": True}},
+        {"model": "analytics_automated.step", "pk": 1, "fields": {"job": 1, "task": 1, "ordering": 0}},
+        {"model": "analytics_automated.step", "pk": 2, "fields": {"job": 2, "task": 2, "ordering": 0}},
+        {"model": "analytics_automated.step", "pk": 3, "fields": {"job": 2, "task": 1, "ordering": 1}},
+    ]
+    import_dumps([("dump.json", json.dumps(entries))])
+    alone, after = Job.objects.get(name="alone"), Job.objects.get(name="after")
+    assert (alone.runnable, alone.compat, after.runnable, after.compat) == (True, "aa", True, "aa")
+    # First in "alone": the upload is its .fasta (tasks.py, get_data, step 1); I1 and P1 are pythonRunner's.
+    first = run(alone, input=b"acgt")
+    assert first.status == "complete", first.last_message
+    assert result_text(first, ".up") == "ACGT!"
+    # Later in "after": its .fasta is the earlier step's result (tasks.py, get_data, later steps).
+    later = run(after, input=b"tttt", params={"upper_n": "?"})
+    assert later.status == "complete", later.last_message
+    assert result_text(later, ".up") == "TTTT?"
