@@ -45,7 +45,8 @@ COMPLETIONS = {0: "continue", 1: "terminate", 3: "fail"}
 # A_A's Configuration.CONFIGURATION_CHOICES.
 CONFIGURATION_KINDS = {0: "software", 1: "dataset"}
 # A_A's validators are functions named by ValidatorTypes.name; pdb_file is Sluice's pdb.
-VALIDATORS = {"none": "none", "seq": "seq", "pdb_file": "pdb", "png": "png", "gif": "gif", "jpeg": "jpeg"}
+# A_A's seq and pdb_file keep their own rules (jobs/validators.py, aa_seq and aa_pdb_file).
+VALIDATORS = {"none": "none", "seq": "aa_seq", "pdb_file": "aa_pdb_file", "png": "png", "gif": "gif", "jpeg": "jpeg"}
 
 
 

@@ -3,7 +3,9 @@
 Each takes the uploaded data (``bytes``) and returns ``None`` when it is
 acceptable, or raises ``UploadInvalid`` with a message a submitter can act on.
 ``VALIDATORS`` maps the names used in job configuration to the functions;
-``seq`` is the seed service's name for ``fasta``.
+``seq`` is the seed service's name for ``fasta``. ``aa_seq`` and
+``aa_pdb_file`` keep the rules of Analytics Automated's ``seq`` and
+``pdb_file``, which ``importaa`` selects for the jobs it imports.
 """
 import csv
 import io
@@ -94,6 +96,63 @@ def csv_(data):
             raise UploadInvalid(f"expected CSV with {width} columns but row {number} has {len(row)}")
 
 
+# Analytics Automated's rules (its validators.py): a protein sequence of 30 to 1500 residues,
+# not nucleotides, in the 20 amino acids plus X and '-'; an alignment's sequences all of one length.
+AA_SEQ_MIN, AA_SEQ_MAX = 30, 1500
+_AA_RESIDUES = re.compile(r"[ACDEFGHIKLMNPQRSTVWYX-]*", re.IGNORECASE)
+_NUCLEOTIDES = set("ATCGUNatcgun")
+
+
+def aa_seq(data):
+    """A protein sequence or alignment, by Analytics Automated's ``seq`` rules.
+
+    One header at most: the lines that are not headers (``>``) or comments
+    (``;``) make one sequence. More headers: an alignment, whose sequences
+    must each pass and all be as long as the first.
+    """
+    text = _decode(data, "a protein sequence in FASTA")
+    lines = text.splitlines()
+    if text.count(">") <= 1:
+        residues = "".join(line for line in lines if not line.startswith((">", ";")))
+        if not residues:
+            raise UploadInvalid("expected a protein sequence but the upload holds none")
+        _aa_check_sequence(residues, "the sequence")
+        return
+    sequences = []
+    for number, line in enumerate(lines, start=1):
+        if line.startswith(">"):
+            sequences.append("")
+        elif not sequences:
+            raise UploadInvalid(f"expected an alignment in FASTA but line {number} comes before the first '>' header")
+        else:
+            sequences[-1] += line
+    # A_A compares the alignment's total residues with the first sequence's length times the count.
+    total = sum(len(residues) for residues in sequences)
+    if total != len(sequences[0]) * len(sequences):
+        raise UploadInvalid(
+            f"expected an alignment of equally long sequences but its {len(sequences)} sequences hold {total} residues, "
+            f"not {len(sequences)} x {len(sequences[0])} (the first one's length)"
+        )
+    for number, residues in enumerate(sequences, start=1):
+        _aa_check_sequence(residues, f"sequence {number}")
+
+
+def _aa_check_sequence(residues, which):
+    if not AA_SEQ_MIN <= len(residues) <= AA_SEQ_MAX:
+        raise UploadInvalid(f"expected {AA_SEQ_MIN} to {AA_SEQ_MAX} residues but {which} has {len(residues)}")
+    if sum(residue in _NUCLEOTIDES for residue in residues) / len(residues) >= 0.95:
+        raise UploadInvalid(f"expected a protein sequence but {which} looks like nucleotides (95% or more A, C, G, T, U, N)")
+    if not _AA_RESIDUES.fullmatch(residues):
+        bad = sorted(set(re.sub(r"[ACDEFGHIKLMNPQRSTVWYX-]", "", residues, flags=re.IGNORECASE)))
+        raise UploadInvalid(f"expected amino-acid letters (ACDEFGHIKLMNPQRSTVWY, X, '-') but {which} holds {''.join(bad)[:20]!r}")
+
+
+def aa_pdb_file(data):
+    """A PDB file by Analytics Automated's ``pdb_file`` rule: some ``ATOM <number>`` anywhere, in any case."""
+    if not re.search(r"ATOM\s+\d+", _decode(data, "PDB"), re.IGNORECASE):
+        raise UploadInvalid("expected a PDB file but found no 'ATOM <serial number>' record")
+
+
 def _decode(data, what):
     try:
         return data.decode("utf-8")
@@ -111,6 +170,8 @@ VALIDATORS = {
     "jpeg": jpeg,
     "json": json_,
     "csv": csv_,
+    "aa_seq": aa_seq,
+    "aa_pdb_file": aa_pdb_file,
 }
 
 

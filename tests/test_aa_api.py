@@ -133,11 +133,13 @@ def test_endpoints_list_a_uri_per_runnable_job(imported):
     response = APIClient().get(AA + "/endpoints/?format=json")
     assert response.status_code == 200
     # A_A test_api_requests.py test_return_of_available_endpoint_types: {"jobs": [URI template]}, bools as [TRUE/FALSE].
-    # r_job and draft are imported not runnable, and hidden is not runnable: only runnable jobs are listed.
+    # draft is imported not runnable, and hidden is not runnable: only runnable jobs are listed
+    # (r_job is runnable: its R code gets A_A's variables, as the job is compat: aa).
     assert response.json() == {"jobs": [
         "/submission/&job=count_label&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]"
         "&count_words_words=[TRUE/FALSE]&label_tag=[VALUE]&label_word=[VALUE]&label_value=[VALUE]",
         "/submission/&job=cluster_job&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]&cluster_align_threads=[VALUE]",
+        "/submission/&job=r_job&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]",
     ]}
 
 

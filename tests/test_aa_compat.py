@@ -188,3 +188,73 @@ def test_an_imported_python_job_runs_with_aa_variables_and_a_task_first_in_one_j
     later = run(after, input=b"tttt", params={"upper_n": "?"})
     assert later.status == "complete", later.last_message
     assert result_text(later, ".up") == "TTTT?"
+
+
+# 4. A_A's validators' rules, as aa_seq and aa_pdb_file (importaa selects them for A_A's seq and pdb_file)
+
+PROTEIN = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEK"  # 53 residues
+
+
+def validated_job(name, validator):
+    from jobs.models import Validator
+
+    job = make_job(name, steps=[make_task(f"{name}_t", "cat $I1", in_glob=".input", stdout_glob=".out")], compat="aa")
+    Validator.objects.create(job=job, validation_type=validator)
+    return job
+
+
+def refusal(job, upload):
+    from execution.errors import SubmissionInvalid
+
+    with pytest.raises(SubmissionInvalid) as caught:
+        run(job, input=upload)
+    return str(caught.value.errors if hasattr(caught.value, "errors") else caught.value)
+
+
+@pytest.mark.parametrize(
+    "upload, why",
+    [
+        # A_A validators.py __test_seq: fewer than 30 residues is refused, so 3 residues are.
+        (b">p\nMKT\n", "30 to 1500 residues"),
+        # __test_seq: more than 1500 is refused.
+        (b">p\n" + b"M" * 1501 + b"\n", "30 to 1500 residues"),
+        # __test_seq: 95% or more of A/T/C/G/U/N is nucleotides (test_validators.py, testRejectNucleotide).
+        (b">n\n" + b"ACGT" * 10 + b"\n", "nucleotides"),
+        # __test_seq: only ACDEFGHIKLMNPQRSTVWYX- (B is not among them) (test_validators.py, testRejectBadSeq).
+        (b">p\n" + PROTEIN.encode() + b"B\n", "'B'"),
+        # seq: a header and no residues holds no sequence (test_validators.py, testRejectNoSeq).
+        (b">p\n\n", "holds none"),
+        # seq: an alignment whose residues are not count x the first's length (test_validators.py, testRejectBadMSA).
+        (f">a\n{PROTEIN}\n>b\n{PROTEIN[:-5]}\n".encode(), "equally long"),
+        # seq: every sequence of an alignment passes __test_seq (test_validators.py, testRejectMSAWithBadChar).
+        (f">a\n{PROTEIN}\n>b\n{PROTEIN[:-1]}B\n".encode(), "sequence 2"),
+    ],
+)
+def test_aa_seq_refuses_what_aa_refused(upload, why):
+    assert why in refusal(validated_job("seqjob", "aa_seq"), upload)
+
+
+def test_aa_seq_accepts_a_protein_and_an_alignment():
+    job = validated_job("seqjob", "aa_seq")
+    # test_validators.py, testAcceptFasta and testAcceptMSA.
+    assert run(job, input=f">p\n{PROTEIN[:30]}\n{PROTEIN[30:]}\n".encode()).status == "complete"
+    assert run(job, input=f">a\n{PROTEIN}\n>b\n{PROTEIN.lower()}\n".encode()).status == "complete"
+
+
+def test_sluices_own_seq_still_accepts_nucleotides():
+    job = validated_job("plainseq", "seq")
+    assert run(job, input=b">n\nACGTACGT\n").status == "complete"
+
+
+def test_aa_pdb_file_wants_an_atom_record_in_any_case():
+    job = validated_job("pdbjob", "aa_pdb_file")
+    # A_A validators.py pdb_file: re.search("ATOM\\s+\\d+", re.IGNORECASE) (test_validators.py, testAcceptValidPDB, testRegjectInvalidPDB).
+    assert run(job, input=b"REMARK x\natom      1  N   MET A   1\n").status == "complete"
+    assert "ATOM <serial number>" in refusal(job, f">p\n{PROTEIN}\n".encode())
+
+
+def test_importaa_selects_the_aa_validators():
+    from jobs.aa_import import VALIDATORS
+
+    # A_A's ValidatorTypes names are the functions of its validators.py.
+    assert VALIDATORS["seq"] == "aa_seq" and VALIDATORS["pdb_file"] == "aa_pdb_file"

@@ -185,7 +185,7 @@ def test_the_current_models_import_row_by_row():
     # Steps of equal ordering run together (A_A tests/test_api_chainconstruction.py, test__construct_group_chain_string).
     # Validators are named by ValidatorTypes.name, the functions of A_A's validators.py (A_A tests/test_validators.py).
     assert catalogue["jobs"] == [
-        job("cluster_job", [("cluster_align", "cluster_align", 5), ("cluster_align_2", "cluster_align", 5)], validators=["seq", "pdb"]),
+        job("cluster_job", [("cluster_align", "cluster_align", 5), ("cluster_align_2", "cluster_align", 5)], validators=["aa_seq", "aa_pdb_file"]),
         job("count_label", [("count_words", "count_words", 0), ("label", "label", 1)], validators=["none"]),
         job("draft", [], runnable=False),
         job("r_job", [("r_summary", "r_summary", 0)]),  # its R code runs with A_A's I1.., O1.., P1.. (compat: aa)

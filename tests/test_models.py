@@ -120,6 +120,8 @@ GOOD = {
     "jpeg": b"\xff\xd8\xff\xe0....",
     "json": b'{"a": [1, 2]}',
     "csv": b"a,b\n1,2\n3,4\n",
+    "aa_seq": b">p\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEK\n",
+    "aa_pdb_file": b"atom     1  N   MET\n",
 }
 BAD = {
     "fasta": b">seq1\nAC GT 12\n",
@@ -130,6 +132,8 @@ BAD = {
     "jpeg": b"nope",
     "json": b"{",
     "csv": b"a,b\n1\n",
+    "aa_seq": b">p\nMKTAYIAKQR\n",
+    "aa_pdb_file": b"HETATM    1  O   HOH\n",
 }
 
 
