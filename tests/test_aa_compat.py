@@ -31,6 +31,44 @@ def code_backend(behaviour):
     return make_backend(behaviour, queue_type=make_queue_type(behaviour, behaviour))
 
 
+# The field: YAML and admin
+
+
+CATALOGUE = """\
+queue_types: [{name: localhost, execution_behaviour: localhost}]
+backends: [{name: local, queue_type: localhost}]
+tasks: [{name: echo, backend: local, executable: echo hi, stdout_glob: .txt}]
+jobs: [{name: kept, compat: %s, steps: [{id: echo, task: echo, ordering: 0}]}]
+"""
+
+
+def test_compat_goes_through_yaml_and_a_wrong_value_is_refused():
+    from jobs.models import Job
+    from jobs.yaml_io import CatalogueError, dump_catalogue, load_text
+
+    load_text(CATALOGUE % "aa")
+    assert Job.objects.get(name="kept").compat == "aa"
+    assert dump_catalogue(["kept"])["jobs"][0]["compat"] == "aa"
+    with pytest.raises(CatalogueError, match="compat"):
+        load_text(CATALOGUE % "bb")
+    assert Job.objects.get(name="kept").compat == "aa"
+
+
+def test_a_default_job_dumps_without_compat():
+    from jobs.yaml_io import dump_catalogue
+
+    make_job("plain", steps=[make_task("t", "true")])
+    assert "compat" not in dump_catalogue(["plain"])["jobs"][0]
+
+
+def test_staff_set_compat_in_admin(client, staff):
+    client.force_login(staff)
+    job = make_job("adminjob", steps=[make_task("t", "true")])
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="compat"' in page.content and b"Analytics Automated" in page.content
+
+
 # 1. Python and R code gets I1.., O1.., P1..
 
 PYTHON_VARIABLES = """\
