@@ -58,6 +58,8 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     input_data = _upload(input_data)
     errors = {}
     reader = next((step.key for step in steps if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
+    if reader is None and job.compat == Compat.AA:
+        reader = _aa_upload_reader(job, steps, disabled)
     if reader and input_data is None:
         errors["input_data"] = [f"job '{job.name}' needs an upload: step '{reader}' reads it; send input_data"]
     try:
@@ -86,6 +88,16 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     return submission
 
 
+
+
+def _aa_upload_reader(job, steps, disabled):
+    """The first enabled first-stage step of a compat "aa" job that reads the upload (under its first in-glob ending), or None."""
+    later = {after for _, after in dag.step_edges(job.step_specs(steps))}
+    for step in steps:
+        endings = step.task.in_endings
+        if step.enabled and step.key not in disabled and step.key not in later and endings and not endings[0].startswith("*"):
+            return step.key
+    return None
 
 
 def _upload(data):

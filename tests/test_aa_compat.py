@@ -188,6 +188,15 @@ def test_the_upload_goes_to_every_first_stage_step_of_an_aa_job_under_its_first_
     assert result_text(submission, ".right") == ">s\nACGT\n"
 
 
+def test_an_aa_job_whose_first_stage_reads_the_upload_needs_one():
+    from execution.errors import SubmissionInvalid
+
+    # A_A's submission API requires input_data (api.py, SubmissionDetails.post: "Input does not contain all required fields"),
+    # and its first step reads it under the first in-glob ending (tasks.py, get_data).
+    with pytest.raises(SubmissionInvalid, match="needs an upload: step 'left' reads it"):
+        run(first_stage("aa"))
+
+
 def test_a_first_stage_step_of_a_default_job_reads_the_upload_only_as_input():
     submission = run(first_stage(""), input=b">s\nACGT\n")
     assert submission.status == "error"
