@@ -869,11 +869,13 @@ def _inputs(node, endings):
     An ending takes the nearest done ancestor's file (then the upload); a
     foreach instance over files takes its own file; a "*" ending gathers
     every done ancestor's file with that ending, staged as ``<ID>.<n><ending>``.
-    A job with ``compat: aa`` stages as Analytics Automated did instead
-    (``_aa_inputs``).
+    A job with ``compat: aa`` stages as Analytics Automated did: a step with
+    no ancestor gets the upload under its first ending (``_aa_first_inputs``),
+    a later one every done ancestor's file with an ending (``_aa_add_earlier``),
+    and a missing file is left out.
 
     Raises:
-        MissingInput: no ancestor, nor the upload, has a file with a (non-gathering) ending.
+        MissingInput: no ancestor, nor the upload, has a file with a (non-gathering) ending (never for ``compat: aa``).
     """
     if not endings:
         return {}, [], []
