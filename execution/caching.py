@@ -34,6 +34,8 @@ def key_for(node, run, inputs):
     }
     if run.image:  # only for container tasks, so that other tasks' keys stay as they were
         definition.update(image=run.image, container_options=run.container_options, resources=run.resources)
+    if run.compat:  # A_A's semantics stage other files and run code differently: never reuse across them
+        definition["compat"] = run.compat
     digest.update(json.dumps(definition, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

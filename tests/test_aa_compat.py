@@ -305,3 +305,12 @@ def test_importaa_selects_the_aa_validators():
 
     # A_A's ValidatorTypes names are the functions of its validators.py.
     assert VALIDATORS["seq"] == "aa_seq" and VALIDATORS["pdb_file"] == "aa_pdb_file"
+
+
+def test_a_cached_step_is_not_reused_between_an_aa_job_and_a_default_job():
+    task = make_task("cached", "print('I1' in globals())", backend=code_backend("python"), in_glob=".input", stdout_glob=".seen", cache=True)
+    default = run(make_job("cache_sluice", steps=[task]), input=b"same")
+    compat = run(make_job("cache_aa", steps=[task], compat="aa"), input=b"same")
+    # Same task, same upload: only the job's semantics differ, and the aa run is run, not taken from the cache.
+    assert compat.nodes.get().status == "succeeded"
+    assert (result_text(default, ".seen"), result_text(compat, ".seen")) == ("False\n", "True\n")
