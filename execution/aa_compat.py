@@ -5,8 +5,9 @@ A_A ran a Python or R task's code with variables defined in front of it:
 (write) file ``<ID><n-th out-glob ending>``, and ``P<n>`` for the n-th
 parameter: ``{flag: value}`` (the value as text) for a valued one, ``True``
 for a flag. A_A pasted the values into the code; here they never become code.
-The code is run unchanged behind a fixed prelude, and the prelude reads the
-names and values from files in the working directory (``.aa_variables/``):
+The code is run unchanged after a fixed prelude (Python's from a file of
+its own, ``.aa_code.py``), and the prelude reads the names and values from
+files in the working directory (``.aa_variables/``):
 
 - ``I<n>``: the staged file's name (absent when the step has no such file);
 - ``O<n>``: the output file's name;
@@ -50,6 +51,10 @@ def _aa_define():
 
 globals().update(_aa_define())
 del _aa_define
+with open(".aa_code.py", encoding="utf-8") as _aa_source:
+    _aa_code = compile(_aa_source.read(), ".aa_code.py", "exec")
+del _aa_source
+exec(_aa_code)
 '''
 
 R_PRELUDE = '''\
@@ -108,11 +113,17 @@ def write_variables(run):
 
 
 def script(run):
-    """The code to run: the fixed prelude, then the task's code as written (A_A put no placeholders into code)."""
+    """The script to run: the fixed prelude and the task's code as written (A_A put no placeholders into code).
+
+    Python's code goes to a file of its own (``.aa_code.py``), compiled and run
+    by the prelude, so that its line numbers and ``from __future__`` imports
+    are its own.
+    """
     code = run.executable.replace("\r", "")  # as A_A did before running it
     if run.behaviour == "r":
         return R_PRELUDE + code + "\n" + R_FOOTER
-    return PYTHON_PRELUDE + code + "\n"
+    (run.workdir / ".aa_code.py").write_text(code + "\n", encoding="utf-8")
+    return PYTHON_PRELUDE
 
 
 def _write(path, text):

@@ -314,3 +314,12 @@ def test_a_cached_step_is_not_reused_between_an_aa_job_and_a_default_job():
     # Same task, same upload: only the job's semantics differ, and the aa run is run, not taken from the cache.
     assert compat.nodes.get().status == "succeeded"
     assert (result_text(default, ".seen"), result_text(compat, ".seen")) == ("False\n", "True\n")
+
+
+def test_an_aa_jobs_python_code_keeps_its_own_line_numbers_and_future_imports():
+    code = "from __future__ import annotations\nimport sys\nx = 1\nraise SystemExit('at line %d' % sys._getframe().f_lineno)\n"
+    submission = run(python_job("aa", executable=code), input=b"x")
+    # commandRunner compiled the header and the code together; here the code is compiled as written.
+    node = submission.nodes.get()
+    assert node.status == "failed"
+    assert "at line 4" in node.message + submission.last_message
