@@ -99,6 +99,13 @@ def test_python_code_of_an_aa_job_gets_open_files_and_parameter_variables():
     assert data["p2"] is True
 
 
+def test_a_flag_set_false_is_still_true_as_in_aa():
+    submission = run(python_job("aa"), input=b"x", params={"py_verbose": "false"})
+    # A_A's api.py __build_params puts '' for a flag set false, which pythonRunner.prepare then sets to True
+    # (it is not among param_values): P<n> is True whatever the flag's value.
+    assert json.loads(result_text(submission, ".json"))["p2"] is True
+
+
 def test_an_attackers_value_in_p1_stays_data():
     # A_A pasted the value between quotes into the code (commandRunner pythonRunner.prepare); here it is read from a file.
     code = "import os\nO1.write(P1['-s'] + '|' + str(os.path.exists('pwned')))\n"
