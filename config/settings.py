@@ -257,6 +257,8 @@ SLUICE_HEARTBEAT_SECONDS = float(os.environ.get("SLUICE_HEARTBEAT_SECONDS", "0.5
 SLUICE_FOLLOW_SECONDS = float(os.environ.get("SLUICE_FOLLOW_SECONDS", "1"))
 # A node queued this long without starting has its message sent again.
 SLUICE_REQUEUE_SECONDS = float(os.environ.get("SLUICE_REQUEUE_SECONDS", "60"))
+# How long `worker` and `up` wait at start for a broker that does not answer yet, before exiting with a sentence.
+SLUICE_BROKER_WAIT = float(os.environ.get("SLUICE_BROKER_WAIT", "30"))
 # How often the reconciler runs (the `up` loop; the django-q2 schedule uses minutes).
 SLUICE_RECONCILE_SECONDS = float(os.environ.get("SLUICE_RECONCILE_SECONDS", "10"))
 # Retries wait SLUICE_RETRY_BACKOFF * 2**(attempt-1) seconds, at most SLUICE_RETRY_BACKOFF_MAX.

@@ -11,6 +11,7 @@ would order nothing (docs/configuration.md, "The broker", "Priorities").
 """
 import logging
 import socket
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import dramatiq
@@ -22,7 +23,7 @@ from dramatiq.middleware.time_limit import TimeLimit
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "PRIORITIES", "BadBrokerURL", "BrokerUnreachable", "check", "describe", "kind", "make_broker", "queue_name", "queue_names", "setup",
+    "PRIORITIES", "BadBrokerURL", "BrokerUnreachable", "check", "describe", "kind", "make_broker", "queue_name", "queue_names", "setup", "wait",
 ]
 
 PRIORITIES = ("low", "normal", "high")
@@ -142,6 +143,30 @@ def check(url=None, timeout=5.0):
         raise
     except Exception as error:
         raise BrokerUnreachable(_unreachable(which, url, error)) from None
+
+
+def wait(url=None, patience=None, pause=1.0, log=None):
+    """``check`` the broker until it answers, for up to ``patience`` seconds (``SLUICE_BROKER_WAIT``).
+
+    A worker or ``up`` started while the broker is still starting (both come
+    up at boot) or briefly down waits for it instead of exiting; one that is
+    refused its user name or virtual host, or still finds nothing after
+    ``patience``, raises ``BrokerUnreachable`` at once so the mistake is seen.
+    """
+    patience = settings.SLUICE_BROKER_WAIT if patience is None else patience
+    deadline = time.monotonic() + patience
+    said = False
+    while True:
+        try:
+            return check(url, timeout=min(5.0, max(1.0, patience)))
+        except BrokerUnreachable as error:
+            refused = "refused the user name" in str(error) or "refused the virtual host" in str(error)
+            if refused or time.monotonic() + pause > deadline:
+                raise
+            if not said and log is not None:
+                log.warning("%s Waiting up to %s s for it (SLUICE_BROKER_WAIT).", error, f"{patience:g}")
+                said = True
+            time.sleep(pause)
 
 
 def _ping_rabbitmq(url, timeout):

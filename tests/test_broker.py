@@ -4,6 +4,7 @@ Real clients against a loopback port nothing listens on: no server is needed to 
 """
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_the_stub_broker_needs_no_check():
 
 
 def _worker(tmp_path, url):
-    env = embedded_env(tmp_path, SLUICE_SANDBOX="off", BROKER_URL=url)
+    env = embedded_env(tmp_path, SLUICE_SANDBOX="off", BROKER_URL=url, SLUICE_BROKER_WAIT="1.5")
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), "worker"], env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -91,6 +92,7 @@ def test_a_worker_with_an_unreachable_rabbitmq_exits_with_a_sentence_not_a_trace
     done = _worker(tmp_path, f"amqp://sluice:pw@127.0.0.1:{free_port()}/sluice")
     assert done.returncode == 2
     assert "Cannot reach RabbitMQ at amqp://sluice:***@127.0.0.1:" in done.stderr
+    assert "Waiting up to 1.5 s for it (SLUICE_BROKER_WAIT)" in done.stderr  # it waited before giving up
     assert "Traceback" not in done.stderr
 
 
@@ -102,9 +104,17 @@ def test_a_worker_with_a_bad_broker_url_exits_with_a_sentence_not_a_traceback(tm
 
 
 def test_up_with_an_unreachable_broker_exits_with_a_sentence_before_serving(tmp_path):
-    env = embedded_env(tmp_path, SLUICE_SANDBOX="off", BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
+    env = embedded_env(tmp_path, SLUICE_SANDBOX="off", BROKER_URL=f"redis://127.0.0.1:{free_port()}/0", SLUICE_BROKER_WAIT="0")
     argv = [sys.executable, str(ROOT / "manage.py"), "up", "--addr", f"127.0.0.1:{free_port()}"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "Cannot reach Redis at redis://127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stderr and "Sluice on http://" not in done.stdout
+
+
+def test_waiting_for_a_broker_gives_up_after_its_patience_and_says_why():
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    began = time.monotonic()
+    with pytest.raises(broker.BrokerUnreachable, match="Cannot reach Redis"):
+        broker.wait(url, patience=1.0, pause=0.2)
+    assert time.monotonic() - began >= 0.8  # it tried again for about its patience, not once

@@ -104,6 +104,17 @@ def test_high_priority_work_overtakes_a_backlog_of_normal_work(processes):
         assert finished(submission).status == "complete"
 
 
+def test_a_worker_started_while_redis_is_down_waits_for_it_and_then_runs(processes, redis_server):
+    redis_server.stop()
+    worker = processes.start("worker", "--threads", "1")
+    # The worker is up and says it waits (SLUICE_BROKER_WAIT, 30 s by default), rather than exiting.
+    wait_until(lambda: "Waiting up to" in open(worker.log_path).read(), 25, "the worker to say it waits for Redis")
+    redis_server.start()
+    submission = finished(start(make_job("after_the_broker", steps=[make_task("a", "true")])))
+    assert submission.status == "complete", submission.last_message
+    assert worker.poll() is None
+
+
 @on_each_broker
 def test_a_step_survives_kill_9_of_its_worker(processes, shared_dir):
     first = processes.start("worker", "--processes", "1", "--threads", "1")

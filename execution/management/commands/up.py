@@ -28,7 +28,7 @@ class Command(BaseCommand):
         except sandbox.SandboxUnavailable as error:
             raise CommandError(str(error), returncode=2) from None
         try:
-            broker.check()
+            broker.wait(log=log)
         except broker.BrokerUnreachable as error:
             raise CommandError(str(error), returncode=2) from None
         missing = this_host.lacks(plan)

@@ -34,7 +34,7 @@ class Command(BaseCommand):
                 returncode=2,
             )
         try:
-            broker.check()
+            broker.wait(log=log)
         except broker.BrokerUnreachable as error:
             raise CommandError(str(error), returncode=2) from None
         if options["processes"] < 1 or options["threads"] < 1:
