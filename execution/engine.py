@@ -563,7 +563,7 @@ def _start_followed(node, attempt, executor):
     workdir = workdirs.path_for(node)
     try:
         run, used = _prepare(node, workdir)
-        key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
+        key = _cache_key(node, run, used)
         source = caching.find(node, key) if key else None
         if source is not None:
             _reuse(node, attempt, source)
@@ -594,7 +594,7 @@ def conclude_followed(node_id, attempt, executor, handle, finished, run=None, ke
     try:
         if run is None:
             run, used = _prepare(node, workdir)
-            key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
+            key = _cache_key(node, run, used)
         try:
             outcome = executor.collect(run, handle, finished)
             logs.keep(node, attempt.number, outcome.stdout_path, outcome.stderr_path)
@@ -639,7 +639,7 @@ def _attempt(node, attempt, executor, workdir, watch=False, released=None):
     """
     try:
         run, used = _prepare(node, workdir)
-        key = caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
+        key = _cache_key(node, run, used)
         source = caching.find(node, key) if key else None
         if source is not None:
             _reuse(node, attempt, source)
@@ -717,6 +717,11 @@ def _conclude_with_writes(node, attempt, verdict, qc, outcome, changes, refused,
         raise
 
 
+def _cache_key(node, run, used):
+    """The run's cache key, or None for a task that is not cached (a dynamic one never is: its growth is not replayed)."""
+    return caching.key_for(node, run, used) if node.task.cache and not node.task.dynamic else None
+
+
 def _provenance(outcome):
     """Fields that say what the run used, written with its verdict: the container image's digest."""
     return {"image_digest": outcome.image_digest} if outcome.image_digest else {}
@@ -779,10 +784,10 @@ def plan_changes(node, operations):
     """
     if not operations:
         return None
+    known = dict(Task.objects.values_list("name", "dynamic"))
     return mutations.plan(
         graph_state(node.submission_id), operations, node=node.key, dynamic=node.task.dynamic,
-        tasks=set(Task.objects.values_list("name", flat=True)), promises=active_promises(node.submission),
-        dynamic_tasks=set(Task.objects.filter(dynamic=True).values_list("name", flat=True)),
+        tasks=set(known), promises=active_promises(node.submission), dynamic_tasks={name for name, dynamic in known.items() if dynamic},
     )
 
 
@@ -859,7 +864,7 @@ def _prepare(node, workdir):
         image=task.image,
         container_options=dict(task.container_options or {}),
         compat=submission.job.compat,
-        extra={"resources": dict(task.resources or {}), "options": dict(task.backend.options or {})},
+        extra={"options": dict(task.backend.options or {})},
     ), used
 
 

@@ -57,7 +57,7 @@ class Follower:
     def add(self, attempt, executor, handle, run=None, key=None, workdir=None, resources=None, limit=None):
         """Follow ``attempt``'s run ``handle`` until it ends; ``run`` None: it is described again when it ends."""
         if run is not None:
-            workdir, resources = run.workdir, run.extra.get("resources")
+            workdir, resources = run.workdir, run.resources
             limit = executor.time_limit(resources, run.timeout)
         with self._lock:
             self._followed[attempt.node_id] = _Followed(attempt, executor, handle, run, key, workdir, resources, limit)

@@ -199,7 +199,7 @@ class SlurmExecutor(Executor):
         argv = [
             _tool("sbatch"), "--parsable", f"--job-name=sluice-{run.file_id}", f"--chdir={run.workdir}",
             f"--output={run.workdir / SLURM_OUT}", f"--error={run.workdir / SLURM_ERR}", "--export=ALL", "--no-requeue",
-            *sbatch_flags(run.extra.get("resources"), run.timeout, run.extra.get("options")), str(script),
+            *sbatch_flags(run.resources, run.timeout, run.extra.get("options")), str(script),
         ]
         done = _call(argv, env=self._job_env(run))
         if done.returncode:
