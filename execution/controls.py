@@ -103,6 +103,9 @@ def provide_input(submission_id, key, value, who="a user"):
     if node.status != NodeStatus.WAITING or not node.task.input_prompt:
         raise ControlRefused(f"step '{key}' is not waiting for input; it is {node.status}")
     text = value if isinstance(value, str) else json.dumps(value)
+    if node.task.input_choices and value not in node.task.input_choices:
+        allowed = ", ".join(repr(choice) for choice in node.task.input_choices)
+        raise SubmissionInvalid({"value": f"step '{key}' takes one of {allowed} (exactly, case included), not {value!r}"})
     if len(text) > INPUT_LIMIT:
         raise SubmissionInvalid({"value": f"the answer is {len(text)} characters; at most {INPUT_LIMIT}"})
     with transaction.atomic():

@@ -77,7 +77,7 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     with transaction.atomic():
         submission = Submission.objects.create(
             job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch,
-            parent_node=parent_node, last_message=text,
+            parent_node=parent_node, last_message=text, upload_name=upload_name(input_data),
         )
         if input_data is not None:
             result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=input_data.size)
@@ -107,6 +107,15 @@ def _upload(data):
     if isinstance(data, (bytes, bytearray)):
         data = ContentFile(bytes(data))
     return data if data.size else None
+
+
+def upload_name(upload):
+    """The name the submitter's client gave the upload, fit to show (never to use as a path), or ""."""
+    if upload is None or isinstance(upload, ContentFile):  # bytes from JSON: no name was given
+        return ""
+    name = getattr(upload, "name", None) or ""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(character for character in name if character.isprintable())[:255]
 
 
 def _read(upload):

@@ -38,6 +38,7 @@ class Submission(models.Model):
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
     parent_node = models.ForeignKey("Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", help_text="The node that runs this submission as a sub-job.")
     submission_name = models.CharField(max_length=256, blank=True)
+    upload_name = models.CharField(max_length=255, blank=True, help_text="The upload's file name as the submitter's client gave it: shown, never used as a path.")
     email = models.EmailField(blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
     ip = models.GenericIPAddressField(null=True, blank=True)

@@ -100,6 +100,10 @@ class Task(models.Model):
     retries = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)], help_text="How many times a failed step is tried again.")
     cache = models.BooleanField(default=False, help_text="Reuse the results of an earlier run with the same task definition, inputs and parameters.")
     input_prompt = models.CharField(max_length=500, blank=True, help_text="If set, the step runs no process: it waits for a person to answer this prompt (POST .../nodes/KEY/input/).")
+    input_choices = models.JSONField(
+        default=list, blank=True,
+        help_text='The answers a prompt accepts, e.g. ["yes", "no"], shown as buttons; empty means any text.',
+    )
     qc = models.JSONField(
         default=dict, blank=True,
         help_text='A quality check on a JSON output, e.g. {"output": ".qc.json", "check": "reads > 1000", "on_fail": "fail"}; on_fail is fail or terminate.',
@@ -158,6 +162,9 @@ class Task(models.Model):
         problems = self.placeholder_errors(parameter_count=None) + self.quoting_errors()
         if problems:
             errors.setdefault("executable", []).extend(problems)
+        problem = choices_problem(self.input_choices, self.input_prompt)
+        if problem:
+            errors["input_choices"] = problem
         if self.cache and self.dynamic:
             errors["cache"] = "a dynamic task cannot be cached: reusing its results would not replay the nodes it adds"
         if self.qc:
@@ -242,6 +249,19 @@ class Task(models.Model):
 _RUN_SPECS = {}
 
 
+def choices_problem(choices, prompt):
+    """What is wrong with a task's ``input_choices``, or None."""
+    if not isinstance(choices, list) or not all(isinstance(choice, str) and choice.strip() for choice in choices):
+        return "must be a list of answers, e.g. [\"yes\", \"no\"]"
+    if choices and not prompt:
+        return "only a task with an input prompt takes answers; set input_prompt too"
+    if len(set(choices)) != len(choices):
+        return "lists an answer twice"
+    if any(len(choice) > 200 for choice in choices):
+        return "an answer may have at most 200 characters"
+    return None
+
+
 class Parameter(models.Model):
     class Type(models.TextChoices):
         STRING = "string"
@@ -265,6 +285,7 @@ class Parameter(models.Model):
         default=False,
         help_text="Accept string values that begin with '-'. Off, such values are refused, as a program could take them for options (--output=…).",
     )
+    label = models.CharField(max_length=128, blank=True, help_text="What the submission form calls it, e.g. \"Gap penalty\"; empty means the REST name.")
     description = models.TextField(blank=True)
 
     class Meta:

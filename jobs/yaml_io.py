@@ -185,6 +185,7 @@ _read_parameter = _entry(
         "choices": _choices,
         "required": _flag,
         "allow_dash": _flag,
+        "label": _text,
         "description": _text,
     },
     required=("rest_alias",),
@@ -218,6 +219,7 @@ READERS = {
             "retries": _integer(0, "a whole number, 0 or more"),
             "cache": _flag,
             "input_prompt": _text,
+            "input_choices": _list(_text),
             "qc": _mapping,
             "resources": _mapping,
             "image": _text,
@@ -342,11 +344,11 @@ def _write_backend(fields, path):
 # Task fields written before and after its child lists, in the order a dump shows them.
 TASK_TEXT_FIELDS = ["description", "in_glob", "out_glob", "stdout_glob", "executable"]
 TASK_BEHAVIOUR_FIELDS = [
-    "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries", "cache", "input_prompt", "qc",
-    "resources", "image", "container_options",
+    "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries", "cache", "input_prompt", "input_choices",
+    "qc", "resources", "image", "container_options",
 ]
 TASK_FIELDS = TASK_TEXT_FIELDS + TASK_BEHAVIOUR_FIELDS
-PARAMETER_FIELDS = ["flag", "default", "bool_valued", "rest_alias", "spacing", "switchless", "type", "choices", "required", "allow_dash", "description"]
+PARAMETER_FIELDS = ["flag", "default", "bool_valued", "rest_alias", "spacing", "switchless", "type", "choices", "required", "allow_dash", "label", "description"]
 
 
 def _write_task(fields, path):

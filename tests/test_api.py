@@ -102,6 +102,15 @@ def test_a_multipart_submission_stores_the_upload(api, counting_job):
     assert upload_result.name == f"{submission.uuid}.input"  # the client's file name chooses nothing
     assert "etc/passwd" not in upload_result.file.name
     assert submission.params["count_n"] == 7
+    assert submission.upload_name == "passwd"  # kept to be shown, its directories dropped
+
+
+def test_the_upload_name_is_kept_for_display_only(api, counting_job):
+    upload = SimpleUploadedFile("fruit\u202e\x07.txt", b"apple\n")
+    response = api.post("/api/submissions/", {"job": "counting", "input_data": upload, "count_mode": "fast"}, format="multipart")
+    submission = Submission.objects.get(uuid=response.json()["uuid"])
+    assert submission.upload_name == "fruit.txt"  # no control or direction characters
+    assert submission.results.get(node__isnull=True).name == f"{submission.uuid}.input"
 
 
 @pytest.mark.parametrize(

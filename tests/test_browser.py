@@ -7,55 +7,21 @@ import json
 import os
 import re
 import shlex
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from execution import intake, workers
 from execution.models import Submission
+from tests.browser_support import DOC_SCREENSHOTS, PHONE, SUBMISSION_URL, chromium, tab, visit, watch_policy  # noqa: F401 (fixtures)
 from tests.conftest import wait_for
 from tests.factories import make_job, make_parameter, make_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-# The machine has no network: keep Chromium from reaching for it.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-# `SLUICE_SCREENSHOTS=1 make test` refreshes the pictures in docs/; otherwise they go to a temporary folder,
-# so that running the tests leaves the checkout as it was.
-DOC_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 800}
-SUBMISSION_URL = re.compile(r"/submissions/[0-9a-f-]{36}/$")
-
 # Step 2 turns step 1's count into a JSON and a CSV result, so both previews have something to show.
 REPORT = ("""n=$(cat $I1); printf '{"label": "%s", "lines": %s, "scaled": %s}' $P1 "$n" "$((n * $P2))" > $O1; """
           """printf 'label,lines,scaled\\n%s,%s,%s\\n' $P1 "$n" "$((n * $P2))" > $O2""")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    # A missing browser is a broken test machine, not a reason to skip: .ci/run installs it.
-    assert os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}: apt-get install chromium"
-    # Playwright's sync API runs an event loop in this thread, which Django's ORM would refuse to be called beside.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-
-
-@pytest.fixture
-def tab(chromium):
-    """A fresh page at desktop size. (Not pytest-playwright's ``page``: its Playwright lives for the whole
-    session, and its event loop would stay running beside every later test module.)"""
-    context = chromium.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture
@@ -205,22 +171,6 @@ def test_a_waiting_step_is_answered_on_the_page_and_the_run_goes_on(live_server,
 
 # A label a running step sets on its control channel: an HTML-like label whose cell links to script.
 HOSTILE_LABEL = '<<TABLE><TR><TD HREF="javascript:window.hijacked=1">x</TD></TR></TABLE>>'
-
-
-def watch_policy(tab):
-    """Collect every Content-Security-Policy violation the browser reports: the DOM event and the console line."""
-    seen = []
-    tab.add_init_script("""document.addEventListener("securitypolicyviolation", (event) => {
-        console.error(`policy violation: ${event.violatedDirective} ${event.blockedURI} at ${event.sourceFile}:${event.lineNumber}`);
-    });""")
-    tab.on("console", lambda message: seen.append(f"{tab.url}: {message.text}") if "polic" in message.text.lower() else None)
-    return seen
-
-
-def visit(tab, url):
-    response = tab.goto(url)
-    assert response.ok and "script-src 'self'" in response.headers.get("content-security-policy", ""), url
-    return response
 
 
 def test_no_page_breaks_the_content_security_policy(live_server, worker, tab, report_job, staff):

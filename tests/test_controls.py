@@ -468,3 +468,28 @@ def test_mapped_values_are_evaluated_in_the_safe_language_only():
         mappings.evaluate({"a": "setup.ids"}, context)
     assert "uses Call" in mappings.shape_problem({"a": "__import__('os').system('x')"})
     assert "not list" in mappings.shape_problem({"a": [1]})
+
+
+def test_an_answer_outside_the_declared_choices_is_refused_and_changes_nothing(db):
+    """With input_choices, "Yes" is not "yes": refused with the choices named, the step still waits."""
+    from execution.errors import SubmissionInvalid
+
+    task = make_task(name="approve", executable="", input_prompt="Go on?", input_choices=["yes", "no"])
+    job = make_job(name="gate", steps=[task])
+    submission = engine.submit(job)
+    with pytest.raises(SubmissionInvalid, match=r"takes one of 'yes', 'no' \(exactly, case included\), not 'Yes'"):
+        controls.provide_input(submission.pk, "approve", "Yes", "ann")
+    assert submission.nodes.get(key="approve").status == "waiting"
+    controls.provide_input(submission.pk, "approve", "yes", "ann")
+    node = submission.nodes.get(key="approve")
+    assert node.status == "succeeded" and node.outputs["input"] == "yes"
+
+
+def test_choices_need_a_prompt_and_must_be_distinct_answers(db):
+    from django.core.exceptions import ValidationError
+
+    for choices, message in ((["yes"], "only a task with an input prompt"), ("yes", "must be a list of answers"), (["a", "a"], "twice"), ([""], "must be a list")):
+        task = make_task(name="t", executable="true", input_choices=choices, input_prompt="" if message.startswith("only") else "Go?")
+        with pytest.raises(ValidationError, match=message):
+            task.full_clean()
+        task.delete()

@@ -231,7 +231,7 @@ def test_dump_writes_every_field_in_a_stable_order(loaded):
     assert list(task) == [
         "name", "backend", "description", "in_glob", "out_glob", "stdout_glob", "executable", "parameters", "environment",
         "configurations", "incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "dynamic", "timeout", "retries",
-        "cache", "input_prompt", "qc", "resources", "image", "container_options",
+        "cache", "input_prompt", "input_choices", "qc", "resources", "image", "container_options",
     ]  # fmt: skip
     assert dump_catalogue()["jobs"][0]["steps"][0] == {
         "id": "align", "task": "align", "ordering": 0, "after": [], "enabled": True, "when": "", "foreach": {}, "params": {},
