@@ -41,7 +41,7 @@ def submission_document(submission):
     upload = next((result for result in current if result.node_id is None), None)
     return {
         "submission_name": submission.submission_name,
-        "job_name": submission.job.name,
+        "job_name": submission.job.aa_label,
         "UUID": str(submission.uuid),
         "state": state(submission.status),
         "last_message": submission.last_message or state(submission.status),
@@ -81,7 +81,7 @@ def job_detail(job):
     """A_A's ``JobDetailSerializer`` shape: the job's steps in order, each with its task's configuration."""
     steps = job.steps.select_related("task").prefetch_related("task__configurations").order_by("ordering", "id")
     return {
-        "name": job.name,
+        "name": job.aa_label,
         "steps": [
             {
                 "task": {

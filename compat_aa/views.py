@@ -75,9 +75,9 @@ class Endpoints(AAView):
     def get(self, request, **kwargs):
         uris = []
         for job in Job.accepting().prefetch_related("steps__task__parameters").order_by("pk"):
-            uri = f"/submission/&job={job.name}&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]"
+            uri = f"/submission/&job={job.aa_label}&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]"
             for parameter in job.parameters():
-                uri += f"&{parameter.rest_name}=" + ("[TRUE/FALSE]" if parameter.bool_valued else "[VALUE]")
+                uri += f"&{parameter.aa_field}=" + ("[TRUE/FALSE]" if parameter.bool_valued else "[VALUE]")
             uris.append(uri)
         return Response({"jobs": uris})
 
@@ -92,14 +92,14 @@ class JobList(AAView):
     def get(self, request, **kwargs):
         paginator = JobPages()
         page = paginator.paginate_queryset(Job.accepting().order_by("pk"), request, view=self)
-        return paginator.get_paginated_response([{"pk": job.pk, "name": job.name} for job in page])
+        return paginator.get_paginated_response([{"pk": job.pk, "name": job.aa_label} for job in page])
 
 
 class JobDetail(AAView):
     """``job/<name>``: the job's steps and each task's configuration."""
 
     def get(self, request, name, **kwargs):
-        job = Job.objects.filter(name=name).first()
+        job = Job.objects.filter(name=name).first() or Job.objects.filter(aa_name=name).first()
         if job is None:
             raise NotFound()
         return Response(serializers.job_detail(job))
@@ -143,9 +143,9 @@ class SubmissionCreate(AAView):
             raise Refused(status.HTTP_400_BAD_REQUEST, {"job": [message]})
         names = [name.strip() for name in values["job"].split(",")]
         jobs = jobs_to_run(names, values)
-        taken = {parameter.rest_name for job in jobs for parameter in job.parameters()}
+        taken = aa_fields(jobs)
         # A_A ignored fields that are no job's parameter (its test_submission_ignores_undefined_params).
-        params = {key: value for key, value in values.items() if key in taken}
+        params = {taken[key]: value for key, value in values.items() if key in taken}
         upload = upload_of(request, values)
         form_errors(values, upload)
         fields = {name: values[name] for name in REQUIRED_FIELDS}
@@ -154,7 +154,7 @@ class SubmissionCreate(AAView):
         key = None if header is None else idempotency.parse(header, request.user, ip, idempotency.fingerprint(fields, params, upload))
         with transaction.atomic():
             made = intake.accept(
-                ",".join(names), params=params, input_data=upload, submission_name=values["submission_name"], email=values["email"],
+                ",".join(job.name for job in jobs), params=params, input_data=upload, submission_name=values["submission_name"], email=values["email"],
                 user=request.user, ip=ip, key=key,
             )
             batch = batch_of(made)
@@ -171,24 +171,33 @@ def jobs_to_run(names, values):
     """
     jobs = []
     for name in names:
-        job = Job.for_submission().filter(name=name).first()
+        job = Job.for_submission().filter(name=name).first() or Job.for_submission().filter(aa_name=name).first()
         if job is None:
             raise Refused(status.HTTP_400_BAD_REQUEST, "Job name supplied does not exist")
         jobs.append(job)
     for job in jobs:
         if not job.runnable:
-            raise Refused(status.HTTP_403_FORBIDDEN, f"{job.name} is present but currently disabled.")
+            raise Refused(status.HTTP_403_FORBIDDEN, f"{job.aa_label} is present but currently disabled.")
         if not job.steps.exists():
-            raise Refused(status.HTTP_400_BAD_REQUEST, f"Job Requested: {job.name} appears to have no Steps")
-        needed = [parameter.rest_name for parameter in job.parameters() if parameter.required and parameter.default == ""]
-        missing = [name for name in needed if name not in values]
+            raise Refused(status.HTTP_400_BAD_REQUEST, f"Job Requested: {job.aa_label} appears to have no Steps")
+        needed = [parameter for parameter in job.parameters() if parameter.required and parameter.default == ""]
+        missing = [parameter.aa_field for parameter in needed if parameter.aa_field not in values and parameter.rest_name not in values]
         if missing:
             raise Refused(
                 status.HTTP_400_BAD_REQUEST,
-                f"Required Parameter for {job.name} Missing.You are missing a required parameter in your web form submission: "
+                f"Required Parameter for {job.aa_label} Missing.You are missing a required parameter in your web form submission: "
                 f"{', '.join(missing)}. GET /analytics_automated/endpoints to discover all required options",
             )
     return jobs
+
+
+def aa_fields(jobs):
+    """Form field -> REST name for the jobs' parameters: the REST name, and the field A_A's clients send where it differs."""
+    fields = {}
+    for job in jobs:
+        for parameter in job.parameters():
+            fields[parameter.rest_name] = fields[parameter.aa_field] = parameter.rest_name
+    return fields
 
 
 def upload_of(request, values):

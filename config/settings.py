@@ -309,6 +309,12 @@ SLUICE_LOGGED_IN_PRIORITY = os.environ.get("SLUICE_LOGGED_IN_PRIORITY", "high")
 SLUICE_LOGIN_REQUIRED = env_bool("SLUICE_LOGIN_REQUIRED", False)
 # Base of links in e-mails, e.g. https://sluice.example.org
 SLUICE_BASE_URL = os.environ.get("SLUICE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The mail a batch of a compat "aa" job sends when it ends (docs/migrating-from-aa.md): A_A's
+# EMAIL_SUBJECT_STRING, and EMAIL_MESSAGE_STRING, to which the batch's UUID is appended.
+SLUICE_AA_EMAIL_SUBJECT = os.environ.get("SLUICE_AA_EMAIL_SUBJECT", "A_A Job Completion")
+SLUICE_AA_EMAIL_MESSAGE = os.environ.get(
+    "SLUICE_AA_EMAIL_MESSAGE", f"Your analysis is complete.\nYou can retrieve the results from {SLUICE_BASE_URL}/analytics_automated/submission/"
+)
 # Forget a submitter's e-mail address once the completion mail is sent.
 EMAIL_DELETE_AFTER_USE = env_bool("EMAIL_DELETE_AFTER_USE", True)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

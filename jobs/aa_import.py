@@ -382,6 +382,8 @@ class Converter:
             self.origins[path] = entry
             # Every imported job keeps A_A's run-time semantics where Sluice's differ (Job.compat).
             job = {"name": name, "runnable": _bool(entry, "runnable", False), "compat": "aa", "steps": [], "validators": []}
+            if name != aa_name:
+                job["aa_name"] = aa_name  # A_A's clients still name it so under /analytics_automated/
             keys = set()
             for index, step in enumerate(sorted(steps[entry.pk], key=lambda step: (_ordering(step), str(step.pk)))):
                 task = tasks[step.fields["task"]]
@@ -540,13 +542,15 @@ class TaskConversion:
             alias, number = f"{base}_{number}", number + 1
         aliases.add(alias)
         if f"{self.name}_{alias}" != rest:
-            self.note(f"parameter REST name {rest!r} -> '{self.name}_{alias}'")
+            self.note(f"parameter REST name {rest!r} -> '{self.name}_{alias}' (A_A's clients may still send {rest!r} to /analytics_automated/)")
         flag = _text(fields.get("flag"))
         bool_valued = _bool(entry, "bool_valued", False)
         spacing = _bool(entry, "spacing", True)
         switchless = _bool(entry, "switchless", False)
         default = _text(fields.get("default"))
         item = {"rest_alias": alias, "flag": flag, "bool_valued": bool_valued, "spacing": spacing, "switchless": switchless, "required": True}
+        if f"{self.name}_{alias}" != rest:
+            item["aa_rest_name"] = rest
         if bool_valued:
             item["type"] = "bool"
             if switchless:

@@ -21,6 +21,8 @@ from .resources import resource_problem
 NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "use letters, digits, '_', '-' and '.', starting with a letter or digit")
 ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name is letters, digits and '_', not starting with a digit")
 ALIAS = RegexValidator(r"^[A-Za-z0-9_]+$", "use letters, digits and '_'")
+# Analytics Automated's names (of an imported job, task or parameter) as its clients know them: any printable text.
+AA_NAME = RegexValidator(r"^[^\x00-\x1f\x7f,]+$", "use printable characters and no ','")
 # An ending is appended to the file-name id; it must never climb out of the working directory.
 ENDING = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -285,6 +287,10 @@ class Parameter(models.Model):
         default=False,
         help_text="Accept string values that begin with '-'. Off, such values are refused, as a program could take them for options (--output=…).",
     )
+    aa_rest_name = models.CharField(
+        max_length=256, blank=True, validators=[AA_NAME],
+        help_text="The field A_A's clients send for it under /analytics_automated/ where that is not the REST name (e.g. 'psiblast seq_x').",
+    )
     label = models.CharField(max_length=128, blank=True, help_text="What the submission form calls it, e.g. \"Gap penalty\"; empty means the REST name.")
     description = models.TextField(blank=True)
 
@@ -298,6 +304,11 @@ class Parameter(models.Model):
     @property
     def rest_name(self):
         return f"{self.task.name}_{self.rest_alias}"
+
+    @property
+    def aa_field(self):
+        """The field A_A's clients send for this parameter under /analytics_automated/."""
+        return self.aa_rest_name or self.rest_name
 
     @property
     def choice_list(self):
@@ -433,6 +444,10 @@ class Job(models.Model):
         max_length=8, blank=True, default="", choices=Compat.choices,
         help_text="Run-time semantics: Sluice's own (empty), or Analytics Automated's (aa) for a job imported from it (docs/migrating-from-aa.md).",
     )
+    aa_name = models.CharField(
+        max_length=256, blank=True, validators=[AA_NAME],
+        help_text="The job's name in Analytics Automated where it was not a valid name here (e.g. it held a space): A_A's clients use it under /analytics_automated/.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -441,6 +456,11 @@ class Job(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def aa_label(self):
+        """The job's name as A_A's clients know it under /analytics_automated/."""
+        return self.aa_name or self.name
 
     @classmethod
     def for_submission(cls):

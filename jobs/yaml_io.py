@@ -187,6 +187,7 @@ _read_parameter = _entry(
         "allow_dash": _flag,
         "label": _text,
         "description": _text,
+        "aa_rest_name": _text,
     },
     required=("rest_alias",),
 )
@@ -234,6 +235,7 @@ READERS = {
             "runnable": _flag,
             "login_required": _flag,
             "compat": _text,
+            "aa_name": _text,
             "validators": _list(_text),
             "steps": _list(_step),
             "promises": _list(_promise),
@@ -367,7 +369,7 @@ def _write_parameters(task, items, path):
     task.parameters.all().delete()
     for index, item in enumerate(items):
         parameter = Parameter(task=task, position=index)
-        _assign(parameter, item, PARAMETER_FIELDS)
+        _assign(parameter, item, PARAMETER_FIELDS + ["aa_rest_name"])
         _save(parameter, f"{path}[{index}]")
 
 
@@ -387,7 +389,7 @@ def _write_configurations(task, items, path):
 
 def _write_job(fields, path):
     job, created = _upsert(Job, fields["name"])
-    _assign(job, fields, ["description", "runnable", "login_required", "compat"])
+    _assign(job, fields, ["description", "runnable", "login_required", "compat", "aa_name"])
     _save(job, path)
     _write_steps(job, fields.get("steps", []), f"{path}.steps")
     _check(job.check_steps, job, path)
@@ -564,6 +566,8 @@ def _dump_parameter(parameter):
     fields = {"rest_alias": parameter.rest_alias}
     fields.update((name, getattr(parameter, name)) for name in PARAMETER_FIELDS if name != "rest_alias")
     fields["choices"] = parameter.choice_list
+    if parameter.aa_rest_name:
+        fields["aa_rest_name"] = parameter.aa_rest_name
     return fields
 
 
@@ -574,6 +578,7 @@ def _dump_job(job):
         "runnable": job.runnable,
         "login_required": job.login_required,
         **({"compat": job.compat} if job.compat else {}),
+        **({"aa_name": job.aa_name} if job.aa_name else {}),
         "validators": [validator.validation_type for validator in job.validators.order_by("id")],
         "steps": [
             {

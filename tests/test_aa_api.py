@@ -135,10 +135,12 @@ def test_endpoints_list_a_uri_per_runnable_job(imported):
     # A_A test_api_requests.py test_return_of_available_endpoint_types: {"jobs": [URI template]}, bools as [TRUE/FALSE].
     # draft is imported not runnable, and hidden is not runnable: only runnable jobs are listed
     # (r_job is runnable: its R code gets A_A's variables, as the job is compat: aa).
+    # The tasks "count words" and "cluster align" and the job "cluster job" are count_words, cluster_align and
+    # cluster_job here, but A_A's clients still see, and may send, the names A_A had (api.py: parameter.rest_alias as stored).
     assert response.json() == {"jobs": [
         "/submission/&job=count_label&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]"
-        "&count_words_words=[TRUE/FALSE]&label_tag=[VALUE]&label_word=[VALUE]&label_value=[VALUE]",
-        "/submission/&job=cluster_job&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]&cluster_align_threads=[VALUE]",
+        "&count words_words=[TRUE/FALSE]&label_tag=[VALUE]&label_word=[VALUE]&label_value=[VALUE]",
+        "/submission/&job=cluster job&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]&cluster align_threads=[VALUE]",
         "/submission/&job=r_job&submission_name=[STRING]&email=[EMAIL_STRING]&input_data=[FILE]",
     ]}
 
@@ -274,6 +276,39 @@ def test_parameters_by_alias(two_jobs):
     assert wrong.status_code == 400 and list(wrong.json()["error"]) == ["task2_that"]
     # A value A_A refused for its punctuation is taken, and quoted when rendered (docs/migrating-from-aa.md).
     assert post(client, form(task1_this="a; rm -rf ~")).status_code == 201
+
+
+def test_names_a_a_held_with_spaces_are_still_what_its_clients_send(imported):
+    """A_A allowed spaces in task and job names and stored each parameter's field as "<task name>_<alias>"
+    (its models.py Parameter.save); importaa renames them ("count words" -> count_words) and keeps
+    A_A's field, so a client that sends "count words_words" still sets the parameter."""
+    client = APIClient()
+    sent = post(client, form(job="count_label", **{"count words_words": "False"}))
+    assert sent.status_code == 201, sent.json()
+    assert Submission.objects.get().params["count_words_words"] is False
+    # Sluice's own REST name is taken as well.
+    assert post(client, form(job="count_label", count_words_words="True")).status_code == 201
+    assert Submission.objects.order_by("-pk").first().params["count_words_words"] is True
+
+
+def test_a_job_a_a_named_with_a_space_answers_to_that_name(two_jobs):
+    job1, _ = two_jobs
+    job1.aa_name = "job one"
+    job1.save()
+    make_parameter(job1.steps.get().task, "this", required=True, aa_rest_name="task one_this")
+    client = APIClient()
+    missed = post(client, form(job="job one"))
+    # A_A api.py post: "Required Parameter for <job name> Missing..." names the job and the field as A_A's clients know them.
+    assert missed.status_code == 400
+    assert missed.json()["error"].startswith("Required Parameter for job one Missing.")
+    assert "task one_this" in missed.json()["error"]
+    made = post(client, form(job="job one", **{"task one_this": "v"}))
+    assert made.status_code == 201, made.json()
+    submission = Submission.objects.get()
+    assert submission.job == job1 and submission.params == {"task1_this": "v"}
+    single = client.get(f"{AA}/submission/single/{submission.uuid}.json").json()
+    assert single["job_name"] == "job one"
+    assert client.get(f"{AA}/job/job one").json()["name"] == "job one"
 
 
 def test_a_file_that_does_not_validate_is_refused(two_jobs):
@@ -469,3 +504,78 @@ def test_a_result_file_gone_from_storage_is_404(two_jobs):
     stored.file.storage.delete(stored.file.name)
     response = APIClient().get(f"{AA}/submissions/{stored.submission.uuid}/results/{stored.pk}/x")
     assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+# --- the batch's e-mail ------------------------------------------------------------------------
+
+
+def wait_terminal(client, uuid, timeout=60):
+    deadline = time.monotonic() + timeout
+    while (body := client.get(f"{AA}/submission/{uuid}.json").json())["state"] in ("Submitted", "Running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return body
+
+
+def aa_jobs(*specs):
+    """compat "aa" jobs, as importaa makes them: (name, executable) each."""
+    for name, executable in specs:
+        make_job(name, steps=[make_task(f"{name}_task", executable, in_glob=".input")], compat="aa")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_two_jobs_sends_one_mail_when_both_are_complete(worker, mailoutbox, settings):
+    aa_jobs(("quick", "true"), ("slow", "sleep 1"))
+    client = APIClient()
+    uuid = post(client, form(job="quick,slow", email="someone@example.org")).json()["UUID"]
+    assert wait_terminal(client, uuid)["state"] == "Complete"
+    time.sleep(0.5)  # room for a second mail, were one to be sent
+    # A_A tasks.py __handle_batch_email: subject "<job> : EMAIL_SUBJECT_STRING: <batch UUID>",
+    # body EMAIL_MESSAGE_STRING + the batch UUID, sent once the batch is Complete.
+    assert len(mailoutbox) == 1, [m.subject for m in mailoutbox]
+    mail = mailoutbox[0]
+    assert mail.to == ["someone@example.org"]
+    assert mail.subject == f"slow : A_A Job Completion: {uuid}"  # the job whose end completed the batch
+    assert mail.body == f"{settings.SLUICE_AA_EMAIL_MESSAGE}{uuid}"
+    assert mail.body.startswith("Your analysis is complete.\nYou can retrieve the results from")
+    assert set(Submission.objects.values_list("email", flat=True)) == {""}  # EMAIL_DELETE_AFTER_USE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_batch_mails_its_failure_once_at_the_first_failure(worker, mailoutbox):
+    aa_jobs(("breaks", "echo broken >&2; exit 4"), ("lasts", "sleep 2"))
+    client = APIClient()
+    uuid = post(client, form(job="breaks,lasts", email="someone@example.org")).json()["UUID"]
+    deadline = time.monotonic() + 60
+    while not mailoutbox and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A_A tasks.py __handle_batch_email: an Error batch mails "Job <UUID> has failed ..." with the last message,
+    # as soon as the batch is Error (the other submission may still run).
+    assert Submission.objects.get(job__name="lasts").is_active
+    failed = Submission.objects.get(job__name="breaks")
+    assert mailoutbox[0].subject == f"breaks : A_A Job Completion: {uuid}"
+    assert mailoutbox[0].body == (
+        f"Job {uuid} has failed\n\nPlease contact the server administrator with the job ID and the following error message\n\n"
+        f"{failed.last_message}"
+    )
+    wait_for_status = wait_terminal(client, uuid)
+    assert wait_for_status["state"] == "Error"
+    time.sleep(0.5)
+    assert len(mailoutbox) == 1  # A_A mailed again when "lasts" ended; Sluice does not (a deliberate difference)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compat_job_submitted_through_sluices_api_gets_sluices_mail(worker, mailoutbox):
+    aa_jobs(("quick", "true"))
+    response = APIClient().post("/api/submissions/", {"job": "quick", "email": "someone@example.org", "input_data": "x"}, format="json")
+    assert response.status_code == 201, response.json()
+    deadline = time.monotonic() + 60
+    while not mailoutbox and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mailoutbox[0].subject == "Sluice: quick complete"  # no batch: not A_A's batch mail
+
+
+def test_a_hard_limit_of_0_means_no_limit(two_jobs, settings):
+    """A_A api.py __get_job_priority refused every submission when QUEUE_HARD_LIMIT was 0; in Sluice 0 means unlimited."""
+    settings.QUEUE_HARD_LIMIT, settings.QUEUE_HOG_SIZE = 0, 0
+    client = APIClient()
+    assert [post(client, form()).status_code for _ in range(5)] == [201] * 5

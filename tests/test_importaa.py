@@ -35,11 +35,11 @@ MODELS = [QueueType, Backend, Task, Parameter, Environment, Configuration, Job, 
 TASK_DEFAULTS = {
     "description": "", "in_glob": "", "out_glob": "", "stdout_glob": "", "parameters": [], "environment": {}, "configurations": [],
     "incomplete_outputs_behaviour": "fail", "custom_exit_status": "", "custom_exit_behaviour": "continue", "dynamic": False, "timeout": None,
-    "retries": 0, "cache": False, "input_prompt": "", "qc": {}, "resources": {}, "image": "", "container_options": {},
+    "retries": 0, "cache": False, "input_prompt": "", "input_choices": [], "qc": {}, "resources": {}, "image": "", "container_options": {},
 }
 PARAMETER_DEFAULTS = {
     "flag": "", "default": "", "bool_valued": False, "spacing": True, "switchless": False, "type": "string", "choices": [], "required": True,
-    "allow_dash": False, "description": "",
+    "allow_dash": False, "label": "", "description": "",
 }
 
 
@@ -51,9 +51,10 @@ def parameter(**fields):
     return {"rest_alias": fields.pop("rest_alias"), **PARAMETER_DEFAULTS, **fields}
 
 
-def job(name, steps, runnable=True, validators=()):
+def job(name, steps, runnable=True, validators=(), aa_name=None):
     return {
-        "name": name, "description": "", "runnable": runnable, "login_required": False, "compat": "aa", "validators": list(validators), "promises": [],
+        "name": name, "description": "", "runnable": runnable, "login_required": False, "compat": "aa",
+        **({"aa_name": aa_name} if aa_name else {}), "validators": list(validators), "promises": [],
         "steps": [{"id": key, "task": task, "ordering": ordering, "after": [], "enabled": True, "when": "", "foreach": {}, "params": {}} for key, task, ordering in steps],
     }
 
@@ -154,7 +155,7 @@ def test_the_current_models_import_row_by_row():
     assert tasks["count_words"] == task(
         name="count_words", backend="local1", description="Count the words of the upload", in_glob=".input", out_glob=".count", stdout_glob=".count",
         executable="wc $P1 $I1", incomplete_outputs_behaviour="terminate", custom_exit_status="1", custom_exit_behaviour="continue",
-        parameters=[parameter(rest_alias="words", flag="-w", default="True", bool_valued=True, type="bool")],
+        parameters=[parameter(rest_alias="words", aa_rest_name="count words_words", flag="-w", default="True", bool_valued=True, type="bool")],
     )
     # The parameter whose flag holds VALUE is not a $P: it fills $VALUE (A_A tests/test_api_chainconstruction.py,
     # test__ensure_option_order_preserved_with_value), so it comes last and $VALUE becomes its $P.
@@ -177,7 +178,7 @@ def test_the_current_models_import_row_by_row():
     assert tasks["cluster_align"] == task(
         name="cluster_align", backend="ge_cluster", description="Align on the cluster", in_glob=".input", out_glob=".aln",
         executable="aligner -in $I1 -out $O1 $P1 -w $TMP/work", incomplete_outputs_behaviour="continue", custom_exit_status="2, 3",
-        custom_exit_behaviour="fail", parameters=[parameter(rest_alias="threads", flag="-t", default="-1", allow_dash=True)],
+        custom_exit_behaviour="fail", parameters=[parameter(rest_alias="threads", aa_rest_name="cluster align_threads", flag="-t", default="-1", allow_dash=True)],
     )
     assert tasks["r_summary"] == task(
         name="r_summary", backend="rbox", in_glob=".input", out_glob=".txt", executable="write(summary(read.csv('data.csv')), 'out.txt')",
@@ -185,7 +186,7 @@ def test_the_current_models_import_row_by_row():
     # Steps of equal ordering run together (A_A tests/test_api_chainconstruction.py, test__construct_group_chain_string).
     # Validators are named by ValidatorTypes.name, the functions of A_A's validators.py (A_A tests/test_validators.py).
     assert catalogue["jobs"] == [
-        job("cluster_job", [("cluster_align", "cluster_align", 5), ("cluster_align_2", "cluster_align", 5)], validators=["aa_seq", "aa_pdb_file"]),
+        job("cluster_job", [("cluster_align", "cluster_align", 5), ("cluster_align_2", "cluster_align", 5)], validators=["aa_seq", "aa_pdb_file"], aa_name="cluster job"),
         job("count_label", [("count_words", "count_words", 0), ("label", "label", 1)], validators=["none"]),
         job("draft", [], runnable=False),
         job("r_job", [("r_summary", "r_summary", 0)]),  # its R code runs with A_A's I1.., O1.., P1.. (compat: aa)
@@ -231,6 +232,18 @@ def test_a_submitted_value_reaches_the_translated_value_placeholder():
     file_id = submission.file_id
     # wc without -w prints lines, words and bytes.
     assert submission.results.get(ending=".label").file.read().decode() == f"1 2 4 {file_id}.input\n--tag=x plain given {file_id}_done hello\n"
+
+
+def test_a_hostile_value_for_an_imported_shell_step_is_one_quoted_word(settings):
+    """A_A filtered values by a blacklist and spliced them into the command line; an imported job quotes them."""
+    run_import(CURRENT)
+    Backend.objects.filter(name="local1").update(root_path="")
+    hostile = "x; touch pwned $(touch pwned2) `touch pwned3`"
+    params = {"label_value": hostile, "label_tag": "x", "count_words_words": "false"}
+    submission = SynchronousRunner("count_label", input=b"a b\n", params=params).init().process()
+    assert submission.status == "complete", submission.last_message
+    assert f"plain {hostile} {submission.file_id}_done" in submission.results.get(ending=".label").file.read().decode()
+    assert not list(Path(settings.SLUICE_WORK_DIR).rglob("pwned*"))
 
 
 def test_passwords_users_and_backend_logins_are_never_imported(capsys):
