@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/profile_step.py [--database sqlite|pg] [--steps 100] [--top 25]
 
-Runs one STEPS-step chain the way a worker runs it (``dispatch.process`` on
+Runs one STEPS-step chain the way a worker runs it (``processing.process`` on
 the first node, which carries on down the chain by the fast path), in the
 main thread, three times: plain (the per-step wall time), with timers on the
 engine's functions (exclusive time per function: where the time goes), and
@@ -162,12 +162,12 @@ def timer_targets():
 
     from django.db.models.sql import compiler
 
-    from execution import dispatch, engine, lifecycle, logs, processes, sandbox
+    from execution import dispatch, engine, lifecycle, logs, processes, processing, sandbox
 
     local = processes.LocalExecutor
     return [
         (engine, "run_node", "engine.run_node (rest: load node, Python)"),
-        (dispatch, "_inline", "dispatch._inline (rest: find the next node)"),
+        (processing, "_inline", "processing._inline (rest: find the next node)"),
         (dispatch, "send", "dispatch.send"),
         (lifecycle, "_node", "lifecycle: node transitions"),
         (lifecycle, "_submission", "lifecycle: submission transitions"),
@@ -271,10 +271,12 @@ def profile(args):
 
 def run_chain(engine, dispatch, job):
     """Submit ``job`` and run it to the end in this thread, as a worker runs one message."""
+    from execution import processing
+
     submission = engine.submit(job)
     first = submission.ready
     for node_id in first:
-        dispatch.process(node_id)
+        processing.process(node_id)
     return submission.pk
 
 

@@ -1,9 +1,10 @@
-"""Send nodes to workers, and run what a worker receives.
+"""Send nodes to workers.
 
 ``send`` puts "run node N" on the queue of the node's backend at its
-submission's priority, after the current transaction commits. ``process`` is
-what a worker does with such a message: run the node, then either carry on
-with its one successor itself (the fast path) or send the successors on.
+submission's priority, after the current transaction commits; ``adopt`` puts
+"take over node N". Messages name their actors (``RUN_NODE``, ``ADOPT_NODE``,
+declared in ``actors``) rather than importing them, so that sending needs
+nothing of the engine: what a worker does with a message is in ``processing``.
 """
 import logging
 import os
@@ -14,13 +15,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import broker, engine
+from . import broker
 from .models import Node
-from .states import NodeStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WORKER_ID", "adopt", "process", "send", "serve", "start"]
+__all__ = ["ADOPT_NODE", "RUN_NODE", "WORKER_ID", "adopt", "send", "serve", "serves", "start"]
+
+# The actors' names: the contract between a message and the worker that runs it (actors.py).
+RUN_NODE = "sluice.run_node"
+ADOPT_NODE = "sluice.adopt_node"
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 # Queues this process consumes; None means all of them (the embedded mode).
@@ -32,6 +36,11 @@ def serve(queues):
     global _served, WORKER_ID
     _served = set(queues) if queues is not None else None
     WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def serves(queue):
+    """Does this process consume ``queue``?"""
+    return _served is None or queue in _served
 
 
 def start(submission):
@@ -64,9 +73,11 @@ def _enqueue_or_log(node_ids):
         )
 
 
-def _enqueue(node_ids):
-    from .actors import run_node
+def _message(queue, actor, *args):
+    return dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
 
+
+def _enqueue(node_ids):
     # A lifecycle.Ready was queued just now, to run at once, and knows its queue; others are looked up.
     sends = {int(node_id): (node_id.queue, None) for node_id in node_ids if getattr(node_id, "queue", None)}
     unknown = [node_id for node_id in node_ids if int(node_id) not in sends]
@@ -77,7 +88,7 @@ def _enqueue(node_ids):
     current = dramatiq.get_broker()
     for node_id, (queue, delay) in sends.items():
         current.declare_queue(queue)
-        current.enqueue(run_node.message(node_id).copy(queue_name=queue), delay=delay)
+        current.enqueue(_message(queue, RUN_NODE, node_id), delay=delay)
 
 
 def adopt(node):
@@ -87,15 +98,13 @@ def adopt(node):
     lease: whichever live worker of the queue gets it follows the run on
     (``follow.adopt``). A duplicate finds the fence moved and does nothing.
     """
-    from .actors import adopt_node
-
     node_id, fence, queue = node.pk, node.fence, queue_of(node)
 
     def enqueue():
         try:
             current = dramatiq.get_broker()
             current.declare_queue(queue)
-            current.enqueue(adopt_node.message(node_id, fence).copy(queue_name=queue))
+            current.enqueue(_message(queue, ADOPT_NODE, node_id, fence))
         except Exception as error:  # the reconciler asks again on its next pass
             log.error("Could not send the take-over of node %s to the broker (%s: %s).", node_id, type(error).__name__, error)
 
@@ -105,33 +114,3 @@ def adopt(node):
 def queue_of(node):
     """Return the queue a node's message goes to."""
     return broker.queue_name(node.task.backend.queue_type.name, node.submission.priority)
-
-
-def process(node_id):
-    """Run node ``node_id`` and what follows it, as a worker does with one message.
-
-    Fast path: when exactly one node became ready, it waits for no backoff
-    and its queue is one this process serves, run it here at once instead of
-    a broker round trip. The claim in ``engine.run_node`` is a conditional
-    update, so a duplicate message for that node stays harmless; if this
-    process dies first, the node is still ``queued`` and the reconciler
-    re-sends it.
-    """
-    while node_id is not None:
-        next_ids = engine.run_node(node_id, worker=WORKER_ID, watch=True)
-        node_id = _inline(next_ids)
-        send([other for other in next_ids if other != node_id])
-
-
-def _inline(node_ids):
-    if len(node_ids) != 1:
-        return None
-    queue = getattr(node_ids[0], "queue", None)  # known when the engine's fast path queued it
-    if queue is None:
-        row = Node.objects.filter(pk=node_ids[0], status=NodeStatus.QUEUED, not_before__isnull=True).values_list("task__backend__queue_type__name", "submission__priority").first()
-        if row is None:
-            return None
-        queue = broker.queue_name(*row)
-    if _served is not None and queue not in _served:
-        return None
-    return node_ids[0]

@@ -420,7 +420,7 @@ def cancel(submission_id, reason="cancelled by request"):
 # -- running a node -------------------------------------------------------------------------
 
 
-def run_node(node_id, worker="", watch=False):
+def run_node(node_id, worker="", watch=False, follower=None):
     """Run a queued node once and return the ids of nodes that should run next.
 
     A node that is no longer queued (a duplicate message, a cancel) is left
@@ -428,6 +428,9 @@ def run_node(node_id, worker="", watch=False):
     process's watchdog renews the attempt's lease while it runs and stops its
     run as soon as the attempt no longer owns the node (a cancel, a
     takeover), so a reconciler can tell live workers from dead ones.
+    ``follower`` (``follow.follower``) takes the runs of a followed executor
+    (Slurm) once they have started, and concludes them when they end; without
+    one such a node fails, as nothing here would see its run end.
     Any error after the claim fails the attempt with its real cause, then
     follows the task's retry policy.
     """
@@ -439,7 +442,7 @@ def run_node(node_id, worker="", watch=False):
         return []
     submission = node.submission
     try:
-        return _run_claimed(node, attempt, submission, watch)
+        return _run_claimed(node, attempt, submission, watch, follower)
     except lifecycle.Fenced as fenced:
         _fenced_off(node, fenced)
         return []
@@ -447,7 +450,7 @@ def run_node(node_id, worker="", watch=False):
         return _unexpected(node, attempt, error)
 
 
-def _run_claimed(node, attempt, submission, watch):
+def _run_claimed(node, attempt, submission, watch, follower):
     if submission.status in SubmissionStatus.TERMINAL:
         lifecycle.cancel(attempt, f"not run: submission is {submission.status}")
         return []
@@ -462,7 +465,7 @@ def _run_claimed(node, attempt, submission, watch):
         _fail(node, attempt, str(error), retryable=False)
         return advance(submission.pk, finished=node.pk)
     if executor.followed:
-        return _start_followed(node, attempt, executor)
+        return _start_followed(node, attempt, executor, follower)
     if not executor.attached:
         return _start_subjob(node, attempt, executor)
     workdir = workdirs.path_for(node)
@@ -559,16 +562,17 @@ def _start_subjob(node, attempt, executor):
     return run.extra["ready"]
 
 
-def _start_followed(node, attempt, executor):
-    """Start a detached run of processes (a cluster job) and give it to this process's follower; return what runs next.
+def _start_followed(node, attempt, executor, follower):
+    """Start a detached run of processes (a cluster job) and give it to ``follower``; return what runs next.
 
     The node stays ``running`` with the run's handle; the follower renews its
     lease, stops it on a cancel or at its time limit, and concludes it with
     ``conclude_followed`` once it ends. A cached result or a run that cannot
     start is concluded here, as for an attached run.
     """
-    from . import follow
-
+    if follower is None:
+        _fail(node, attempt, f"a {executor.behaviour} step runs on a worker or under runjob, which follow its run; nothing follows it here", retryable=False)
+        return advance(node.submission_id, finished=node.pk)
     workdir = workdirs.path_for(node)
     try:
         run, used = _prepare(node, workdir)
@@ -584,7 +588,7 @@ def _start_followed(node, attempt, executor):
         return ([node.pk] if retry else []) + advance(node.submission_id, finished=node.pk)
     # Not recorded means the node was cancelled or taken meanwhile: the follower's first beat stops the run.
     lifecycle.record_handle(attempt, handle)
-    follow.follower.add(attempt, executor, handle, run, key)
+    follower.add(attempt, executor, handle, run, key)
     return []
 
 

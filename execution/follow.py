@@ -29,7 +29,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from . import dispatch, engine, executors, lifecycle, statements, workdirs
+from . import dispatch, engine, executors, lifecycle, reconcile, statements, workdirs
 from .models import Node
 from .states import NodeStatus
 
@@ -164,8 +164,6 @@ def adopt(node_id, fence):
     next beat); one that is gone without a status is lost, and the
     reconciler's rules for lost nodes apply.
     """
-    from . import reconcile
-
     node = statements.load(Node, node_id, "submission__job", "task__backend__queue_type")
     if node is None or node.status != NodeStatus.RUNNING or node.fence != fence or not node.handle:
         return False  # someone else took it, or it moved on: a duplicate message

@@ -15,6 +15,7 @@ from django.utils import timezone
 from jobs.models import Job
 
 from . import controls, engine, stored
+from .follow import follower
 from .models import Node
 from .states import NodeStatus
 
@@ -72,7 +73,7 @@ class SynchronousRunner:
                 # One thing at a time: the oldest ready node first, which keeps runs reproducible.
                 node_id = queue.pop(0)
                 _wait_for_backoff(node_id)
-                queue.extend(engine.run_node(node_id))
+                queue.extend(engine.run_node(node_id, follower=follower))
             queue = _after_followed(submission)  # what ended Slurm steps let run
             if not queue:
                 break
@@ -93,7 +94,7 @@ class SynchronousRunner:
         while leftover:
             for node_id in leftover:
                 _wait_for_backoff(node_id)
-                engine.run_node(node_id)
+                engine.run_node(node_id, follower=follower)
             leftover = list(Node.objects.filter(submission=submission, status=NodeStatus.QUEUED).values_list("pk", flat=True))
         engine.advance(submission.pk)
 

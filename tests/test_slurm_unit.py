@@ -141,3 +141,18 @@ def test_a_catalogue_file_with_bad_slurm_options_is_refused_where_it_is_wrong():
     with pytest.raises(CatalogueError, match=r"backends\[0\].*unknown Slurm option 'sbatch_arg'; known: partition, account, sbatch_args"):
         load_catalogue(data)
     assert not Backend.objects.filter(name="cluster").exists()
+
+
+@pytest.mark.django_db
+def test_a_slurm_step_run_where_nothing_follows_it_fails_saying_so():
+    """engine.run_node takes the process's follower from its caller (a worker, runjob); without one the node fails, it is not left running."""
+    from execution import engine
+    from tests.factories import make_backend, make_job, make_task
+
+    backend = make_backend("cluster", queue_type=make_queue_type("cluster", execution_behaviour="slurm"))
+    submission = engine.submit(make_job("on_cluster", steps=[make_task("remote", "true", backend=backend)]))
+    assert engine.run_node(submission.ready[0]) == []
+    node = submission.nodes.get()
+    assert node.status == "failed" and "nothing follows it here" in node.message and node.handle == ""
+    submission.refresh_from_db()
+    assert submission.status == "error"
