@@ -107,19 +107,9 @@ class Server:
         progress(f"{self.label}: up on 127.0.0.1:{self.port} (pid {self.process.pid})")
 
     def stop(self, grace=30.0):
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                progress(f"{self.label}: ignored SIGTERM for {grace:g} s; killing it")
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop_process(self.process, self.label, grace)
+            self.process = None
 
     def counts(self):
         """(unfinished, finished other than complete) submissions, from the server's SQLite file."""
@@ -145,6 +135,20 @@ class Server:
             if time.monotonic() - started > DRAIN_TIMEOUT:
                 raise RuntimeError(f"{self.label}: {unfinished} submissions still unfinished after {DRAIN_TIMEOUT} s")
             time.sleep(0.2)
+
+
+def stop_process(process, label, grace=30.0):
+    """SIGTERM a process started in its own group, give it ``grace`` seconds, then SIGKILL the group."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            progress(f"{label}: ignored SIGTERM for {grace:g} s; killing it")
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def describe(root):
@@ -177,8 +181,8 @@ def wait_for_port(port, process, log_path):
 # --- the load ----------------------------------------------------------------------
 
 
-def load(port, clients, requests):
-    """Send ``requests`` submissions over ``clients`` threads; return (wall seconds, latencies, statuses).
+def load(port, clients, requests, body=BODY):
+    """Send ``requests`` submissions (``body``) over ``clients`` threads; return (wall seconds, latencies, statuses).
 
     Each thread has one keep-alive connection (http.client opens it again if
     the server closes it). A request that fails at the socket counts with the
@@ -196,17 +200,17 @@ def load(port, clients, requests):
         for _ in range(shares[index]):
             started = time.perf_counter()
             try:
-                connection.request("POST", "/api/submissions/", body=BODY, headers=HEADERS)
+                connection.request("POST", "/api/submissions/", body=body, headers=HEADERS)
                 response = connection.getresponse()
-                body = response.read()
+                answer = response.read()
                 status = response.status
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
-                status, body = None, repr(error).encode()
+                status, answer = None, repr(error).encode()
             latencies[index].append(time.perf_counter() - started)
             statuses[index].append(status)
             if status != 201 and not first_error:
-                first_error.append(f"{status}: {body[:300].decode(errors='replace')}")
+                first_error.append(f"{status}: {answer[:300].decode(errors='replace')}")
         connection.close()
 
     threads = [threading.Thread(target=client, args=(index,), daemon=True) for index in range(clients)]
