@@ -247,8 +247,11 @@ class Digraph(graphviz.Digraph):
     _quote_edge = staticmethod(graphviz.quoting.quote)
 
 
-def to_dot(graph, name="sluice"):
+def to_dot(graph, name="sluice", link=None):
     """Return the graph as Graphviz DOT source: nodes filled by status, wildcards and undecided branches dashed grey, possible edges dotted.
+
+    ``link``, when given, is called with each node (a dict of the graph) and gives the path on this
+    site its box leads to, or None; the SVG keeps only links to paths on this site (``jobs.svg``).
 
     Every id, label and tooltip is plain text (``jobs.dottext``), whatever it holds; a
     colour that is not a name or ``#rrggbb[aa]`` is left out, so the default is drawn.
@@ -262,6 +265,9 @@ def to_dot(graph, name="sluice"):
         fill = STATUS_COLOURS.get(node["status"], "#ffffff")
         tooltip = dottext.tooltip(f"{node['key']}: {_state(node)}")
         attributes = {"style": "rounded,filled", "fillcolor": fill, **_marker_attributes(node), **extra}
+        href = link(node) if link is not None else None
+        if href:
+            attributes.update(URL=dottext.text(href), target="_top")
         dot.node(dottext.identifier(node["key"]), label=dottext.text(_drawn_label(node)), tooltip=tooltip, **attributes)
         if node.get("wildcard") == "loop":
             ends = dottext.identifier(node["key"]), dottext.identifier(node["key"])
@@ -313,7 +319,7 @@ class GraphvizMissing(DiagramError):
     """Neither Graphviz can run here: the WebAssembly one does not load and ``dot`` is not on the PATH."""
 
 
-def to_svg(graph, name="sluice"):
+def to_svg(graph, name="sluice", link=None):
     """Return the graph drawn as SVG, wide fan-outs collapsed, cleaned of anything but the drawing (``jobs.svg``).
 
     Drawings are cached by their DOT source, so an unchanged graph is drawn
@@ -324,7 +330,7 @@ def to_svg(graph, name="sluice"):
         GraphvizMissing: neither Graphviz can draw (see ``draw``).
         DiagramError: Graphviz could not draw this graph (it is logged).
     """
-    source = to_dot(collapse(graph), name)
+    source = to_dot(collapse(graph), name, link=link)
     # A new prefix whenever what is cached changes: SVG drawn before it was cleaned is never served.
     key = "sluice-diagram:" + hashlib.sha256(source.encode()).hexdigest()
     drawn = cache.get(key)
@@ -425,7 +431,8 @@ def collapse(graph, above=COLLAPSE_ABOVE):
     """Draw more than ``above`` interchangeable nodes (same task, same neighbours) as one.
 
     The group is labelled "task ×N" and shows the most pressing status of its
-    members (failed, then running, …); wildcard nodes are never grouped.
+    members (failed, then running, …); ``first`` is the key of its first member.
+    Wildcard nodes are never grouped.
     """
     before, after = defaultdict(set), defaultdict(set)
     for edge in graph["edges"]:
@@ -448,7 +455,7 @@ def collapse(graph, above=COLLAPSE_ABOVE):
             statuses = {member["status"] for member in group}
             status = next((value for value in STATUS_PRIORITY if value in statuses), node["status"])
             counts = ", ".join(f"{sum(m['status'] == value for m in group)} {value}" for value in STATUS_PRIORITY if value in statuses)
-            nodes.append({"key": key, "task": node["task"], "kind": "node", "status": status, "label": f"{key}\n{counts}"})
+            nodes.append({"key": key, "task": node["task"], "kind": "node", "status": status, "label": f"{key}\n{counts}", "first": node["key"]})
     edges, seen = [], set()
     for edge in graph["edges"]:
         pair = (merged.get(edge["from"], edge["from"]), merged.get(edge["to"], edge["to"]))

@@ -1,0 +1,49 @@
+"""Filters of the submission and step pages."""
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def first_line(text, limit=120):
+    """The first line of ``text``, at most ``limit`` characters, with "…" when anything was left out."""
+    text = (text or "").strip()
+    line = text.split("\n", 1)[0]
+    if len(line) > limit:
+        return line[:limit - 1] + "…"
+    return line + (" …" if len(line) < len(text) else "")
+
+
+@register.filter
+def span(delta):
+    """A timedelta as "4.2 s", "3 min 4 s" or "2 h 5 min"; "—" for None."""
+    if delta is None:
+        return "—"
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+@register.filter
+def elapsed(row):
+    """How long a node or group ran (so far)."""
+    if row.started_at is None:
+        return None
+    from django.utils import timezone
+
+    return (row.finished_at or timezone.now()) - row.started_at
+
+
+@register.filter
+def is_group(row):
+    return not hasattr(row, "pk")
+
+
+@register.filter
+def get(mapping, key):
+    return mapping.get(key) if mapping else None
