@@ -1,15 +1,17 @@
 """What the submission page says about a submission, read in a bounded number of queries whatever its size.
 
-The nodes one node added at run time (a foreach step's instances, a dynamic step's additions)
-are summarised as one ``Group`` when there are more than ``GROUP_ABOVE`` of them, as the
-diagram draws them as one box: the page lists the group's counts by status and links to a
-paged list of its members (``/submissions/<uuid>/nodes/?by=<key>``).
+The nodes of one task that one node added at run time (a foreach step's instances, a dynamic
+step's additions) are summarised as one ``Group`` when there are more than ``GROUP_ABOVE`` of
+them, as the diagram draws them as one box: the page lists the group's counts by status and
+links to a paged list of its members (``/submissions/<uuid>/nodes/?by=<key>&task=<task>``).
+Nodes of the job's own steps are always listed one by one.
 """
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlencode
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from execution import stats
@@ -26,12 +28,12 @@ ANSWERED = re.compile(r"step '(?P<key>.*)' answered by (?P<who>.*)")
 
 @dataclass
 class Group:
-    """The nodes that node ``by`` added, counted by status (most pressing first) and task."""
+    """The nodes of task ``task`` that node ``by`` added ("" for none), counted by status (most pressing first)."""
 
     by: str
+    task: str
     count: int = 0
     statuses: dict = field(default_factory=dict)
-    tasks: set = field(default_factory=set)
     started_at: object = None
     finished_at: object = None
     results: int = 0
@@ -49,38 +51,58 @@ class Group:
         return sum(count for status, count in self.statuses.items() if status in NodeStatus.TERMINAL)
 
 
+    @property
+    def query(self):
+        """The query string of the group's list page."""
+        return urlencode({"by": self.by, "task": self.task})
+
+    def members(self, nodes):
+        """The group's nodes among ``nodes`` (a queryset)."""
+        return nodes.filter(step__isnull=True, added_by=self.by, task__name=self.task)
+
+
 def groups(submission):
-    """The groups of the submission that are too big to list node by node, by the key of the node that added them."""
+    """The groups of the submission too big to list node by node: ``{(added by, task): Group}``, in one query (and one for their results)."""
     found = {}
-    rows = (submission.nodes.exclude(added_by="").values("added_by", "task__name", "status")
+    rows = (submission.nodes.filter(step__isnull=True).values_list("added_by", "task__name", "status")
             .annotate(n=Count("id"), first=Min("started_at"), last=Max("finished_at")).order_by())
-    for by, task, status, count, first, last in ((r["added_by"], r["task__name"], r["status"], r["n"], r["first"], r["last"]) for r in rows):
-        group = found.setdefault(by, Group(by))
+    for by, task, status, count, first, last in rows:
+        group = found.setdefault((by, task), Group(by, task))
         group.count += count
         group.statuses[status] = group.statuses.get(status, 0) + count
-        group.tasks.add(task)
         group.started_at = min(filter(None, (group.started_at, first)), default=None)
         group.finished_at = max(filter(None, (group.finished_at, last)), default=None)
-    big = {by: group for by, group in found.items() if group.count > GROUP_ABOVE}
+    big = {key: group for key, group in found.items() if group.count > GROUP_ABOVE}
     for group in big.values():
         group.statuses = {status: group.statuses[status] for status in STATUS_PRIORITY if status in group.statuses}
-    counts = Result.objects.filter(submission=submission, superseded=False, node__added_by__in=big).values_list("node__added_by").annotate(n=Count("id")).order_by()
-    for by, count in counts:
-        big[by].results = count
+    if big:
+        made = Result.objects.filter(submission=submission, superseded=False, node__step__isnull=True).values_list("node__added_by", "node__task__name")
+        for by, task, count in made.annotate(n=Count("id")).order_by():
+            if (by, task) in big:
+                big[by, task].results = count
     return big
+
+
+def _outside(nodes, big):
+    """``nodes`` (a queryset) without the members of the big groups."""
+    for group in big.values():
+        nodes = nodes.exclude(step__isnull=True, added_by=group.by, task__name=group.task)
+    return nodes
 
 
 def rows(submission, big):
     """The steps table: every node not in a big group, each group right after the node that added it."""
-    nodes = list(submission.nodes.exclude(added_by__in=big).select_related("task", "step"))
+    nodes = list(_outside(submission.nodes.all(), big).select_related("task", "step"))
+    after = {}
+    for group in big.values():
+        after.setdefault(group.by, []).append(group)
     placed, listed = set(), []
     for node in nodes:
         node.not_taken = node.status == NodeStatus.SKIPPED and node.message.startswith("skipped: when")
         listed.append(node)
-        if node.key in big:
-            listed.append(big[node.key])
-            placed.add(node.key)
-    listed.extend(group for by, group in big.items() if by not in placed)
+        listed.extend(after.get(node.key, ()))
+        placed.add(node.key)
+    listed.extend(group for group in big.values() if group.by not in placed)
     return listed
 
 
@@ -130,7 +152,8 @@ def bars(submission, listed, now=None):
 def results(submission, big):
     """The results not in a big group, grouped by the node that made them (the upload first): ``[(node or None, [result])]``."""
     grouped = {}
-    found = submission.results.filter(superseded=False).exclude(node__added_by__in=big).select_related("node").order_by("node_id", "id")
+    shown = _outside(submission.nodes.all(), big).values("pk")
+    found = submission.results.filter(superseded=False).filter(Q(node__isnull=True) | Q(node__in=shown)).select_related("node").order_by("node_id", "id")
     for result in found:
         result.readable = readable_name(submission, result)
         grouped.setdefault(result.node_id, (result.node, []))[1].append(result)
@@ -152,7 +175,7 @@ def parameters(submission):
 
 def answers(submission, nodes):
     """``{node key: (answer, who)}`` for the answered steps among ``nodes`` (who from the log's "answered by")."""
-    asked = {node.key: node for node in nodes if getattr(node, "task", None) and node.task.input_prompt and "input" in (node.outputs or {})}
+    asked = {node.key: node for node in nodes if not isinstance(node, Group) and node.task.input_prompt and "input" in (node.outputs or {})}
     if not asked:
         return {}
     who = {}

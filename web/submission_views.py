@@ -88,28 +88,24 @@ def _results(submission, found):
 
 
 def node_list(request, uuid):
-    """The nodes one node added (``?by=<key>``), a page at a time, optionally of one status (``?status=``)."""
+    """The nodes of a group (``?by=<key that added them>&task=<task>``), or every node, a page at a time,
+    optionally of one status (``?status=``)."""
     submission = visible_submission(request, uuid)
-    by = request.GET.get("by", "")
-    members = submission.nodes.filter(added_by=by) if by else submission.nodes.all()
-    group = overview.groups(submission).get(by) if by else None
-    status = request.GET.get("status", "")
-    if status in NodeStatus.values:
-        members = members.filter(status=status)
+    by, task, status = (request.GET.get(name, "") for name in ("by", "task", "status"))
+    group = overview.Group(by, task) if task else None
+    everyone = group.members(submission.nodes.all()) if group else submission.nodes.all()
+    members = everyone.filter(status=status) if status in NodeStatus.values else everyone
     page = Paginator(members.select_related("task").order_by("id"), NODES_PAGE).get_page(request.GET.get("page"))
-    counts = {row["status"]: row["n"] for row in _status_counts(submission.nodes.filter(added_by=by) if by else submission.nodes.all())}
+    counts = {row["status"]: row["n"] for row in everyone.values("status").annotate(n=Count("id")).order_by("status")}
     results = {}
     for result in Result.objects.filter(node__in=list(page.object_list), superseded=False).select_related("node"):
         result.readable = overview.readable_name(submission, result)
         results.setdefault(result.node_id, []).append(result)
     for node in page.object_list:
         node.shown_results = results.get(node.pk, [])
-    context = {"submission": submission, "by": by, "group": group, "page": page, "status": status, "counts": counts}
+    query = group.query if group else ""
+    context = {"submission": submission, "group": group, "page": page, "status": status, "counts": counts, "query": query}
     return render(request, "web/nodes.html", context)
-
-
-def _status_counts(nodes):
-    return nodes.values("status").annotate(n=Count("id")).order_by("status")
 
 
 def confirm_cancel(request, uuid):

@@ -118,8 +118,8 @@ def _node_link(submission, big):
         if node["kind"] != "node":
             return None
         if "first" in node:  # a box standing for many nodes: one query for each such box (there are few)
-            by = submission.nodes.filter(key=node["first"]).values_list("added_by", flat=True).first()
-            return f"{base}?by={quote(by, safe='')}" if by in big else None
+            first = submission.nodes.filter(key=node["first"], step__isnull=True).values_list("added_by", "task__name").first()
+            return f"{base}?{big[first].query}" if first in big else None
         return f"{base}{quote(node['key'], safe='')}/"
     return link
 
