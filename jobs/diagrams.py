@@ -247,11 +247,8 @@ class Digraph(graphviz.Digraph):
     _quote_edge = staticmethod(graphviz.quoting.quote)
 
 
-def to_dot(graph, name="sluice", link=None):
+def to_dot(graph, name="sluice"):
     """Return the graph as Graphviz DOT source: nodes filled by status, wildcards and undecided branches dashed grey, possible edges dotted.
-
-    ``link``, when given, is called with each node (a dict of the graph) and gives the path on this
-    site its box leads to, or None; the SVG keeps only links to paths on this site (``jobs.svg``).
 
     Every id, label and tooltip is plain text (``jobs.dottext``), whatever it holds; a
     colour that is not a name or ``#rrggbb[aa]`` is left out, so the default is drawn.
@@ -265,9 +262,6 @@ def to_dot(graph, name="sluice", link=None):
         fill = STATUS_COLOURS.get(node["status"], "#ffffff")
         tooltip = dottext.tooltip(f"{node['key']}: {_state(node)}")
         attributes = {"style": "rounded,filled", "fillcolor": fill, **_marker_attributes(node), **extra}
-        href = link(node) if link is not None else None
-        if href:
-            attributes.update(URL=dottext.text(href), target="_top")
         dot.node(dottext.identifier(node["key"]), label=dottext.text(_drawn_label(node)), tooltip=tooltip, **attributes)
         if node.get("wildcard") == "loop":
             ends = dottext.identifier(node["key"]), dottext.identifier(node["key"])
@@ -326,11 +320,17 @@ def to_svg(graph, name="sluice", link=None):
     once; so is a failure, for a minute, so that a page polled every two
     seconds does not draw (and log) the same failure again and again.
 
+    ``link``, when given, is called with each node as drawn (a dict of the graph, or of a
+    collapsed group, whose ``first`` names its first member) and gives the path on this site
+    its box leads to, or None. Links are put into the drawing after it is cached, so a picture
+    with links and one without are drawn once between them; only paths on this site are kept.
+
     Raises:
         GraphvizMissing: neither Graphviz can draw (see ``draw``).
         DiagramError: Graphviz could not draw this graph (it is logged).
     """
-    source = to_dot(collapse(graph), name, link=link)
+    drawn_graph = collapse(graph)
+    source = to_dot(drawn_graph, name)
     # A new prefix whenever what is cached changes: SVG drawn before it was cleaned is never served.
     key = "sluice-diagram:" + hashlib.sha256(source.encode()).hexdigest()
     drawn = cache.get(key)
@@ -339,7 +339,11 @@ def to_svg(graph, name="sluice", link=None):
         cache.set(key, drawn, 3600 if "svg" in drawn else 60)
     if "error" in drawn:
         raise DiagramError(drawn["error"])
-    return drawn["svg"]
+    if link is None:
+        return drawn["svg"]
+    # Graphviz numbers node boxes in the order they are declared: node1 is the first node of the graph.
+    hrefs = {f"a_node{number}": href for number, node in enumerate(drawn_graph["nodes"], 1) if (href := link(node))}
+    return svg.linked(drawn["svg"], hrefs)
 
 
 def _drawn(source, name):

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from execution import dispatch, engine
+from execution import diagrams, dispatch, engine
 from execution.local import SynchronousRunner
 from execution.models import Edge, Message, Node, Result, Submission
 from tests.factories import make_job, make_parameter, make_task
@@ -266,3 +266,11 @@ def test_a_prompt_without_choices_keeps_its_text_box():
     submission = waiting_on(make_task("ask", "true", input_prompt="Why?"))
     page = page_of(submission)
     assert '<label for="answer-ask">Why?</label>' in page and '<input id="answer-ask" name="value" required>' in page
+
+
+def test_a_box_links_only_to_a_path_on_this_site():
+    graph = {"nodes": [{"key": k, "task": k, "kind": "node", "status": "succeeded", "label": k} for k in ("a", "b", "c")], "edges": []}
+    targets = {"a": "/submissions/x/nodes/a/", "b": "javascript:alert(1)", "c": "https://elsewhere.example/"}
+    drawing = diagrams.to_svg(graph, "links", link=lambda node: targets[node["key"]])
+    assert drawing.count("xlink:href=") == 1 and 'xlink:href="/submissions/x/nodes/a/"' in drawing
+    assert diagrams.to_svg(graph, "links").count("xlink:href=") == 0  # the same drawing, cached, without links
