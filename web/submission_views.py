@@ -62,6 +62,9 @@ def _text(log):
         data = stored.read_from(log.file, max(log.size - LOG_SHOWN, 0))
     except FileNotFoundError:
         return {"missing": True}
+    partial = log.size > LOG_SHOWN
+    if partial and b"\n" in data:
+        data = data[data.index(b"\n") + 1:]  # from a line start
     text = data.decode("utf-8", "replace")
     head, marker, tail = text, "", ""
     for line in text.splitlines(keepends=True):
@@ -69,7 +72,7 @@ def _text(log):
             head, _, tail = text.partition(line)
             marker = line.strip()
             break
-    return {"head": head, "marker": marker, "tail": tail, "partial": log.size > LOG_SHOWN}
+    return {"head": head, "marker": marker, "tail": tail, "partial": partial}
 
 
 def _inputs(submission, node):

@@ -1,5 +1,6 @@
 """Filters of the submission and step pages."""
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -34,8 +35,6 @@ def elapsed(row):
     """How long a node or group ran (so far)."""
     if row.started_at is None:
         return None
-    from django.utils import timezone
-
     return (row.finished_at or timezone.now()) - row.started_at
 
 
