@@ -70,7 +70,7 @@ def test_every_submission_state_and_the_step_page_fit_without_sideways_scrolling
         visit(tab, f"{live_server.url}{path}")
         assert fits(tab), f"{name} at {size['width']} px is {tab.evaluate('document.documentElement.scrollWidth')} px wide"
         # What users found off-screen on a phone: the answer box and the failure's reason.
-        for selector in (".waiting form", "#last-message"):
+        for selector in (".waiting form", "#last-message", ".failed pre.reason"):
             if tab.locator(selector).count():
                 box = tab.locator(selector).first.bounding_box()
                 assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 1, (name, selector, box)

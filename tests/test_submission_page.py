@@ -205,6 +205,9 @@ def test_the_steps_table_keeps_a_message_to_one_line_and_the_step_page_has_it_al
     cell = re.search(r'<tr data-node="boom">.*?<td class="message">(.*?)</td>', page_of(submission), re.S).group(1)
     assert "\n" not in cell.strip() and len(cell.strip()) <= 130
     assert "line 40" in page_of(submission, "nodes/boom/") and "line 1\n" in page_of(submission, "nodes/boom/")
+    # The submission page says what failed, with the end of its error output, where a phone shows it.
+    failed = re.search(r'<section class="failed".*?</section>', page_of(submission), re.S).group(0)
+    assert "<code>boom</code>" in failed and "line 36\nline 37\nline 38\nline 39\nline 40</pre>" in failed
 
 
 def test_a_step_page_is_for_those_who_may_see_the_submission(owner, other_user, two_steps):

@@ -100,6 +100,7 @@ def submission_context(request, submission):
         "timing": overview.timing(submission),
         "parameters": overview.parameters(submission),
         "answers": overview.answers(submission, rows),
+        "failed": [row for row in rows if not isinstance(row, overview.Group) and row.status == "failed"][:10],
         "waiting": [row for row in rows if not isinstance(row, overview.Group) and row.status == "waiting" and row.task.input_prompt],
         "result_groups": overview.results(submission, big),
         "big_results": [group for group in big.values() if group.results],

@@ -46,3 +46,10 @@ def is_group(row):
 @register.filter
 def get(mapping, key):
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def last_lines(text, count=5):
+    """The last ``count`` non-empty lines of ``text``: where a step's error output usually says what went wrong."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
