@@ -19,7 +19,7 @@ from execution.models import Result
 from execution.states import NodeStatus
 from jobs.diagrams import COLLAPSE_ABOVE, STATUS_PRIORITY
 
-__all__ = ["GROUP_ABOVE", "LOG_PAGE", "Group", "answers", "groups", "log_page", "parameters", "progress", "readable_name", "results", "rows", "timing"]
+__all__ = ["GROUP_ABOVE", "LOG_PAGE", "Group", "answers", "bars", "groups", "log_page", "parameters", "progress", "readable_name", "results", "rows", "timing"]
 
 GROUP_ABOVE = COLLAPSE_ABOVE
 LOG_PAGE = 50  # messages per page of the log, newest first
