@@ -15,3 +15,14 @@ def job_times():
         {"job": job, "count": len(times), "mean_seconds": round(statistics.fmean(times), 3), "median_seconds": round(statistics.median(times), 3)}
         for job, times in durations.items()
     ]
+
+
+def typical_seconds(job, last=50):
+    """The median run time (seconds) of ``job``'s last ``last`` completed submissions, or None when it has none.
+
+    The figure ``job_times`` gives for all of them, kept to the recent ones: what a running submission is
+    likely to take.
+    """
+    finished = Submission.objects.filter(job=job, status=SubmissionStatus.COMPLETE, started_at__isnull=False, finished_at__isnull=False)
+    times = [(ended - started).total_seconds() for started, ended in finished.order_by("-finished_at").values_list("started_at", "finished_at")[:last]]
+    return statistics.median(times) if times else None

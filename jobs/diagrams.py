@@ -313,18 +313,24 @@ class GraphvizMissing(DiagramError):
     """Neither Graphviz can run here: the WebAssembly one does not load and ``dot`` is not on the PATH."""
 
 
-def to_svg(graph, name="sluice"):
+def to_svg(graph, name="sluice", link=None):
     """Return the graph drawn as SVG, wide fan-outs collapsed, cleaned of anything but the drawing (``jobs.svg``).
 
     Drawings are cached by their DOT source, so an unchanged graph is drawn
     once; so is a failure, for a minute, so that a page polled every two
     seconds does not draw (and log) the same failure again and again.
 
+    ``link``, when given, is called with each node as drawn (a dict of the graph, or of a
+    collapsed group, whose ``first`` names its first member) and gives the path on this site
+    its box leads to, or None. Links are put into the drawing after it is cached, so a picture
+    with links and one without are drawn once between them; only paths on this site are kept.
+
     Raises:
         GraphvizMissing: neither Graphviz can draw (see ``draw``).
         DiagramError: Graphviz could not draw this graph (it is logged).
     """
-    source = to_dot(collapse(graph), name)
+    drawn_graph = collapse(graph)
+    source = to_dot(drawn_graph, name)
     # A new prefix whenever what is cached changes: SVG drawn before it was cleaned is never served.
     key = "sluice-diagram:" + hashlib.sha256(source.encode()).hexdigest()
     drawn = cache.get(key)
@@ -333,7 +339,11 @@ def to_svg(graph, name="sluice"):
         cache.set(key, drawn, 3600 if "svg" in drawn else 60)
     if "error" in drawn:
         raise DiagramError(drawn["error"])
-    return drawn["svg"]
+    if link is None:
+        return drawn["svg"]
+    # Graphviz numbers node boxes in the order they are declared: node1 is the first node of the graph.
+    hrefs = {f"a_node{number}": href for number, node in enumerate(drawn_graph["nodes"], 1) if (href := link(node))}
+    return svg.linked(drawn["svg"], hrefs)
 
 
 def _drawn(source, name):
@@ -425,7 +435,8 @@ def collapse(graph, above=COLLAPSE_ABOVE):
     """Draw more than ``above`` interchangeable nodes (same task, same neighbours) as one.
 
     The group is labelled "task ×N" and shows the most pressing status of its
-    members (failed, then running, …); wildcard nodes are never grouped.
+    members (failed, then running, …); ``first`` is the key of its first member.
+    Wildcard nodes are never grouped.
     """
     before, after = defaultdict(set), defaultdict(set)
     for edge in graph["edges"]:
@@ -448,7 +459,7 @@ def collapse(graph, above=COLLAPSE_ABOVE):
             statuses = {member["status"] for member in group}
             status = next((value for value in STATUS_PRIORITY if value in statuses), node["status"])
             counts = ", ".join(f"{sum(m['status'] == value for m in group)} {value}" for value in STATUS_PRIORITY if value in statuses)
-            nodes.append({"key": key, "task": node["task"], "kind": "node", "status": status, "label": f"{key}\n{counts}"})
+            nodes.append({"key": key, "task": node["task"], "kind": "node", "status": status, "label": f"{key}\n{counts}", "first": node["key"]})
     edges, seen = [], set()
     for edge in graph["edges"]:
         pair = (merged.get(edge["from"], edge["from"]), merged.get(edge["to"], edge["to"]))

