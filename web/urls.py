@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import lists, tokens, views
 
 app_name = "web"
 
@@ -18,4 +18,9 @@ urlpatterns = [
     path("submissions/<uuid:uuid>/results/<int:result_id>/", views.result_preview, name="preview"),
     path("submissions/<uuid:uuid>/results/<int:result_id>/file/", views.result_file, name="result_file"),
     path("healthz", views.healthz, name="healthz"),
+    # Pages for daily use: the lists' live status, API tokens, the favicon.
+    path("submissions/status/", lists.submission_status, name="submission_status"),
+    path("account/tokens/", tokens.token_page, name="tokens"),
+    path("account/tokens/<str:prefix>/revoke/", tokens.revoke, name="revoke_token"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]
