@@ -49,7 +49,9 @@ def job_page(request, name):
     job = get_object_or_404(Job, name=name)
     again = _again(request, job)
     initial = SubmitForm.initial_from(again, job) if again is not None and request.method != "POST" else None
-    form = SubmitForm(job, request.POST or None, request.FILES or None, again=again, initial=initial)
+    # Bound on every POST, even an empty one: a job with nothing to fill in is submitted as it is.
+    data = (request.POST, request.FILES) if request.method == "POST" else (None, None)
+    form = SubmitForm(job, *data, again=again, initial=initial)
     if request.method == "POST" and form.is_valid():
         made = _submit(request, job, form)
         if made is not None:
