@@ -161,3 +161,28 @@ def test_run_again_follows_the_submission_pages_visibility(owner, other_user, re
 def test_run_again_of_another_jobs_submission_is_404(client, reading_job, paramless_job):
     other = engine.submit(paramless_job, params={"hello_who": "x"})
     assert client.get(f"/jobs/counting/?again={other.uuid}").status_code == 404
+
+
+def test_run_again_does_not_show_the_earlier_e_mail_address(client, paramless_job):
+    earlier = engine.submit(paramless_job, params={"hello_who": "x"}, email="someone@example.org")
+    assert "someone@example.org" not in page(client, f"/jobs/greeting/?again={earlier.uuid}")
+
+
+def test_a_reused_upload_goes_through_the_jobs_validators(client, reading_job):
+    from jobs.models import Validator
+
+    earlier = engine.submit(reading_job, params={"count_mode": "slow", "count_word": "w"}, input_data=SimpleUploadedFile("d.json", b'{"a": 1}'))
+    Validator.objects.create(job=reading_job, validation_type="json")
+    assert client.post(f"/jobs/counting/?again={earlier.uuid}", {"reuse_upload": "on", "count_mode": "fast", "count_word": "w"}).status_code == 302
+    again = Submission.objects.exclude(pk=earlier.pk).get()
+    with again.results.get(node__isnull=True).file.open("rb") as handle:
+        assert handle.read() == b'{"a": 1}'
+
+
+def test_a_reused_upload_no_longer_stored_asks_for_a_file(client, reading_job):
+    earlier = engine.submit(reading_job, params={"count_mode": "slow", "count_word": "w"}, input_data=SimpleUploadedFile("d.txt", b"x\n"))
+    stored = earlier.results.get(node__isnull=True)
+    stored.file.storage.delete(stored.file.name)
+    response = client.post(f"/jobs/counting/?again={earlier.uuid}", {"reuse_upload": "on", "count_mode": "fast", "count_word": "w"})
+    assert response.status_code == 400 and "no longer stored; choose a file" in response.content.decode()
+    assert Submission.objects.count() == 1

@@ -105,9 +105,10 @@ class SubmitForm(forms.Form):
 
     @staticmethod
     def initial_from(submission, job):
-        """The form's first values to run ``submission`` again: its parameters (as the job takes them now) and name."""
+        """The form's first values to run ``submission`` again: its parameters (as the job takes them now) and its name."""
         names = {parameter.rest_name: parameter for parameter in job.parameters()}
-        initial = {"submission_name": submission.submission_name, "email": submission.email}
+        # Not the e-mail address: anyone holding an anonymous submission's uuid may open this page.
+        initial = {"submission_name": submission.submission_name}
         for name, value in (submission.params or {}).items():
             parameter = names.get(name)
             if parameter is None or value is None:

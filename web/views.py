@@ -2,6 +2,8 @@
 import csv
 import io
 import json
+import shutil
+import tempfile
 from uuid import UUID
 
 from django.core.files import File
@@ -23,6 +25,7 @@ from .forms import FILE_AGAIN, SubmitForm, curl_lines
 from .lists import submission_list, submission_status  # noqa: F401
 
 PREVIEW_BYTES = 64 * 1024
+SPOOL_BYTES = 1024 * 1024  # a reused upload up to this size is copied in memory, a larger one to a temporary file
 PREVIEW_ROWS = 200
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -86,10 +89,17 @@ def _again(request, job):
 def _submit(request, job, form):
     """Hand the form to the domain; on refusal put the reasons on the form and return None."""
     if form.reuses_upload():
-        stored_upload = form.again.results.filter(node__isnull=True, ending=".input").order_by("pk").first()
-        with stored.reader(stored_upload.file) as handle:
-            upload = File(handle, name=form.again.upload_name)
-            upload.size = stored_upload.size
+        earlier = form.again.results.filter(node__isnull=True, ending=".input").order_by("pk").first()
+        # Copied into a local spool first: an object store's reader cannot seek, and validators read the upload twice.
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            try:
+                with stored.reader(earlier.file) as handle:
+                    shutil.copyfileobj(handle, spool, stored.CHUNK)
+            except OSError:
+                form.add_error("input_data", "the earlier submission's file is no longer stored; choose a file")
+                return None
+            upload = File(spool, name=form.again.upload_name)
+            upload.size = spool.tell()
             return _accept(request, job, form, upload)
     return _accept(request, job, form, form.cleaned_data.get("input_data"))
 
