@@ -35,7 +35,7 @@ def test_the_task_page_shows_rest_names_labels_and_input_choices(admin_client, c
     assert 'name="parameters-0-label"' in html and 'value="Chunk size"' in html
     assert 'name="input_choices"' in html
     # The command-line fields of a parameter fold away.
-    assert re.search(r'<details><summary>.*?Command line', html, re.S)
+    assert re.search(r'<details><summary>.*?Command line', html, re.DOTALL)
 
 
 def test_the_job_page_lists_rest_names_links_the_public_page_and_warns_of_missing_inputs(admin_client, chain):

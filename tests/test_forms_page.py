@@ -40,7 +40,7 @@ def page(client, url):
 
 
 def curl_of(html):
-    return unescape(re.search(r'<pre id="curl">(.*?)</pre>', html, re.S)[1])
+    return unescape(re.search(r'<pre id="curl">(.*?)</pre>', html, re.DOTALL)[1])
 
 
 def test_a_job_whose_steps_read_no_upload_has_no_file_field(client, paramless_job):
@@ -95,7 +95,7 @@ def test_errors_are_summed_up_at_the_top_with_links_to_the_fields(client, readin
     response = client.post("/jobs/counting/", {"count_n": "lots", "count_mode": "fast"})
     assert response.status_code == 400
     html = response.content.decode()
-    summary = re.search(r'<div class="error-summary".*?</div>', html, re.S)[0]
+    summary = re.search(r'<div class="error-summary".*?</div>', html, re.DOTALL)[0]
     assert '<a href="#id_count_n">count_n</a>' in summary
     assert '<a href="#id_count_word">count_word</a>: parameter &#x27;count_word&#x27; is required' in summary
     assert '<a href="#id_input_data">Input file</a>' in summary

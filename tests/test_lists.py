@@ -77,7 +77,7 @@ def test_filters_by_status_job_and_date(owner, jobs):
     alpha, beta = jobs
     first = engine.submit(alpha, user=owner)
     second = engine.submit(beta, user=owner)
-    Submission.objects.filter(pk=first.pk).update(status="complete", created_at=datetime.datetime(2026, 1, 5, 12, tzinfo=datetime.timezone.utc))
+    Submission.objects.filter(pk=first.pk).update(status="complete", created_at=datetime.datetime(2026, 1, 5, 12, tzinfo=datetime.UTC))
     client = logged_in(owner)
     assert uuids(client.get("/submissions/?status=complete").content.decode()) == {str(first.uuid)}
     assert uuids(client.get("/submissions/?job=beta").content.decode()) == {str(second.uuid)}

@@ -6,8 +6,8 @@ import shutil
 import tempfile
 from uuid import UUID
 
-from django.core.files import File
 from django.contrib import messages
+from django.core.files import File
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
@@ -21,6 +21,7 @@ from jobs.models import Job
 
 from . import lists
 from .forms import FILE_AGAIN, SubmitForm, curl_lines
+
 # The lists of submissions live in web/lists.py; the names stay here for web/urls.py.
 from .lists import submission_list, submission_status  # noqa: F401
 
