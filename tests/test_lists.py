@@ -146,3 +146,12 @@ def test_active_rows_are_marked_for_the_refresh_script_with_no_inline_script(own
 def test_rows_link_to_run_again(owner, jobs):
     made = engine.submit(jobs[0], user=owner)
     assert f'href="/jobs/alpha/?again={made.uuid}"' in logged_in(owner).get("/submissions/").content.decode()
+
+
+def test_a_filter_value_that_makes_no_sense_says_so_and_is_no_error(owner, jobs):
+    engine.submit(jobs[0], user=owner)
+    response = logged_in(owner).get("/submissions/?made_from=yesterday&job=nope&status=bogus")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Enter a valid date." in html and "Select a valid choice." in html
+    assert uuids(html) == set()

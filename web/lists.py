@@ -73,7 +73,9 @@ def submission_list(request):
     base = visible_list(request)
     jobs = Job.objects.filter(pk__in=base.values("job_id"))
     chosen = SubmissionFilter(request.GET or None, queryset=base, jobs=jobs)
-    page = Paginator(chosen.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    # A filter that cannot be read (a date like "yesterday") shows its error and no rows, not everything.
+    found = chosen.qs if not chosen.is_bound or chosen.form.is_valid() else base.none()
+    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
