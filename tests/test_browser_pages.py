@@ -156,3 +156,36 @@ def test_dark_mode_keeps_pages_and_diagrams_readable(live_server, chromium, cata
         assert colours[2] == "rgb(249, 250, 251)"  # the diagram keeps a light card
     finally:
         context.close()
+
+
+def tab_until(tab, wanted, presses=80):
+    """Press Tab until the focused element's accessible text or id is ``wanted``; return what was reached."""
+    reached = []
+    for _ in range(presses):
+        tab.keyboard.press("Tab")
+        reached.append(tab.evaluate("document.activeElement.id || document.activeElement.textContent.trim().replace(/\\s+/g, ' ')"))
+        if reached[-1] == wanted:
+            break
+    return reached
+
+
+def test_the_list_filters_run_again_and_tokens_are_reachable_by_keyboard(live_server, tab, catalogue, staff):
+    made = engine.submit(catalogue, params={"tally_label": "x"}, input_data=b"a\n", submission_name="keyboard", user=staff)
+    log_in(tab, live_server.url, "staff", "pw-staff-123")
+    tab.goto(f"{live_server.url}/submissions/")
+    reached = tab_until(tab, "Run again line_report keyboard")
+    assert {"id_q", "id_status", "id_job", "id_made_from", "id_made_to", "Filter"} <= set(reached), reached
+    assert reached[-1] == "Run again line_report keyboard", reached
+    tab.keyboard.press("Enter")
+    tab.wait_for_url(f"**/jobs/line_report/?again={made.uuid}")
+    expect(tab.get_by_label("Report label")).to_have_value("x")
+
+    tab.goto(f"{live_server.url}/account/tokens/")
+    assert tab_until(tab, "Make a new token")[-1] == "Make a new token"
+    tab.keyboard.press("Enter")
+    expect(tab.locator("#new-token")).to_be_visible()
+    prefix = tab.locator("#tokens code").first.text_content().rstrip("…")
+    assert tab_until(tab, f"Revoke {prefix}")[-1] == f"Revoke {prefix}"
+    tab.keyboard.press("Enter")
+    expect(tab.locator(".flash")).to_contain_text("Revoked the token")
+    expect(tab.locator("#tokens")).to_have_count(0)
