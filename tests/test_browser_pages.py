@@ -125,6 +125,7 @@ def test_the_form_is_reachable_by_keyboard_and_the_summary_links_to_fields(live_
     tab.keyboard.press("Enter")
     summary = tab.locator("#error-summary")
     expect(summary).to_be_visible()
+    expect(summary).to_be_focused()  # web/static/web/form.js: the keyboard starts at the list of what to fix
     link = summary.get_by_role("link", name="Report label")
     link.focus()
     tab.keyboard.press("Enter")
