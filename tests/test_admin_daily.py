@@ -114,3 +114,16 @@ def test_the_admin_is_branded_and_lists_the_catalogue_before_django_q(admin_clie
     assert "<title>Catalogue, runs and accounts | Sluice admin</title>" in html
     apps = re.findall(r'<caption>\s*<a href="/admin/([a-z_]+)/"', html)
     assert apps[0] == "jobs" and apps[-1] == "django_q", apps
+
+
+def test_yaml_import_needs_the_rights_to_add_and_change_every_kind(client, db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    editor = get_user_model().objects.create_user("editor", password="pw-editor-123", is_staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["add_job", "change_job", "view_job"]))
+    client.force_login(editor)
+    assert client.get("/admin/jobs/job/import/").status_code == 403
+    editor.user_permissions.add(*Permission.objects.filter(content_type__app_label="jobs", codename__regex=r"^(add|change)_(queuetype|backend|task)$"))
+    client.force_login(get_user_model().objects.get(pk=editor.pk))
+    assert client.get("/admin/jobs/job/import/").status_code == 200
