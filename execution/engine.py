@@ -27,7 +27,7 @@ from .watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["advance", "cancel", "conclude_followed", "record", "run_node", "stop", "submit"]
+__all__ = ["advance", "cancel", "conclude_followed", "record", "run_node", "stop", "submit", "upload_reader"]
 
 # $VALUE carries the upload as one word only when it is this small.
 VALUE_LIMIT = 64 * 1024
@@ -57,9 +57,7 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         raise SubmissionInvalid({"disabled": f"job '{job.name}' has no step {', '.join(sorted(unknown))}"})
     input_data = _upload(input_data)
     errors = {}
-    reader = next((step.key for step in steps if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
-    if reader is None and job.compat == Compat.AA:
-        reader = _aa_upload_reader(job, steps, disabled)
+    reader = upload_reader(job, steps, disabled)
     if reader and input_data is None:
         errors["input_data"] = [f"job '{job.name}' needs an upload: step '{reader}' reads it; send input_data"]
     try:
@@ -88,6 +86,20 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
     return submission
 
 
+
+
+def upload_reader(job, steps=None, disabled=()):
+    """The key of the first enabled step that reads the upload, or None when the job takes none.
+
+    A step reads it through ``.input`` among its in-endings; a compat "aa" job's
+    first stage reads it under its first in-glob ending (``_aa_upload_reader``).
+    The submission form asks for a file only when this names a step.
+    """
+    steps = steps if steps is not None else job.steps_with_tasks()
+    reader = next((step.key for step in steps if step.enabled and step.key not in disabled and ".input" in step.task.in_endings), None)
+    if reader is None and job.compat == Compat.AA:
+        reader = _aa_upload_reader(job, steps, disabled)
+    return reader
 
 
 def _aa_upload_reader(job, steps, disabled):

@@ -5,16 +5,44 @@ here only gather the unsaved inline rows so those rules can see them.
 """
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
 from django.db.models import Count
 from django.http import HttpResponse
-from django.utils.text import Truncator
-
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from . import dag, diagrams, services
 from .models import Backend, Configuration, Environment, Job, JobPromise, Parameter, QueueType, Step, Task, Validator, broken_parents, jobs_running
+
+# The site's name on every admin page.
+admin.site.site_header = "Sluice administration"
+admin.site.site_title = "Sluice admin"
+admin.site.index_title = "Catalogue, runs and accounts"
+# The analysts' models first, in the sidebar and on the index; the task queue's internals last.
+APP_ORDER = ("jobs", "execution", "auth", "knox")
+LAST_APPS = ("django_q",)
+_django_app_list = admin.site.get_app_list
+
+
+def ordered_app_list(request, app_label=None):
+    """Django's app list, with the catalogue first and django_q's internals after everything else."""
+    apps = _django_app_list(request, app_label)
+
+    def rank(app):
+        label = app["app_label"]
+        if label in LAST_APPS:
+            return (2, label)
+        return (0, APP_ORDER.index(label)) if label in APP_ORDER else (1, label)
+
+    return sorted(apps, key=rank)
+
+
+admin.site.get_app_list = ordered_app_list
 
 # Styled by jobs/admin.css: the pages' Content-Security-Policy refuses style attributes.
 MONOSPACE = {"class": "code", "rows": 4, "cols": 100}
@@ -82,17 +110,30 @@ class ParameterFormSet(forms.BaseInlineFormSet):
             raise ValidationError(problems)
 
 
-class ParameterInline(admin.TabularInline):
+class ParameterInline(admin.StackedInline):
+    """Stacked, not tabular: twelve columns in a row were far wider than a laptop's window.
+
+    The fields a submitter meets come first; the ones that shape the command line fold away.
+    """
+
     model = Parameter
     formset = ParameterFormSet
     ordering = ("position", "id")
     extra = 0
-    fields = (
-        "position", "rest_alias", "flag", "default", "type", "choices",
-        "bool_valued", "spacing", "switchless", "required", "allow_dash", "description",
+    classes = ("parameters",)
+    readonly_fields = ("rest_name",)
+    fieldsets = (
+        (None, {"fields": (("position", "rest_alias", "rest_name"), ("label", "type", "required"), "default", "choices", "description")}),
+        ("Command line", {"fields": (("flag", "spacing", "switchless"), ("bool_valued", "allow_dash")), "classes": ("collapse",)}),
     )
-    # A one-line description keeps the tabular rows readable.
-    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 30})}}
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})}}
+
+    @admin.display(description="REST name")
+    def rest_name(self, parameter):
+        """What submitters send: <task name>_<rest alias> (saved rows; a new row shows it after saving)."""
+        if parameter.pk is None or parameter.task_id is None:
+            return "<task name>_<rest alias>, once saved"
+        return parameter.rest_name
 
 
 class EnvironmentInline(admin.TabularInline):
@@ -129,7 +170,7 @@ class TaskAdmin(admin.ModelAdmin):
         ("Files", {"fields": ("in_glob", "out_glob", "stdout_glob")}),
         ("Command", {"fields": ("executable", "dynamic", "timeout", "retries", "cache")}),
         ("Behaviours", {"fields": ("incomplete_outputs_behaviour", "custom_exit_status", "custom_exit_behaviour", "qc")}),
-        ("People", {"fields": ("input_prompt",), "description": "A task with a prompt runs no process: its step waits for an answer."}),
+        ("People", {"fields": ("input_prompt", "input_choices"), "description": "A task with a prompt runs no process: its step waits for an answer."}),
         ("Resources and containers", {
             "fields": ("resources", "image", "container_options"),
             "description": "Resources become sbatch flags on Slurm and limits in a container; the image and its options are for container queue types.",
@@ -173,7 +214,7 @@ class StepForm(forms.ModelForm):
     class Meta:
         model = Step
         fields = ("key", "task", "ordering", "after", "enabled", "when", "foreach", "params")
-        widgets = {"params": forms.Textarea(attrs={**MONOSPACE, "rows": 1, "cols": 40})}
+        widgets = {"params": forms.Textarea(attrs={**MONOSPACE, "rows": 2, "cols": 60}), "foreach": forms.Textarea(attrs={**MONOSPACE, "rows": 1, "cols": 60})}
 
     class Media:
         css = {"all": ["jobs/admin.css"]}
@@ -218,12 +259,18 @@ class StepFormSet(forms.BaseInlineFormSet):
             raise ValidationError([message for _, message in problems])
 
 
-class StepInline(admin.TabularInline):
+class StepInline(admin.StackedInline):
+    """Stacked, with the wide fields (conditions, foreach, a sub-job's params) folded away."""
+
     model = Step
     form = StepForm
     formset = StepFormSet
     extra = 0
     autocomplete_fields = ("task",)
+    fieldsets = (
+        (None, {"fields": (("key", "task"), ("ordering", "enabled"), "after")}),
+        ("Conditions, foreach and sub-job params", {"fields": ("when", "foreach", "params"), "classes": ("collapse",)}),
+    )
 
 
 class ValidatorInline(admin.TabularInline):
@@ -235,7 +282,7 @@ class PromiseForm(forms.ModelForm):
     class Meta:
         model = JobPromise
         fields = ("kind", "spec")
-        widgets = {"spec": forms.Textarea(attrs={**MONOSPACE, "rows": 1})}
+        widgets = {"spec": forms.Textarea(attrs={**MONOSPACE, "rows": 2, "cols": 60})}
 
     class Media:
         css = {"all": ["jobs/admin.css"]}
@@ -260,7 +307,7 @@ class PromiseFormSet(forms.BaseInlineFormSet):
             raise ValidationError([message for _, message in problems])
 
 
-class JobPromiseInline(admin.TabularInline):
+class JobPromiseInline(admin.StackedInline):
     model = JobPromise
     form = PromiseForm
     formset = PromiseFormSet
@@ -268,19 +315,102 @@ class JobPromiseInline(admin.TabularInline):
     verbose_name = "promise"
 
 
+IMPORT_PERMISSIONS = [f"jobs.{action}_{model}" for model in ("queuetype", "backend", "task", "job") for action in ("add", "change")]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="Catalogue YAML file", help_text="Queue types, backends, tasks and jobs, as manage.py dumpjobs writes them. Every object loads, or none does.")
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload is not None:
+            try:
+                cleaned["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("file", f"{upload.name}: is not UTF-8 text")
+        return cleaned
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    change_list_template = "admin/jobs/job/change_list.html"
     inlines = (StepInline, ValidatorInline, JobPromiseInline)
     list_display = ("name", "runnable", "step_count", "short_description")
     list_editable = ("runnable",)
     list_filter = ("runnable", "compat")
     search_fields = ("name", "description")
-    readonly_fields = ("diagram", "created_at", "updated_at")
+    readonly_fields = ("public_page", "rest_names", "input_check", "diagram", "created_at", "updated_at")
     actions = ("export_yaml", "duplicate")
+    fieldsets = (
+        (None, {"fields": ("name", "description", ("runnable", "login_required"), "compat")}),
+        ("For submitters", {"fields": ("public_page", "rest_names", "input_check")}),
+        ("Diagram", {"fields": ("diagram",)}),
+        ("Dates", {"fields": (("created_at", "updated_at"),), "classes": ("collapse",)}),
+    )
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         warn_broken_parents(request, [form.instance])
+        for _, message in form.instance.input_problems():
+            messages.warning(request, f"Saved, but {message}.")
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "can_import": request.user.has_perms(IMPORT_PERMISSIONS)})
+
+    def get_urls(self):
+        extra = [path("import/", self.admin_site.admin_view(self.import_yaml), name="jobs_job_import")]
+        return extra + super().get_urls()
+
+    def import_yaml(self, request):
+        """Load an uploaded catalogue YAML file, all or nothing, as ``manage.py loadjobs`` does (``yaml_io.load_text``)."""
+        from . import yaml_io
+
+        if not request.user.has_perms(IMPORT_PERMISSIONS):  # a file may add or change any of them
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None)
+        status = 200
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    with transaction.atomic():
+                        summary = yaml_io.load_text(form.cleaned_data["text"])
+                except yaml_io.CatalogueError as error:
+                    form.add_error("file", f"Nothing was loaded. {form.cleaned_data['file'].name}: {error}")
+                else:
+                    self.message_user(request, f"Loaded {summary} from {form.cleaned_data['file'].name}.", messages.SUCCESS)
+                    return redirect("admin:jobs_job_changelist")
+            status = 400
+        context = {**self.admin_site.each_context(request), "title": "Import jobs from YAML", "form": form, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/jobs/job/import.html", context, status=status)
+
+    @admin.display(description="Public page")
+    def public_page(self, job):
+        if job.pk is None:
+            return "Save the job to get its page."
+        url = reverse("web:job", args=[job.name])
+        note = "" if job.runnable else " (not runnable: the page refuses submissions)"
+        return format_html('<a href="{}">{}</a>{}', url, url, note)
+
+    @admin.display(description="REST names submitters send")
+    def rest_names(self, job):
+        """The parameter names of the API and the form, from the saved steps' tasks."""
+        if job.pk is None:
+            return "Save the job to see them."
+        names = [parameter.rest_name for parameter in job.parameters()]
+        if not names:
+            return "None: the job takes no parameters."
+        return format_html('<ul class="rest-names">{}</ul>', format_html_join("", "<li><code>{}</code></li>", ((name,) for name in names)))
+
+    @admin.display(description="Input files")
+    def input_check(self, job):
+        """Warn of steps that read an ending nothing before them provides (``Job.input_problems``)."""
+        if job.pk is None:
+            return "Save the job to check its steps' input files."
+        problems = job.input_problems()
+        if not problems:
+            return "Every step's input file comes from the upload or an earlier step."
+        return format_html('<ul class="errorlist warning">{}</ul>', format_html_join("", "<li>{}</li>", ((message,) for _, message in problems)))
 
     def _create_formsets(self, request, obj, change):
         """Let the promise formset see the steps being saved, which a component's ends must name."""

@@ -553,6 +553,41 @@ class Job(models.Model):
         edges = dag.step_edges(dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in steps)
         return [(step.key, message) for step in subjob_steps for message in self._mapping_problems(step, taken, edges)]
 
+    def input_problems(self, steps=None):
+        """Return ``(step key, message)`` for each file ending a step reads that nothing before it can provide.
+
+        At run time a (non-gathering) in-ending takes the nearest earlier step's
+        file with that ending, or the upload for ``.input``; none found fails
+        the step (``MissingInput``, in ``execution.engine._inputs``). So an
+        ending is provided by ``.input`` or by an out- or stdout-ending of a
+        step that runs before (``dag.ancestors``). A dynamic or sub-job step
+        before it may make files no definition names, so it silences the
+        check, as does ``compat: aa`` (Analytics Automated ran steps without
+        their files). ``steps``: those about to be saved (admin), else the saved ones.
+        """
+        if self.compat == Compat.AA:
+            return []
+        steps = [step for step in (steps if steps is not None else self.steps_with_tasks()) if step.task_id is not None]
+        by_key = {step.key: step for step in steps}
+        edges = dag.step_edges(dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in steps)
+        problems = []
+        for step in steps:
+            before = [by_key[key] for key in dag.ancestors(step.key, edges) if key in by_key]
+            if any(earlier.task.dynamic or earlier.task.runs_job for earlier in before):
+                continue
+            made = {".input"}
+            for earlier in before:
+                made.update(ending.lstrip("*") for ending in earlier.task.out_endings)
+                if earlier.task.stdout_glob:
+                    made.add(earlier.task.stdout_glob.strip())
+            for ending in step.task.in_endings:
+                if ending.startswith("*") or ending in made:
+                    continue
+                providers = sorted(made - {".input"})
+                known = f"; the steps before it make {', '.join(providers)}" if providers else "; no step runs before it"
+                problems.append((step.key, f"step '{step.key}' reads '{ending}', which neither the upload (.input) nor an earlier step provides{known}: it will fail when it runs"))
+        return problems
+
     def _mapping_problems(self, step, taken, edges):
         params = step.params or {}
         child_name = step.task.executable.strip()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import submission_views, views
+from . import lists, submission_views, tokens, views
 
 app_name = "web"
 
@@ -22,4 +22,9 @@ urlpatterns = [
     path("submissions/<uuid:uuid>/nodes/<str:key>/", submission_views.node_page, name="node"),
     path("submissions/<uuid:uuid>/nodes/<str:key>/restart/confirm/", submission_views.confirm_restart, name="confirm_restart"),
     path("submissions/<uuid:uuid>/cancel/confirm/", submission_views.confirm_cancel, name="confirm_cancel"),
+    # Pages for daily use: the lists' live status, API tokens, the favicon.
+    path("submissions/status/", lists.submission_status, name="submission_status"),
+    path("account/tokens/", tokens.token_page, name="tokens"),
+    path("account/tokens/<str:prefix>/revoke/", tokens.revoke, name="revoke_token"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

@@ -2,12 +2,16 @@
 import csv
 import io
 import json
+import shutil
+import tempfile
 from urllib.parse import quote
+from uuid import UUID
 
-from django.contrib.auth.decorators import login_required
 from django.contrib import messages
+from django.core.files import File
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -16,10 +20,14 @@ from execution.errors import LoginRequired, QuotaExceeded, SubmissionInvalid, Up
 from execution.models import Batch, Result, Submission
 from jobs.models import Job
 
-from . import overview
-from .forms import SubmitForm
+from . import lists, overview
+from .forms import FILE_AGAIN, SubmitForm, curl_lines
+
+# The lists of submissions live in web/lists.py; the names stay here for web/urls.py.
+from .lists import submission_list, submission_status  # noqa: F401
 
 PREVIEW_BYTES = 64 * 1024
+SPOOL_BYTES = 1024 * 1024  # a reused upload up to this size is copied in memory, a larger one to a temporary file
 PREVIEW_ROWS = 200
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -47,21 +55,61 @@ def catalogue(request):
 
 def job_page(request, name):
     job = get_object_or_404(Job, name=name)
-    form = SubmitForm(job, request.POST or None, request.FILES or None)
+    again = _again(request, job)
+    initial = SubmitForm.initial_from(again, job) if again is not None and request.method != "POST" else None
+    # Bound on every POST, even an empty one: a job with nothing to fill in is submitted as it is.
+    data = (request.POST, request.FILES) if request.method == "POST" else (None, None)
+    form = SubmitForm(job, *data, again=again, initial=initial)
     if request.method == "POST" and form.is_valid():
         made = _submit(request, job, form)
         if made is not None:
+            lists.remember(request, made)
             if isinstance(made, Batch):
                 return redirect("web:submissions")
             return redirect("web:submission", uuid=made.uuid)
     status = 400 if request.method == "POST" else 200
-    context = {"job": job, "form": form, "parameters": job.parameters(), "diagram": diagram(diagrams.job_graph(job), job.name)}
+    context = {
+        "job": job, "form": form, "again": again, "parameters": form.parameters_by_name.values(),
+        "diagram": diagram(diagrams.job_graph(job), job.name),
+        "curl": curl_lines(job, form, request.build_absolute_uri("/").rstrip("/")), "file_again": FILE_AGAIN,
+    }
     return render(request, "web/job.html", context, status=status)
+
+
+def _again(request, job):
+    """The submission named by ``?again=<uuid>`` (Run again), if this visitor may see it and it is of ``job``; else 404."""
+    text = request.GET.get("again") or request.POST.get("again")
+    if not text:
+        return None
+    try:
+        uuid = UUID(text)
+    except ValueError:
+        raise Http404("no such submission") from None
+    submission = visible_submission(request, uuid)
+    if submission.job_id != job.pk:
+        raise Http404("that submission is of another job")
+    return submission
 
 
 def _submit(request, job, form):
     """Hand the form to the domain; on refusal put the reasons on the form and return None."""
-    upload = form.cleaned_data.get("input_data")
+    if form.reuses_upload():
+        earlier = form.again.results.filter(node__isnull=True, ending=".input").order_by("pk").first()
+        # Copied into a local spool first: an object store's reader cannot seek, and validators read the upload twice.
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            try:
+                with stored.reader(earlier.file) as handle:
+                    shutil.copyfileobj(handle, spool, stored.CHUNK)
+            except OSError:
+                form.add_error("input_data", "the earlier submission's file is no longer stored; choose a file")
+                return None
+            upload = File(spool, name=form.again.upload_name)
+            upload.size = spool.tell()
+            return _accept(request, job, form, upload)
+    return _accept(request, job, form, form.cleaned_data.get("input_data"))
+
+
+def _accept(request, job, form, upload):
     try:
         if upload is not None and upload.size > intake.settings.SLUICE_MAX_UPLOAD_BYTES:
             raise UploadTooLarge(upload.size, intake.settings.SLUICE_MAX_UPLOAD_BYTES)
@@ -73,7 +121,7 @@ def _submit(request, job, form):
     except SubmissionInvalid as error:
         form.add_domain_errors(error.errors)
     except UploadTooLarge as error:
-        form.add_error("input_data", str(error))
+        form.add_error("input_data" if "input_data" in form.fields else None, str(error))
     except (LoginRequired, QuotaExceeded) as error:
         form.add_error(None, str(error))
     return None
@@ -138,12 +186,6 @@ def submission_live(request, uuid):
     """The live part of the submission page, polled while the submission is active."""
     submission = visible_submission(request, uuid)
     return render(request, "web/_live.html", submission_context(request, submission))
-
-
-@login_required
-def submission_list(request):
-    submissions = Submission.objects.select_related("job").filter(user=request.user)[:500]
-    return render(request, "web/submissions.html", {"submissions": submissions})
 
 
 def _control(request, uuid, action):
@@ -241,3 +283,8 @@ def _ending(result):
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page links: send them to the site's SVG icon."""
+    return redirect(static("web/favicon.svg"), permanent=True)

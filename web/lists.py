@@ -1,0 +1,102 @@
+"""The lists of submissions: "My submissions" for a logged-in user, "Recent in this browser" for anyone else.
+
+A logged-in user's list is their own submissions. An anonymous visitor's is
+the uuids this browser's session remembers from the form (``remember``), of
+submissions made without an account; nobody else's ever shows. Both lists
+filter (django-filter), search, page, and refresh the status of their active
+rows from ``submission_status`` (web/static/web/lists.js).
+"""
+from uuid import UUID
+
+import django_filters
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.utils import dateformat, timezone
+
+from execution.models import Batch, Submission
+from execution.states import SubmissionStatus
+from jobs.models import Job
+
+__all__ = ["PAGE_SIZE", "RECENT_KEY", "RECENT_LIMIT", "SubmissionFilter", "remember", "submission_list", "submission_status", "visible_list"]
+
+RECENT_KEY = "sluice_recent"
+RECENT_LIMIT = 100
+PAGE_SIZE = 25
+STATUS_LIMIT = 100  # uuids one status request may ask about
+
+
+def remember(request, made):
+    """Keep the uuid(s) of what the form just made in the session, newest first, at most ``RECENT_LIMIT``."""
+    made = list(made.submissions.all()) if isinstance(made, Batch) else [made]
+    kept = [str(submission.uuid) for submission in made]
+    kept += [uuid for uuid in request.session.get(RECENT_KEY, []) if uuid not in kept]
+    request.session[RECENT_KEY] = kept[:RECENT_LIMIT]
+
+
+def visible_list(request):
+    """The submissions the list may show this visitor: theirs when logged in, else this browser's anonymous ones."""
+    submissions = Submission.objects.select_related("job")
+    if request.user.is_authenticated:
+        return submissions.filter(user=request.user)
+    return submissions.filter(user__isnull=True, uuid__in=request.session.get(RECENT_KEY, []))
+
+
+class SubmissionFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    status = django_filters.ChoiceFilter(choices=SubmissionStatus.choices, empty_label="any")
+    job = django_filters.ModelChoiceFilter(queryset=Job.objects.all(), to_field_name="name", empty_label="any")
+    made_from = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Made from")
+    made_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="to")
+
+    class Meta:
+        model = Submission
+        fields = ["q", "status", "job", "made_from", "made_to"]
+
+    def __init__(self, *args, jobs=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if jobs is not None:
+            self.filters["job"].queryset = jobs
+        self.form.fields["q"].help_text = "In submission, job and file names."
+        for name in ("made_from", "made_to"):
+            self.form.fields[name].widget.input_type = "date"
+
+    def search(self, queryset, name, value):
+        words = value.split()
+        for word in words:
+            queryset = queryset.filter(Q(submission_name__icontains=word) | Q(job__name__icontains=word) | Q(upload_name__icontains=word))
+        return queryset
+
+
+def submission_list(request):
+    base = visible_list(request)
+    jobs = Job.objects.filter(pk__in=base.values("job_id"))
+    chosen = SubmissionFilter(request.GET or None, queryset=base, jobs=jobs)
+    # A filter that cannot be read (a date like "yesterday") shows its error and no rows, not everything.
+    found = chosen.qs if not chosen.is_bound or chosen.form.is_valid() else base.none()
+    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filter": chosen, "page": page, "query": query.urlencode(), "mine": request.user.is_authenticated,
+        "filtered": any(value for key, value in request.GET.items() if key != "page"), "any": base.exists(),
+    }
+    return render(request, "web/submissions.html", context)
+
+
+def submission_status(request):
+    """``{uuid: {"status", "finished", "active"}}`` for the asked-for submissions this visitor's list may show."""
+    asked = request.GET.getlist("uuid")[:STATUS_LIMIT]
+    valid = []
+    for text in asked:
+        try:
+            valid.append(str(UUID(text)))
+        except ValueError:
+            return JsonResponse({"detail": f"not a submission uuid: {text!r}"}, status=400)
+    found = visible_list(request).filter(uuid__in=valid)
+    body = {
+        str(s.uuid): {"status": s.status, "finished": dateformat.format(timezone.localtime(s.finished_at), "Y-m-d H:i") if s.finished_at else "", "active": s.is_active}
+        for s in found
+    }
+    return JsonResponse(body)
