@@ -124,7 +124,7 @@ class ParameterInline(admin.StackedInline):
     readonly_fields = ("rest_name",)
     fieldsets = (
         (None, {"fields": (("position", "rest_alias", "rest_name"), ("label", "type", "required"), "default", "choices", "description")}),
-        ("Command line", {"fields": (("flag", "spacing", "switchless"), ("bool_valued", "allow_dash")), "classes": ("collapse",)}),
+        ("Command line", {"fields": (("flag", "spacing", "switchless"), ("bool_valued", "allow_dash"), "aa_rest_name"), "classes": ("collapse",)}),
     )
     formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})}}
 
@@ -343,7 +343,7 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = ("public_page", "rest_names", "input_check", "diagram", "created_at", "updated_at")
     actions = ("export_yaml", "duplicate")
     fieldsets = (
-        (None, {"fields": ("name", "description", ("runnable", "login_required"), "compat")}),
+        (None, {"fields": ("name", "description", ("runnable", "login_required"), ("compat", "aa_name"))}),
         ("For submitters", {"fields": ("public_page", "rest_names", "input_check")}),
         ("Diagram", {"fields": ("diagram",)}),
         ("Dates", {"fields": (("created_at", "updated_at"),), "classes": ("collapse",)}),
