@@ -288,7 +288,7 @@ class Parameter(models.Model):
         help_text="Accept string values that begin with '-'. Off, such values are refused, as a program could take them for options (--output=…).",
     )
     aa_rest_name = models.CharField(
-        max_length=256, blank=True, validators=[AA_NAME],
+        "A_A field", max_length=256, blank=True, validators=[AA_NAME],
         help_text="The field A_A's clients send for it under /analytics_automated/ where that is not the REST name (e.g. 'psiblast seq_x').",
     )
     label = models.CharField(max_length=128, blank=True, help_text="What the submission form calls it, e.g. \"Gap penalty\"; empty means the REST name.")
@@ -445,7 +445,7 @@ class Job(models.Model):
         help_text="Run-time semantics: Sluice's own (empty), or Analytics Automated's (aa) for a job imported from it (docs/migrating-from-aa.md).",
     )
     aa_name = models.CharField(
-        max_length=256, blank=True, validators=[AA_NAME],
+        "A_A name", max_length=256, blank=True, validators=[AA_NAME],
         help_text="The job's name in Analytics Automated where it was not a valid name here (e.g. it held a space): A_A's clients use it under /analytics_automated/.",
     )
     created_at = models.DateTimeField(auto_now_add=True)

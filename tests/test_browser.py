@@ -1,7 +1,7 @@
 """The pages in a real browser: Debian's Chromium driven by Playwright against the live server.
 
 Submissions run on the in-process Dramatiq worker, so a page shows a job really
-running. The run also writes docs/screenshots/{catalogue,job,submission}.png.
+running. `SLUICE_SCREENSHOTS=1` also writes docs/screenshots/<page>.png and <page>-phone.png.
 """
 import json
 import os
@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from execution import intake, workers
 from execution.models import Submission
-from tests.browser_support import DOC_SCREENSHOTS, PHONE, SUBMISSION_URL, chromium, tab, visit, watch_policy  # noqa: F401 (fixtures)
+from tests.browser_support import DESKTOP, DOC_SCREENSHOTS, PHONE, SUBMISSION_URL, chromium, fits, tab, visit, watch_policy  # noqa: F401 (fixtures)
 from tests.conftest import wait_for
 from tests.factories import make_job, make_parameter, make_task
 
@@ -137,15 +137,49 @@ def test_on_a_phone_nothing_scrolls_sideways_and_every_control_is_reachable_by_t
     assert submit in reached
 
 
-def test_screenshots_of_the_catalogue_the_job_and_a_completed_submission(live_server, worker, tab, report_job, tmp_path):
+def test_screenshots_of_every_page_type_at_desktop_and_phone_width(live_server, worker, tab, report_job, staff, tmp_path):
+    """docs/screenshots/<page>.png at 1366 px and <page>-phone.png at 390 px, each page fitting its width."""
     submission = completed_submission(report_job)
+    failing = make_job("breaks", steps=[make_task("breaks", "echo 'no such input' >&2; exit 3")])
+    failed = wait_for(intake.accept(failing.name))
     folder = DOC_SCREENSHOTS if os.environ.get("SLUICE_SCREENSHOTS") else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
-    for path, name in (("/", "catalogue"), ("/jobs/line_report/", "job"), (f"/submissions/{submission.uuid}/", "submission")):
-        tab.goto(f"{live_server.url}{path}")
-        tab.screenshot(path=folder / f"{name}.png", full_page=True)
-        assert (folder / f"{name}.png").stat().st_size > 10_000  # a real picture, not an empty page
+    tally = submission.nodes.get(key="tally")
+    pages = [
+        ("/", "catalogue"), ("/jobs/line_report/", "job"), (f"/submissions/{submission.uuid}/", "submission"),
+        (f"/submissions/{submission.uuid}/nodes/{tally.key}/", "step"), (f"/submissions/{failed.uuid}/", "submission-failed"),
+        ("/submissions/", "recent"),
+    ]
+    for size, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
+        tab.set_viewport_size(size)
+        for path, name in pages:
+            visit(tab, f"{live_server.url}{path}")
+            take(tab, folder / f"{name}{suffix}.png")
+        visit(tab, f"{live_server.url}/jobs/line_report/")
+        tab.get_by_role("button", name="Submit to line_report").click()  # no label, no file: the form shows its errors
+        expect(tab.locator(".error-summary, [role=alert]").first).to_be_visible()
+        take(tab, folder / f"job-errors{suffix}.png")
+    tab.set_viewport_size(DESKTOP)
+    visit(tab, f"{live_server.url}/admin/login/")
+    tab.get_by_label("Username").fill("staff")
+    tab.get_by_label("Password").fill("pw-staff-123")
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_load_state()
+    for size, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
+        tab.set_viewport_size(size)
+        for path, name in (("/submissions/", "my-submissions"), ("/account/tokens/", "tokens"),
+                           (f"/admin/jobs/task/{tally.task_id}/change/", "admin-task"), (f"/admin/jobs/job/{report_job.pk}/change/", "admin-job")):
+            visit(tab, f"{live_server.url}{path}")
+            take(tab, folder / f"{name}{suffix}.png")
+    visit(tab, f"{live_server.url}/submissions/{submission.uuid}/")
     expect(tab.locator("#status")).to_have_text("complete")
+
+
+def take(tab, path):
+    """A full-page screenshot of a page that fits its window; a real picture, not an empty page."""
+    assert fits(tab), (tab.url, tab.viewport_size, tab.evaluate("document.documentElement.scrollWidth"))
+    tab.screenshot(path=path, full_page=True)
+    assert path.stat().st_size > 10_000, path
 
 
 
