@@ -248,6 +248,7 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    intake.exit_on_signals()
     work = Path(tempfile.mkdtemp(prefix="sluice-burst-"))
     work.chmod(0o711)
     results, errors = {}, {}

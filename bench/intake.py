@@ -151,6 +151,17 @@ def stop_process(process, label, grace=30.0):
     process.wait()
 
 
+def exit_on_signals():
+    """SIGTERM and SIGHUP exit as Ctrl-C does, through every ``finally``, so the servers started are stopped."""
+
+    def stop(signum, frame):
+        progress(f"got {signal.Signals(signum).name}; stopping the servers")
+        sys.exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+
 def describe(root):
     """The checkout's short commit, with '+' when its tracked files differ from it."""
     git = ["git", "-C", str(root)]
@@ -332,12 +343,7 @@ def main():
         if not (root / "manage.py").is_file():
             raise SystemExit(f"{root} has no manage.py")
 
-    def stop(signum, frame):
-        progress(f"got {signal.Signals(signum).name}; stopping the servers")
-        sys.exit(128 + signum)
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
+    exit_on_signals()
     began = time.perf_counter()
     load_average = [os.getloadavg()[0]]
     work = Path(tempfile.mkdtemp(prefix="sluice-intake-"))
