@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationErro
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.generics import GenericAPIView
 from rest_framework.views import APIView
 
 from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats, stored
@@ -21,6 +22,7 @@ from jobs.models import Job
 
 from . import serializers as s
 from .errors import error_body
+from .filters import FilterBackend, SubmissionFilter
 from .pagination import StrictLimitOffsetPagination
 
 log = logging.getLogger(__name__)
@@ -147,8 +149,11 @@ class JobGraph(APIView):
         return graph_response(diagrams.job_graph(job_or_404(name)), request, name)
 
 
-class SubmissionList(APIView):
+class SubmissionList(GenericAPIView):
     pagination_class = StrictLimitOffsetPagination
+    queryset = Submission.objects.all()
+    filter_backends = [FilterBackend]
+    filterset_class = SubmissionFilter
 
     @extend_schema(
         parameters=[
@@ -156,7 +161,7 @@ class SubmissionList(APIView):
             OpenApiParameter("offset", int, description="how many to skip"),
         ],
         responses={200: s.SubmissionSummarySerializer(many=True), 400: s.ErrorSerializer, 401: s.ErrorSerializer},
-        summary="Your submissions (staff: everyone's)",
+        summary="Your submissions (staff: everyone's), filtered and sorted",
     )
     def get(self, request):
         if not request.user.is_authenticated:
@@ -164,12 +169,13 @@ class SubmissionList(APIView):
         submissions = Submission.objects.select_related("job")
         if not request.user.is_staff:
             submissions = submissions.filter(user=request.user)
+        submissions = self.filter_queryset(submissions)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(submissions, request, view=self)
         return paginator.get_paginated_response([summary(submission) for submission in page])
 
     @extend_schema(
-        request={"multipart/form-data": s.SubmitSerializer, "application/json": s.SubmitSerializer},
+        request={"application/json": s.SubmitJSONSerializer, "multipart/form-data": s.SubmitMultipartSerializer},
         responses={
             201: PolymorphicProxySerializer(
                 component_name="Created", serializers=[s.SubmissionSerializer, s.BatchSerializer], resource_type_field_name=None,
@@ -267,7 +273,12 @@ def parse_submission(request):
 
 
 def submission_document(submission):
-    return {"url": submission_url(submission), **documents.submission_document(submission)}
+    url = submission_url(submission)
+    document = {"url": url, **documents.submission_document(submission)}
+    document["upload_name"] = submission.upload_name
+    document["archive_url"] = f"{url}archive/"
+    document["ro_crate_url"] = f"{url}ro-crate/"
+    return document
 
 
 def summary(submission):

@@ -1,0 +1,67 @@
+"""Filters of ``GET /api/submissions/`` (django-filter): status, job, search, ordering and creation times.
+
+A bad value (an unknown status or ordering, a date that is not ISO 8601) is a
+400 whose ``errors`` name the query parameter.
+"""
+import django_filters
+from django import forms
+from django.db.models import Q
+from django_filters.rest_framework import DjangoFilterBackend
+
+from execution.models import Submission
+from execution.states import SubmissionStatus
+
+
+class Values(forms.SelectMultiple):
+    """Read a parameter given several times (``?status=a&status=b``), each maybe comma-separated (``?status=a,b``)."""
+
+    def value_from_datadict(self, data, files, name):
+        given = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+        values = [part.strip() for value in given if isinstance(value, str) for part in value.split(",")]
+        return [value for value in values if value]
+
+
+class Ordering(django_filters.OrderingFilter):
+    """Order by the chosen field, newest first among equals, so that pages never overlap."""
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return qs.order_by(*(self.get_ordering_value(param) for param in value), "-id")
+
+
+class SubmissionFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(
+        choices=SubmissionStatus.choices, widget=Values,
+        help_text="Only submissions in these statuses: repeat the parameter or separate them by commas (status=running,waiting).",
+    )
+    job = django_filters.CharFilter(field_name="job__name", help_text="Only submissions to the job of this name.")
+    search = django_filters.CharFilter(
+        method="search_text", help_text="Only submissions whose name, job name or upload's file name contains this text (case-insensitive).",
+    )
+    created_after = django_filters.DateTimeFilter(
+        field_name="created_at", lookup_expr="gte",
+        help_text="Only submissions created at or after this ISO 8601 date or time (2026-11-23, 2026-11-23T12:00:00Z); a time without a zone is UTC.",
+    )
+    created_before = django_filters.DateTimeFilter(
+        field_name="created_at", lookup_expr="lt",
+        help_text="Only submissions created before this ISO 8601 date or time (a date means its midnight).",
+    )
+    ordering = Ordering(
+        fields=(("created_at", "created_at"), ("finished_at", "finished_at"), ("status", "status"), ("job__name", "job")),
+        help_text="Sort by created_at (default: newest first), finished_at, status or job; a leading '-' sorts descending.",
+    )
+
+    class Meta:
+        model = Submission
+        fields = ["status", "job", "search", "created_after", "created_before", "ordering"]
+
+    def search_text(self, queryset, name, value):
+        return queryset.filter(Q(submission_name__icontains=value) | Q(job__name__icontains=value) | Q(upload_name__icontains=value))
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend without its HTML form in the browsable API (the form's template app is not installed)."""
+
+    def to_html(self, request, queryset, view):
+        return None
