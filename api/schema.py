@@ -116,7 +116,11 @@ def add_job_parameters(result, generator, request, public):
         components[name] = job_schema(job)
         names.append(name)
         examples[job.name] = job_example(job)
-    content = result.get("paths", {}).get("/api/submissions/", {}).get("post", {}).get("requestBody", {}).get("content", {})
+    listing = result.get("paths", {}).get("/api/submissions/", {})
+    for parameter in listing.get("get", {}).get("parameters", []):
+        if parameter["name"] == "status" and "SubmissionStatusEnum" in components:  # the statuses the documents use, by name
+            parameter["schema"]["items"] = {"$ref": "#/components/schemas/SubmissionStatusEnum"}
+    content = listing.get("post", {}).get("requestBody", {}).get("content", {})
     if examples and "application/json" in content:
         content["application/json"]["examples"] = examples
     for model, further in SUBMIT_MODELS.items():
