@@ -56,6 +56,18 @@ class SubmissionFilter(django_filters.FilterSet):
         model = Submission
         fields = ["status", "job", "search", "created_after", "created_before", "ordering"]
 
+    def is_valid(self):
+        """Also refuse a filter given empty (``?created_after=``), except the text ones, where empty matches everything."""
+        valid = super().is_valid()
+        for name in self.filters:
+            if name in ("job", "search") or name not in self.data:
+                continue
+            given = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data.get(name)]
+            if any(not str(value).strip() for value in given):
+                self.form.add_error(name, "must not be empty; leave the parameter out not to filter by it")
+                valid = False
+        return valid
+
     def search_text(self, queryset, name, value):
         return queryset.filter(Q(submission_name__icontains=value) | Q(job__name__icontains=value) | Q(upload_name__icontains=value))
 

@@ -1,9 +1,10 @@
 """OpenAPI post-processing: show each runnable job's parameters to clients.
 
-Each runnable job's parameters are a component, ``Job_<name>``. Both request
-models of ``POST /api/submissions/`` (``SubmitJSONRequest`` and
-``SubmitMultipartRequest``) are ``allOf`` their own fields and every
-``Job_<name>``, so clients generated from the schema, and Swagger UI's form,
+Each runnable job's parameters are a component, ``Job_<name>``. The JSON
+request model of ``POST /api/submissions/`` (``SubmitJSONRequest``) is
+``allOf`` its own fields and every ``Job_<name>``; the multipart one
+(``SubmitMultipartRequest``) lists the same parameters as its own
+properties. So clients generated from the schema, and Swagger UI's form,
 take the parameters as optional fields; ``additionalProperties`` lets a
 client send any other parameter by its REST name. Which parameters a job
 requires, and each parameter's default, are said in descriptions rather than
@@ -127,7 +128,13 @@ def add_job_parameters(result, generator, request, public):
         fields = components.get(model)
         if fields is None:
             continue
-        if names:
+        if model == "SubmitMultipartRequest":
+            # A form's fields are listed flat: Swagger UI draws one input per property, and composed
+            # schemas with a binary field trip up some form encoders and test generators.
+            for name in names:
+                for key, schema in components[name]["properties"].items():
+                    fields.setdefault("properties", {}).setdefault(key, dict(schema))
+        elif names:
             fields = {"allOf": [fields, *({"$ref": f"#/components/schemas/{name}"} for name in names)], "description": fields.pop("description", "")}
         fields["additionalProperties"] = further
         components[model] = fields

@@ -55,11 +55,14 @@ def test_the_served_schema_is_valid_openapi_3(live_server, catalogue):
     content = document["paths"]["/api/submissions/"]["post"]["requestBody"]["content"]
     assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/SubmitJSONRequest"}
     assert content["multipart/form-data"]["schema"] == {"$ref": "#/components/schemas/SubmitMultipartRequest"}
-    for model in ("SubmitJSONRequest", "SubmitMultipartRequest"):
-        parts = schemas[model]["allOf"]
-        assert {"$ref": "#/components/schemas/Job_tagging"} in parts and {"$ref": "#/components/schemas/Job_counting"} in parts
-        assert schemas[model]["additionalProperties"]
-    assert schemas["SubmitMultipartRequest"]["allOf"][0]["properties"]["input_data"]["format"] == "binary"
+    parts = schemas["SubmitJSONRequest"]["allOf"]
+    assert {"$ref": "#/components/schemas/Job_tagging"} in parts and {"$ref": "#/components/schemas/Job_counting"} in parts
+    form = schemas["SubmitMultipartRequest"]["properties"]
+    assert form["input_data"]["format"] == "binary"
+    assert form["tag_times"] == schemas["Job_tagging"]["properties"]["tag_times"] and "count_n" in form
+    assert schemas["SubmitJSONRequest"]["additionalProperties"] and schemas["SubmitMultipartRequest"]["additionalProperties"] == {
+        "type": "string", "description": "A parameter of the job, by its REST name (<task>_<alias>); the Job_<name> components list each job's.",
+    }
     assert schemas["SubmitJSONRequest"]["allOf"][0]["properties"]["input_data"] == {"type": "string", "description": "The upload's text; steps read it as <ID>.input."}
     tagging = schemas["Job_tagging"]["properties"]
     assert tagging["tag_times"]["type"] == "integer" and tagging["tag_loud"]["type"] == "boolean"

@@ -305,6 +305,9 @@ def test_staff_filter_everyones_submissions(staff, listed):
     ("created_after=yesterday", "created_after"),
     ("created_before=2026-13-01", "created_before"),
     ("ordering=uuid", "ordering"),
+    ("created_before=", "created_before"),
+    ("status=", "status"),
+    ("ordering=", "ordering"),
 ])
 def test_a_bad_filter_value_is_a_400_naming_the_field(owner, listed, query, field):
     response = client_for(owner).get(f"/api/submissions/?{query}")
