@@ -155,6 +155,7 @@ class SubmissionList(GenericAPIView):
     queryset = Submission.objects.all()
     filter_backends = [FilterBackend]
     filterset_class = SubmissionFilter
+    serializer_class = s.SubmitMultipartSerializer  # what OPTIONS and the browsable API's form describe
 
     @extend_schema(
         parameters=[

@@ -314,3 +314,11 @@ def test_a_bad_filter_value_is_a_400_naming_the_field(owner, listed, query, fiel
     assert response.status_code == 400
     body = response.json()
     assert list(body["errors"]) == [field] and body["errors"][field][0]
+
+
+def test_options_and_the_browsable_page_of_the_filtered_list_answer(owner, listed):
+    client = client_for(owner)
+    options = client.options("/api/submissions/?status=complete")
+    assert options.status_code == 200 and options.json()["name"] == "Submission List"
+    page = client.get("/api/submissions/?status=complete", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and "first" in page.content.decode() and "second" not in page.content.decode()
