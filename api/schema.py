@@ -131,9 +131,18 @@ def add_job_parameters(result, generator, request, public):
         if model == "SubmitMultipartRequest":
             # A form's fields are listed flat: Swagger UI draws one input per property, and composed
             # schemas with a binary field trip up some form encoders and test generators.
+            properties = fields.setdefault("properties", {})
             for name in names:
                 for key, schema in components[name]["properties"].items():
-                    fields.setdefault("properties", {}).setdefault(key, dict(schema))
+                    properties.setdefault(key, dict(schema))
+            # Swagger UI fills each field with a sample ("string", 0) and sends every filled field; an empty
+            # example leaves a field empty, so only what the user types is sent (a job refuses others' parameters).
+            for key, schema in properties.items():
+                if key == "job":
+                    if jobs:
+                        schema["example"] = jobs[0].name
+                elif schema.get("format") != "binary":
+                    schema["example"] = ""
         elif names:
             fields = {"allOf": [fields, *({"$ref": f"#/components/schemas/{name}"} for name in names)], "description": fields.pop("description", "")}
         fields["additionalProperties"] = further
