@@ -12,6 +12,17 @@ from execution.models import Submission
 from execution.states import SubmissionStatus
 
 
+ORDERINGS = ("created_at", "finished_at", "status", "job")
+ISO = "an ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T12:00:00Z"
+# What each filter says of a bad value (django-filter's own messages name neither the value nor what is allowed).
+MESSAGES = {
+    "status": f"must be one or more of {', '.join(SubmissionStatus.values)} (repeated or comma-separated)",
+    "ordering": f"must be one of {', '.join(ORDERINGS)}, each maybe with a leading '-' (comma-separated)",
+    "created_after": f"must be {ISO}",
+    "created_before": f"must be {ISO}",
+}
+
+
 class Values(forms.SelectMultiple):
     """Read a parameter given several times (``?status=a&status=b``), each maybe comma-separated (``?status=a,b``)."""
 
@@ -64,8 +75,10 @@ class SubmissionFilter(django_filters.FilterSet):
                 continue
             given = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data.get(name)]
             if any(not str(value).strip() for value in given):
-                self.form.add_error(name, "must not be empty; leave the parameter out not to filter by it")
+                self.form.errors[name] = self.form.error_class(["must not be empty; leave the parameter out not to filter by it"])
                 valid = False
+            elif name in self.form.errors:
+                self.form.errors[name] = self.form.error_class([f"{MESSAGES[name]}; got {','.join(map(str, given))!r}"])
         return valid
 
     def search_text(self, queryset, name, value):

@@ -276,10 +276,11 @@ def parse_submission(request):
 
 def submission_document(submission):
     url = submission_url(submission)
-    document = {"url": url, **documents.submission_document(submission)}
-    document["upload_name"] = submission.upload_name
-    document["archive_url"] = f"{url}archive/"
-    document["ro_crate_url"] = f"{url}ro-crate/"
+    document = {"url": url, "archive_url": f"{url}archive/", "ro_crate_url": f"{url}ro-crate/"}
+    for key, value in documents.submission_document(submission).items():
+        document[key] = value
+        if key == "submission_name":
+            document["upload_name"] = submission.upload_name
     return document
 
 

@@ -316,6 +316,17 @@ def test_a_bad_filter_value_is_a_400_naming_the_field(owner, listed, query, fiel
     assert list(body["errors"]) == [field] and body["errors"][field][0]
 
 
+def test_bad_filter_values_are_named_with_what_is_allowed(owner, listed):
+    body = client_for(owner).get("/api/submissions/?status=done&created_after=last-week&ordering=-uuid").json()
+    assert body["errors"] == {
+        "status": ["must be one or more of submitted, running, paused, waiting, complete, error, crash, cancelled (repeated or comma-separated); got 'done'"],
+        "created_after": ["must be an ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T12:00:00Z; got 'last-week'"],
+        "ordering": ["must be one of created_at, finished_at, status, job, each maybe with a leading '-' (comma-separated); got '-uuid'"],
+    }
+    empty = client_for(owner).get("/api/submissions/?created_before=").json()
+    assert empty["errors"] == {"created_before": ["must not be empty; leave the parameter out not to filter by it"]}
+
+
 def test_options_and_the_browsable_page_of_the_filtered_list_answer(owner, listed):
     client = client_for(owner)
     options = client.options("/api/submissions/?status=complete")
