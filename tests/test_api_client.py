@@ -59,7 +59,9 @@ def test_the_served_schema_is_valid_openapi_3(live_server, catalogue):
     assert {"$ref": "#/components/schemas/Job_tagging"} in parts and {"$ref": "#/components/schemas/Job_counting"} in parts
     form = schemas["SubmitMultipartRequest"]["properties"]
     assert form["input_data"]["format"] == "binary"
-    assert form["tag_times"] == schemas["Job_tagging"]["properties"]["tag_times"] and "count_n" in form
+    # The same parameters, each starting empty in a form (Swagger UI sends only the fields filled in).
+    assert form["tag_times"] == {**schemas["Job_tagging"]["properties"]["tag_times"], "example": ""} and "count_n" in form
+    assert form["job"]["example"] == "tagging"
     assert schemas["SubmitJSONRequest"]["additionalProperties"] and schemas["SubmitMultipartRequest"]["additionalProperties"] == {
         "type": "string", "description": "A parameter of the job, by its REST name (<task>_<alias>); the Job_<name> components list each job's.",
     }
