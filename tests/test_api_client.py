@@ -61,7 +61,7 @@ def test_the_served_schema_is_valid_openapi_3(live_server, catalogue):
     assert form["input_data"]["format"] == "binary"
     # The same parameters, each starting empty in a form (Swagger UI sends only the fields filled in).
     assert form["tag_times"] == {**schemas["Job_tagging"]["properties"]["tag_times"], "example": ""} and "count_n" in form
-    assert form["job"]["example"] == "tagging"
+    assert form["job"]["example"] == "counting"  # the first runnable job, by name
     assert schemas["SubmitJSONRequest"]["additionalProperties"] and schemas["SubmitMultipartRequest"]["additionalProperties"] == {
         "type": "string", "description": "A parameter of the job, by its REST name (<task>_<alias>); the Job_<name> components list each job's.",
     }
