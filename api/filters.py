@@ -11,7 +11,6 @@ from django_filters.rest_framework import DjangoFilterBackend
 from execution.models import Submission
 from execution.states import SubmissionStatus
 
-
 ORDERINGS = ("created_at", "finished_at", "status", "job")
 ISO = "an ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T12:00:00Z"
 # What each filter says of a bad value (django-filter's own messages name neither the value nor what is allowed).

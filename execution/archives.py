@@ -18,7 +18,7 @@ same files, a ``workflow.json`` describing the job, and
 import json
 import re
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from . import stored
@@ -114,7 +114,7 @@ def zip_stream(members):
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for name, source, size in members:
-            info = zipfile.ZipInfo(name, date_time=datetime.now(timezone.utc).timetuple()[:6])
+            info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             info.file_size = size or 0

@@ -141,7 +141,7 @@ def generate_client(live_server, tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its formatter, ruff, is beside it
     completed = subprocess.run(
         [str(GENERATOR), "generate", "--path", str(schema), "--meta", "none", "--config", str(config), "--output-path", str(packages / "sluice_client")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env, check=False,
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
@@ -159,7 +159,7 @@ def test_a_generated_client_submits_polls_and_downloads_unmodified(live_server, 
     script = tmp_path / "use_client.py"
     script.write_text(CLIENT_SCRIPT)
     completed = subprocess.run(
-        [sys.executable, str(script), str(packages), live_server.url, token, str(upload)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [sys.executable, str(script), str(packages), live_server.url, token, str(upload)], capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = json.loads(completed.stdout.strip().splitlines()[-1])
