@@ -7,6 +7,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.widgets import BaseCSVWidget
 
 from execution.models import Submission
 from execution.states import SubmissionStatus
@@ -16,7 +17,7 @@ ISO = "an ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T12:00:00Z"
 # What each filter says of a bad value (django-filter's own messages name neither the value nor what is allowed).
 MESSAGES = {
     "status": f"must be one or more of {', '.join(SubmissionStatus.values)} (repeated or comma-separated)",
-    "ordering": f"must be one of {', '.join(ORDERINGS)}, each maybe with a leading '-' (comma-separated)",
+    "ordering": f"must be one of {', '.join(ORDERINGS)}, each maybe with a leading '-' (repeated or comma-separated)",
     "created_after": f"must be {ISO}",
     "created_before": f"must be {ISO}",
 }
@@ -29,6 +30,15 @@ class Values(forms.SelectMultiple):
         given = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
         values = [part.strip() for value in given if isinstance(value, str) for part in value.split(",")]
         return [value for value in values if value]
+
+
+class RepeatedCSV(BaseCSVWidget, forms.TextInput):
+    """Comma-separated values, from every time the parameter is given (``?ordering=job&ordering=-created_at``)."""
+
+    def value_from_datadict(self, data, files, name):
+        if not hasattr(data, "getlist") or name not in data:
+            return super().value_from_datadict(data, files, name)
+        return [part for value in data.getlist(name) for part in value.split(",")]
 
 
 class Ordering(django_filters.OrderingFilter):
@@ -59,7 +69,8 @@ class SubmissionFilter(django_filters.FilterSet):
     )
     ordering = Ordering(
         fields=(("created_at", "created_at"), ("finished_at", "finished_at"), ("status", "status"), ("job__name", "job")),
-        help_text="Sort by created_at (default: newest first), finished_at, status or job; a leading '-' sorts descending.",
+        widget=RepeatedCSV,
+        help_text="Sort by created_at (default: newest first), finished_at, status or job; a leading '-' sorts descending; several (repeated or comma-separated) sort by each in turn.",
     )
 
     class Meta:

@@ -293,6 +293,7 @@ def test_orders_by_the_named_field(owner, staff, listed):
     assert names(client.get("/api/submissions/?status=complete,error&ordering=finished_at")) == ["first", "second"]
     assert names(client.get("/api/submissions/?ordering=status")) == ["first", "second", "third"]
     assert names(client_for(staff).get("/api/submissions/?ordering=-job,created_at")) == ["theirs", "third", "first", "second"]
+    assert names(client_for(staff).get("/api/submissions/?ordering=-job&ordering=created_at")) == ["theirs", "third", "first", "second"]
 
 
 def test_staff_filter_everyones_submissions(staff, listed):
@@ -321,7 +322,7 @@ def test_bad_filter_values_are_named_with_what_is_allowed(owner, listed):
     assert body["errors"] == {
         "status": ["must be one or more of submitted, running, paused, waiting, complete, error, crash, cancelled (repeated or comma-separated); got 'done'"],
         "created_after": ["must be an ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T12:00:00Z; got 'last-week'"],
-        "ordering": ["must be one of created_at, finished_at, status, job, each maybe with a leading '-' (comma-separated); got '-uuid'"],
+        "ordering": ["must be one of created_at, finished_at, status, job, each maybe with a leading '-' (repeated or comma-separated); got '-uuid'"],
     }
     empty = client_for(owner).get("/api/submissions/?created_before=").json()
     assert empty["errors"] == {"created_before": ["must not be empty; leave the parameter out not to filter by it"]}
