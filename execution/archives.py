@@ -108,13 +108,14 @@ class _Sink:
 def zip_stream(members):
     """Yield a zip of ``members`` piece by piece.
 
-    ``members`` are ``(name, source, size)``: ``source`` is bytes or a stored
-    file (a FieldFile), ``size`` its length when known (it picks ZIP64 for big files).
+    ``members`` are ``(name, source, size, when)``: ``source`` is bytes or a stored
+    file (a FieldFile), ``size`` its length when known (it picks ZIP64 for big files),
+    ``when`` the file's time (None: now), written in UTC.
     """
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for name, source, size in members:
-            info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
+        for name, source, size, when in members:
+            info = zipfile.ZipInfo(name, date_time=(when or datetime.now(UTC)).astimezone(UTC).timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             info.file_size = size or 0
@@ -140,7 +141,7 @@ def archive_name(submission, kind):
 
 def stream(submission, named):
     """The zip of every current result of ``submission`` (``named`` from ``entries``)."""
-    return zip_stream((name, result.file, result.size) for name, result in named)
+    return zip_stream((name, result.file, result.size, result.created_at) for name, result in named)
 
 
 # --- RO-Crate ---------------------------------------------------------------------------
@@ -321,8 +322,8 @@ def ro_crate(submission, named, engine_version=""):
     metadata = {"@context": CRATE_CONTEXT, "@graph": [graph[key] for key in order] + [entity for key, entity in graph.items() if key not in order]}
     workflow = json.dumps(workflow_document(job, nodes), indent=2).encode()
     members = [
-        ("ro-crate-metadata.json", json.dumps(metadata, indent=2).encode(), None),
-        (workflow_id, workflow, len(workflow)),
-        *((name, result.file, result.size) for name, result in named),
+        ("ro-crate-metadata.json", json.dumps(metadata, indent=2).encode(), None, submission.finished_at),
+        (workflow_id, workflow, len(workflow), submission.finished_at),
+        *((name, result.file, result.size, result.created_at) for name, result in named),
     ]
     return metadata, members

@@ -57,6 +57,8 @@ def test_the_archive_holds_every_current_result_in_folders_by_step_under_readabl
     assert archive.read("count/count.count").strip() == b"3"
     assert archive.read("double/double.twice") == b"a\nb\nc\n" * 2
     assert archive.testzip() is None
+    made = submission.results.get(node__key="count").created_at
+    assert archive.getinfo("count/count.count").date_time[:5] == made.timetuple()[:5]  # the result's time (UTC), not the download's
 
 
 def test_the_archive_leaves_out_superseded_results_and_names_a_nameless_upload_input(owner, pipeline):
