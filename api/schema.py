@@ -1,17 +1,17 @@
 """OpenAPI post-processing: show each runnable job's parameters to clients.
 
-Each runnable job's parameters are a component, ``Job_<name>``. The JSON
-request model of ``POST /api/submissions/`` (``SubmitJSONRequest``) is
-``allOf`` its own fields and every ``Job_<name>``; the multipart one
-(``SubmitMultipartRequest``) lists the same parameters as its own
-properties. So clients generated from the schema, and Swagger UI's form,
-take the parameters as optional fields; ``additionalProperties`` lets a
-client send any other parameter by its REST name. Which parameters a job
-requires, and each parameter's default, are said in descriptions rather than
-as ``required`` and ``default``: one request model serves every job, and a job
-refuses parameters it does not take. The JSON request has an example per job
-(Swagger UI's example menu), and ``GET /api/endpoints/`` gives the same facts
-as data.
+Each runnable job's parameters are a component, ``Job_<name>``: the job's
+own shape, with types, choices, typed defaults and what it requires. The two
+request models of ``POST /api/submissions/`` (``SubmitJSONRequest`` and
+``SubmitMultipartRequest``, one per content type) list every runnable job's
+parameters as optional properties, so that clients generated from the schema,
+and Swagger UI's form, take them as fields; ``additionalProperties`` lets a
+client send any other parameter by its REST name. There a parameter's default
+is said in its description, not given as ``default``: one request model
+serves every job, a generated client would send each default to every job, and
+a job refuses parameters it does not take. The request models' descriptions
+name each job's component, and the JSON request has an example per job
+(Swagger UI's example menu). ``GET /api/endpoints/`` gives the same facts as data.
 """
 import json
 
@@ -43,20 +43,25 @@ def typed(kind, value, choices):
 
 
 def parameter_schema(parameter):
-    """The JSON Schema of one parameter's value: its type, choices, typed default and description."""
+    """The JSON Schema of one parameter's value in its job's component: type, choices, typed default, description."""
     kind = "bool" if parameter.bool_valued else parameter.type
     schema = {"type": TYPES.get(kind, "string")}
     choices = parameter.choice_list if kind == "choice" else []
     if choices:
         schema["enum"] = choices
-    description = parameter.description or parameter.label or f"Parameter of task '{parameter.task.name}'."
     default = typed(kind, parameter.typed_default, choices)
     if default is not None:
-        # Said, not given as `default`: a client generated from a model that merges every job's
-        # parameters would otherwise send each default to every job, and a job refuses names it does not take.
-        description += f" Default: {json.dumps(default)}."
-    schema["description"] = description
+        schema["default"] = default
+    schema["description"] = parameter.description or parameter.label or f"Parameter of task '{parameter.task.name}'."
     return schema
+
+
+def request_property(schema):
+    """A parameter as a request model's optional field: its default said in words, not given (see the module's doc)."""
+    field = {key: value for key, value in schema.items() if key != "default"}
+    if "default" in schema:
+        field["description"] = f"{schema['description']} Default: {json.dumps(schema['default'])}."
+    return field
 
 
 def example_value(parameter):
@@ -72,7 +77,7 @@ def example_value(parameter):
 
 
 def job_schema(job):
-    """The component ``Job_<name>``: the job's parameters; those it requires are named in its description."""
+    """The component ``Job_<name>``: the job's parameters, as the job takes them."""
     properties, required = {}, []
     for parameter in job.parameters():
         if parameter.rest_name in REQUEST_FIELDS:
@@ -83,8 +88,10 @@ def job_schema(job):
     description = f"Parameters of job '{job.name}', sent as further fields of POST /api/submissions/ with job={job.name}."
     if job.description:
         description += f" {job.description}"
-    description += f" Required: {', '.join(required)}." if required else " None is required."
-    return {"type": "object", "description": description, "properties": properties}
+    component = {"type": "object", "description": description, "properties": properties}
+    if required:  # OpenAPI 3.0 wants a non-empty list or none
+        component["required"] = required
+    return component
 
 
 def job_example(job):
@@ -99,7 +106,7 @@ def job_example(job):
 
 
 def add_job_parameters(result, generator, request, public):
-    """Add ``Job_<name>`` for every runnable job and let both submit models take them.
+    """Add ``Job_<name>`` for every runnable job, and let both submit models take their parameters.
 
     The catalogue changes at run time, so this is read from the database each
     time the schema is served.
@@ -124,17 +131,18 @@ def add_job_parameters(result, generator, request, public):
     content = listing.get("post", {}).get("requestBody", {}).get("content", {})
     if examples and "application/json" in content:
         content["application/json"]["examples"] = examples
+    shapes = "; ".join(
+        f"{job.name}: {', '.join(components[f'Job_{job.name}']['properties']) or 'none'} (schema Job_{job.name})" for job in jobs
+    )
     for model, further in SUBMIT_MODELS.items():
         fields = components.get(model)
         if fields is None:
             continue
+        properties = fields.setdefault("properties", {})
+        for name in names:
+            for key, schema in components[name]["properties"].items():
+                properties.setdefault(key, request_property(schema))
         if model == "SubmitMultipartRequest":
-            # A form's fields are listed flat: Swagger UI draws one input per property, and composed
-            # schemas with a binary field trip up some form encoders and test generators.
-            properties = fields.setdefault("properties", {})
-            for name in names:
-                for key, schema in components[name]["properties"].items():
-                    properties.setdefault(key, dict(schema))
             # Swagger UI fills each field with a sample ("string", 0) and sends every filled field; an empty
             # example leaves a field empty, so only what the user types is sent (a job refuses others' parameters).
             for key, schema in properties.items():
@@ -143,8 +151,7 @@ def add_job_parameters(result, generator, request, public):
                         schema["example"] = jobs[0].name
                 elif schema.get("format") != "binary":
                     schema["example"] = ""
-        elif names:
-            fields = {"allOf": [fields, *({"$ref": f"#/components/schemas/{name}"} for name in names)], "description": fields.pop("description", "")}
+        if shapes:
+            fields["description"] = f"{fields.get('description', '')} Each job's parameters: {shapes}.".strip()
         fields["additionalProperties"] = further
-        components[model] = fields
     return result

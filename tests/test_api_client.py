@@ -55,22 +55,28 @@ def test_the_served_schema_is_valid_openapi_3(live_server, catalogue):
     content = document["paths"]["/api/submissions/"]["post"]["requestBody"]["content"]
     assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/SubmitJSONRequest"}
     assert content["multipart/form-data"]["schema"] == {"$ref": "#/components/schemas/SubmitMultipartRequest"}
-    parts = schemas["SubmitJSONRequest"]["allOf"]
-    assert {"$ref": "#/components/schemas/Job_tagging"} in parts and {"$ref": "#/components/schemas/Job_counting"} in parts
-    form = schemas["SubmitMultipartRequest"]["properties"]
-    assert form["input_data"]["format"] == "binary"
-    # The same parameters, each starting empty in a form (Swagger UI sends only the fields filled in).
-    assert form["tag_times"] == {**schemas["Job_tagging"]["properties"]["tag_times"], "example": ""} and "count_n" in form
-    assert form["job"]["example"] == "counting"  # the first runnable job, by name
-    assert schemas["SubmitJSONRequest"]["additionalProperties"] and schemas["SubmitMultipartRequest"]["additionalProperties"] == {
+    as_json, form = schemas["SubmitJSONRequest"], schemas["SubmitMultipartRequest"]
+    assert form["properties"]["input_data"]["format"] == "binary"
+    assert as_json["properties"]["input_data"] == {"type": "string", "description": "The upload's text; steps read it as <ID>.input."}
+    # Each job's own shape is a component: types, choices, typed defaults, what it requires.
+    tagging = schemas["Job_tagging"]["properties"]
+    assert tagging["tag_times"] == {"type": "integer", "default": 1, "description": "Parameter of task 'tag'."}
+    assert tagging["tag_loud"]["type"] == "boolean" and tagging["tag_loud"]["default"] is False
+    assert tagging["tag_mode"]["enum"] == ["fast", "slow"] and tagging["tag_mode"]["default"] == "fast"
+    assert schemas["Job_counting"]["required"] == ["count_n"] and "required" not in schemas["Job_nothing"]
+    # Both request models take every job's parameters, defaults said rather than given, and any further one.
+    assert as_json["properties"]["tag_times"] == {"type": "integer", "description": "Parameter of task 'tag'. Default: 1."}
+    assert as_json["properties"]["tag_mode"]["enum"] == ["fast", "slow"] and "count_n" in as_json["properties"]
+    assert "tagging: tag_label, tag_times, tag_loud, tag_mode (schema Job_tagging)" in as_json["description"]
+    assert "counting: count_n (schema Job_counting)" in form["description"]
+    # A form's fields start empty (Swagger UI sends only the fields filled in); the job's holds the first job.
+    assert form["properties"]["tag_times"] == {**as_json["properties"]["tag_times"], "example": ""}
+    assert form["properties"]["job"]["example"] == "counting"  # the first runnable job, by name
+    assert as_json["additionalProperties"]["anyOf"] == [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+    assert form["additionalProperties"] == {
         "type": "string", "description": "A parameter of the job, by its REST name (<task>_<alias>); the Job_<name> components list each job's.",
     }
-    assert schemas["SubmitJSONRequest"]["allOf"][0]["properties"]["input_data"] == {"type": "string", "description": "The upload's text; steps read it as <ID>.input."}
-    tagging = schemas["Job_tagging"]["properties"]
-    assert tagging["tag_times"]["type"] == "integer" and tagging["tag_loud"]["type"] == "boolean"
-    assert tagging["tag_mode"]["enum"] == ["fast", "slow"] and "Default: \"fast\"." in tagging["tag_mode"]["description"]
-    assert "Required: count_n." in schemas["Job_counting"]["description"]
-    assert "required" not in schemas["Job_nothing"]
+    assert all("default" not in field for model in (as_json, form) for field in model["properties"].values())
     examples = content["application/json"]["examples"]
     assert examples["tagging"]["value"] == {"job": "tagging", "input_data": "one line\nanother line\n", "tag_label": "plain", "tag_times": 1, "tag_loud": False, "tag_mode": "fast"}
     # Statuses are enums.
