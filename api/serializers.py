@@ -5,6 +5,11 @@ Responses are built by the domain (``execution.documents``) so that the API and
 """
 from rest_framework import serializers
 
+from execution.states import NodeStatus, SubmissionStatus
+
+SUBMISSION_STATUSES = SubmissionStatus.choices
+NODE_STATUSES = NodeStatus.choices
+
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
@@ -59,13 +64,25 @@ class JobDetailSerializer(JobSerializer):
     promises = serializers.ListField(child=serializers.DictField())
 
 
-class SubmitSerializer(serializers.Serializer):
-    """A submission. Parameters are further fields, named by their REST names (see /api/endpoints/)."""
+class SubmitFields(serializers.Serializer):
+    """A submission. Parameters are further fields, named by their REST names (see /api/endpoints/ and the Job_<name> components)."""
 
     job = serializers.CharField(max_length=2000, help_text="A job's name; comma-separated names make a batch.")
     submission_name = serializers.CharField(required=False, allow_blank=True, max_length=256)
-    email = serializers.EmailField(required=False, allow_blank=True, max_length=254, help_text="Mailed a link when the submission finishes.")
-    input_data = serializers.FileField(required=False, help_text="The upload (multipart), or its text (JSON); steps read it as <ID>.input.")
+    # A plain string in the schema (an e-mail address or empty): the server checks it; a union here breaks generated form encoders.
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254, help_text="An e-mail address (or empty), mailed a link when the submission finishes.")
+
+
+class SubmitJSONSerializer(SubmitFields):
+    """A submission as JSON: the upload's text in ``input_data``; parameters as further members, typed (numbers, true/false) or as text."""
+
+    input_data = serializers.CharField(required=False, allow_blank=True, help_text="The upload's text; steps read it as <ID>.input.")
+
+
+class SubmitMultipartSerializer(SubmitFields):
+    """A submission as a multipart form: the upload as the file ``input_data``; parameters as further form fields."""
+
+    input_data = serializers.FileField(required=False, help_text="The upload; steps read it as <ID>.input, and its file name is kept as upload_name.")
 
 
 class NodeLogSerializer(serializers.Serializer):
@@ -78,7 +95,7 @@ class NodeLogSerializer(serializers.Serializer):
 class NodeSerializer(serializers.Serializer):
     key = serializers.CharField()
     task = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=NODE_STATUSES)
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     exit_code = serializers.IntegerField(allow_null=True)
@@ -108,7 +125,10 @@ class SubmissionSerializer(serializers.Serializer):
     url = serializers.CharField()
     job = serializers.CharField()
     submission_name = serializers.CharField(allow_blank=True)
-    status = serializers.CharField()
+    upload_name = serializers.CharField(allow_blank=True, help_text="The upload's file name as the submitter's client gave it (empty for none, or for JSON text); shown, never used as a path.")
+    archive_url = serializers.CharField(help_text="Every current result and the upload as one zip, in folders by step (GET).")
+    ro_crate_url = serializers.CharField(help_text="A Workflow Run RO-Crate of the finished submission (GET; 409 while it runs).")
+    status = serializers.ChoiceField(choices=SUBMISSION_STATUSES)
     priority = serializers.ChoiceField(choices=["low", "normal", "high"], help_text="The queue priority the submission was given.")
     last_message = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
@@ -126,7 +146,7 @@ class SubmissionSummarySerializer(serializers.Serializer):
     url = serializers.CharField()
     job = serializers.CharField()
     submission_name = serializers.CharField(allow_blank=True)
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=SUBMISSION_STATUSES)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
 
@@ -134,7 +154,7 @@ class SubmissionSummarySerializer(serializers.Serializer):
 class BatchSerializer(serializers.Serializer):
     uuid = serializers.UUIDField()
     url = serializers.CharField()
-    status = serializers.CharField(help_text="complete when every submission is; otherwise the least finished status.")
+    status = serializers.ChoiceField(choices=SUBMISSION_STATUSES, help_text="complete when every submission is; otherwise the least finished status.")
     submissions = SubmissionSummarySerializer(many=True)
 
 
@@ -193,5 +213,5 @@ class InputSerializer(serializers.Serializer):
 
 class ActionSerializer(serializers.Serializer):
     uuid = serializers.UUIDField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=SUBMISSION_STATUSES)
     detail = serializers.CharField()

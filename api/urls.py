@@ -15,6 +15,8 @@ urlpatterns = [
     path("submissions/<uuid:uuid>/", views.SubmissionDetail.as_view()),
     path("submissions/<uuid:uuid>/graph/", views.SubmissionGraph.as_view()),
     path("submissions/<uuid:uuid>/results/<int:result_id>/", views.ResultDownload.as_view()),
+    path("submissions/<uuid:uuid>/archive/", views.SubmissionArchive.as_view()),
+    path("submissions/<uuid:uuid>/ro-crate/", views.SubmissionCrate.as_view()),
     path("submissions/<uuid:uuid>/cancel/", views.Cancel.as_view()),
     path("submissions/<uuid:uuid>/pause/", views.Pause.as_view()),
     path("submissions/<uuid:uuid>/resume/", views.Resume.as_view()),

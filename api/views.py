@@ -3,17 +3,19 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
+from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from execution import controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats, stored
+from execution import archives, controls, diagrams, dispatch, documents, engine, idempotency, intake, logs, stats, stored
 from execution.errors import UploadTooLarge
 from execution.models import Batch, Result, Submission
 from execution.states import SubmissionStatus
@@ -21,6 +23,7 @@ from jobs.models import Job
 
 from . import serializers as s
 from .errors import error_body
+from .filters import FilterBackend, SubmissionFilter
 from .pagination import StrictLimitOffsetPagination
 
 log = logging.getLogger(__name__)
@@ -147,8 +150,12 @@ class JobGraph(APIView):
         return graph_response(diagrams.job_graph(job_or_404(name)), request, name)
 
 
-class SubmissionList(APIView):
+class SubmissionList(GenericAPIView):
     pagination_class = StrictLimitOffsetPagination
+    queryset = Submission.objects.all()
+    filter_backends = [FilterBackend]
+    filterset_class = SubmissionFilter
+    serializer_class = s.SubmitMultipartSerializer  # what OPTIONS and the browsable API's form describe
 
     @extend_schema(
         parameters=[
@@ -156,7 +163,7 @@ class SubmissionList(APIView):
             OpenApiParameter("offset", int, description="how many to skip"),
         ],
         responses={200: s.SubmissionSummarySerializer(many=True), 400: s.ErrorSerializer, 401: s.ErrorSerializer},
-        summary="Your submissions (staff: everyone's)",
+        summary="Your submissions (staff: everyone's), filtered and sorted",
     )
     def get(self, request):
         if not request.user.is_authenticated:
@@ -164,12 +171,13 @@ class SubmissionList(APIView):
         submissions = Submission.objects.select_related("job")
         if not request.user.is_staff:
             submissions = submissions.filter(user=request.user)
+        submissions = self.filter_queryset(submissions)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(submissions, request, view=self)
         return paginator.get_paginated_response([summary(submission) for submission in page])
 
     @extend_schema(
-        request={"multipart/form-data": s.SubmitSerializer, "application/json": s.SubmitSerializer},
+        request={"application/json": s.SubmitJSONSerializer, "multipart/form-data": s.SubmitMultipartSerializer},
         responses={
             201: PolymorphicProxySerializer(
                 component_name="Created", serializers=[s.SubmissionSerializer, s.BatchSerializer], resource_type_field_name=None,
@@ -267,7 +275,13 @@ def parse_submission(request):
 
 
 def submission_document(submission):
-    return {"url": submission_url(submission), **documents.submission_document(submission)}
+    url = submission_url(submission)
+    document = {"url": url, "archive_url": f"{url}archive/", "ro_crate_url": f"{url}ro-crate/"}
+    for key, value in documents.submission_document(submission).items():
+        document[key] = value
+        if key == "submission_name":
+            document["upload_name"] = submission.upload_name
+    return document
 
 
 def summary(submission):
@@ -339,6 +353,70 @@ class ResultDownload(APIView):
         except FileNotFoundError:
             log.error("The file of result %s of submission %s is missing from storage.", result_id, uuid)
             raise NotFound(f"the file of result {result_id} is missing from storage; ask the operators") from None
+
+
+class JSONErrors(BaseContentNegotiation):
+    """Answer errors in JSON whatever the request accepts: a log is text, but its 4xx bodies keep the API's one shape
+    (and a client asking for ``text/plain`` gets its log rather than a 406)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def zip_response(chunks, filename):
+    """A zip sent as it is written: no length is known beforehand, and nothing is held whole."""
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def present_entries(submission):
+    """The zip entries of ``submission``'s current results; 404 when a file is missing from storage (checked before any byte is sent)."""
+    named = archives.entries(submission)
+    gone = archives.missing(named)
+    if gone:
+        log.error("Files of submission %s are missing from storage: %s", submission.uuid, ", ".join(gone))
+        raise NotFound(f"files of submission {submission.uuid} are missing from storage ({', '.join(gone)}); ask the operators")
+    return named
+
+
+class SubmissionArchive(APIView):
+    content_negotiation_class = JSONErrors
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, 404: s.ErrorSerializer},
+        description="A zip, streamed, of every current (not superseded) result in a folder per step, named <step key><ending> "
+        "(e.g. count/count.count), and the upload as upload/<its original file name, or input>. Available at any time: "
+        "while the submission runs it holds what is finished so far.",
+        summary="Download every result as one zip",
+    )
+    def get(self, request, uuid):
+        submission = visible_submission(request, uuid)
+        named = present_entries(submission)
+        return zip_response(archives.stream(submission, named), archives.archive_name(submission, "results"))
+
+
+class SubmissionCrate(APIView):
+    content_negotiation_class = JSONErrors
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, 404: s.ErrorSerializer, 409: s.ErrorSerializer},
+        description="A Workflow Run RO-Crate (https://w3id.org/ro/wfrun/workflow/0.5, with the step detail of the Provenance Run Crate) as a "
+        "streamed zip: ro-crate-metadata.json, workflow.json (the job's steps and parameters) and the files of the results archive. "
+        "Only a finished submission (complete, error, crash or cancelled) can be exported; before that the answer is 409.",
+        summary="Export a finished submission as a Workflow Run RO-Crate",
+    )
+    def get(self, request, uuid):
+        submission = visible_submission(request, uuid)
+        named = present_entries(submission)
+        try:
+            _, members = archives.ro_crate(submission, named)
+        except archives.CrateRefused as error:
+            return Response(error_body(str(error), {"status": [f"is {submission.status}; must be one of {', '.join(sorted(SubmissionStatus.TERMINAL))}"]}), status=status.HTTP_409_CONFLICT)
+        return zip_response(archives.zip_stream(members), archives.archive_name(submission, "crate"))
 
 
 class Cancel(APIView):
@@ -424,14 +502,6 @@ def log_params(query):
     if problems:
         raise ValidationError(problems)
     return stream, None if attempt is None else int(attempt)
-
-
-class JSONErrors(BaseContentNegotiation):
-    """Answer errors in JSON whatever the request accepts: a log is text, but its 4xx bodies keep the API's one shape
-    (and a client asking for ``text/plain`` gets its log rather than a 406)."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class Log(APIView):

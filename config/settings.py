@@ -388,4 +388,5 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.add_job_parameters"],
+    "ENUM_NAME_OVERRIDES": {"SubmissionStatusEnum": "execution.states.SubmissionStatus", "NodeStatusEnum": "execution.states.NodeStatus"},
 }
