@@ -33,7 +33,7 @@ from .errors import Refused, handle
 
 # The fields A_A's SubmissionDetails.post pops before the rest are read as parameters (its __prepare_data).
 REQUIRED_FIELDS = ("submission_name", "email", "job")
-# As Sluice's own API (api.serializers.SubmitSerializer): a job name, or several comma-separated.
+# As Sluice's own API (api.serializers.SubmitFields): a job name, or several comma-separated.
 JOB_FIELD_LIMIT = 2000
 FORMATS = ("json", "api")  # A_A also offered its browsable page (api); both answer JSON here
 
