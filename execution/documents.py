@@ -20,10 +20,17 @@ def _time(value):
 
 
 def submission_document(submission):
-    """Return the status document of ``submission`` as plain JSON-ready data."""
+    """Return the status document of ``submission`` as plain JSON-ready data.
+
+    Four statements: nodes with their tasks, logs (none while no node has
+    run an attempt), results (current and superseded at once), messages.
+    """
     nodes = list(submission.nodes.select_related("task"))
     keys = {node.pk: node.key for node in nodes}
-    sizes = logs.sizes(nodes)
+    sizes = logs.sizes(nodes) if any(node.attempt for node in nodes) else {node.pk: {} for node in nodes}
+    results = list(submission.results.all())
+    for result in results:
+        result.submission = submission  # for result_url, without a join
     return {
         "uuid": str(submission.uuid),
         "job": submission.job.name,
@@ -56,11 +63,11 @@ def submission_document(submission):
         ],
         "results": [
             {"name": result.name, "node": keys.get(result.node_id), "url": result_url(result), "size": result.size}
-            for result in submission.results.filter(superseded=False).select_related("submission")
+            for result in results if not result.superseded
         ],
         "history": [
             {"name": result.name, "node": keys.get(result.node_id), "url": result_url(result), "size": result.size}
-            for result in submission.results.filter(superseded=True).select_related("submission")
+            for result in results if result.superseded
         ],
         "messages": [
             {"at": _time(message.created_at), "level": message.level, "node": keys.get(message.node_id), "text": message.text}

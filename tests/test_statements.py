@@ -171,3 +171,24 @@ def test_load_reads_a_row_and_its_foreign_keys_as_the_orm_does():
     assert statements.load(Node, node.pk + 1000) is None
     with pytest.raises(ValueError, match="not a non-null foreign key"):
         statements.load(Node, node.pk, "step")
+
+
+def test_a_submission_and_its_document_take_a_fixed_number_of_statements():
+    """The front door's statements, counted (bench/intake.py measures their time): a one-step JSON
+    submission, its 201 document, and polling it. Growing these costs every submission."""
+    from rest_framework.test import APIClient
+
+    make_job("one", steps=[make_task("t")])
+    client = APIClient()
+    client.post("/api/submissions/", {"job": "one"}, format="json")  # warm: sessions, content types
+    with CaptureQueriesContext(connection) as posted:
+        response = client.post("/api/submissions/", {"job": "one"}, format="json")
+    assert response.status_code == 201 and response.json()["nodes"][0]["status"] == "queued"
+    with CaptureQueriesContext(connection) as polled:
+        assert client.get(response.json()["url"]).status_code == 200
+    # job, steps, parameters, validators; the quota count (on PostgreSQL after the submitter's advisory
+    # lock); insert submission, node, message (with the transaction's statements); then the document:
+    # refresh, nodes, results, messages.
+    limit = 17 if connection.vendor == "postgresql" else 16
+    assert len(posted) <= limit, [query["sql"][:80] for query in posted.captured_queries]
+    assert len(polled) <= 4, [query["sql"][:80] for query in polled.captured_queries]
