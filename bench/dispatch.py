@@ -252,16 +252,10 @@ class Processes:
 
     def stop(self, process, grace=20.0):
         """SIGTERM the group leader (each CLI stops its own children), then SIGKILL what is left."""
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                progress(f"{process.name} (pid {process.pid}) ignored SIGTERM for {grace:g} s; killing it")
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        sys.path.insert(0, str(BENCH))
+        from intake import stop_process
+
+        stop_process(process, f"{process.name} (pid {process.pid})", grace)
         if process in self.started:
             self.started.remove(process)
 

@@ -2,6 +2,8 @@
 from django import template
 from django.utils import timezone
 
+from .sluice import seconds_text
+
 register = template.Library()
 
 
@@ -20,14 +22,7 @@ def span(delta):
     """A timedelta as "4.2 s", "3 min 4 s" or "2 h 5 min"; "—" for None."""
     if delta is None:
         return "—"
-    seconds = max(delta.total_seconds(), 0)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return seconds_text(max(delta.total_seconds(), 0))
 
 
 @register.filter
