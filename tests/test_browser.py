@@ -243,3 +243,26 @@ def test_no_page_breaks_the_content_security_policy(live_server, worker, tab, re
     expect(tab.locator(".field-diagram svg")).to_contain_text("painter")
     visit(tab, f"{live_server.url}/admin/jobs/task/add/")
     assert seen == []
+
+
+def test_download_all_and_the_ro_crate_download_from_the_page(live_server, worker, tab, report_job, tmp_path):
+    import zipfile
+
+    submission = completed_submission(report_job)
+    visit(tab, f"{live_server.url}/submissions/{submission.uuid}/")
+    with tab.expect_download() as caught:
+        tab.get_by_role("link", name="Download all").click()
+    archive = tmp_path / "all.zip"
+    caught.value.save_as(archive)
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        assert {"tally/tally.count", "summarise/summarise.json", "summarise/summarise.csv"} <= names, names
+        assert opened.read("tally/tally.count").strip() == b"3"
+    with tab.expect_download() as caught:
+        tab.get_by_role("link", name="Provenance (RO-Crate)").click()
+    crate = tmp_path / "crate.zip"
+    caught.value.save_as(crate)
+    with zipfile.ZipFile(crate) as opened:
+        metadata = json.loads(opened.read("ro-crate-metadata.json"))
+    ids = {entity["@id"] for entity in metadata["@graph"]}
+    assert "ro-crate-metadata.json" in ids and "./" in ids
