@@ -2,29 +2,22 @@
 
 An attempt runs in ``<root>/<submission uuid>/<node id>-<attempt>``, the root
 being its backend's ``root_path`` or SLUICE_WORK_DIR. The attempt's own end
-removes its directory, and the submission's when that is left empty: at once
-out of the way (renamed into ``<root>/.sluice-trash``, one cheap metadata
-operation), and deleted by a thread of the process (``reaper``), so that a
-file system whose deletions are slow (online discard, a network file system)
-does not slow every step down. What a killed worker left behind, in place or
-in the trash, is removed by ``sweep``: the reconciler runs it on every pass,
-and a worker process once as it starts, each on its own host.
+removes its directory, and the submission's when that is left empty. What a
+killed worker left behind is removed by ``sweep``: the reconciler runs it on
+every pass, and a worker process once as it starts, each on its own host.
 SLUICE_KEEP_WORK_DIRS keeps everything, for debugging tasks.
 """
 import logging
 import os
-import queue
 import re
 import shutil
 import stat
-import threading
 import time
-import uuid
 from pathlib import Path
 
 from django.conf import settings
 
-__all__ = ["GRACE_SECONDS", "TRASH", "drain", "path_for", "remove", "roots", "sweep"]
+__all__ = ["GRACE_SECONDS", "path_for", "remove", "roots", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +25,6 @@ log = logging.getLogger(__name__)
 # have been claimed after the sweep read which attempts are running.
 GRACE_SECONDS = 60.0
 _ATTEMPT = re.compile(r"(\d+)-(\d+)")
-_ANY = re.compile(r".+")
-# Under each root: attempt directories waiting for the reaper, out of every attempt's way.
-TRASH = ".sluice-trash"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -47,95 +37,19 @@ def path_for(node):
 def remove(workdir):
     """Remove an attempt's directory, then its submission's if that is left empty.
 
-    The directory is renamed into the root's trash at once (so the attempt's
-    path is free as this returns) and deleted by the reaper thread; where it
-    cannot be renamed it is deleted here. Whatever the step did to its files'
-    modes (a directory it made unreadable) does not keep them: the server owns
-    the tree again by now.
+    Whatever the step did to its files' modes (a directory it made
+    unreadable) does not keep them: the server owns the tree again by now.
     """
     if settings.SLUICE_KEEP_WORK_DIRS:
         return
     workdir = Path(workdir)
-    trash = workdir.parent.parent / TRASH
-    target = trash / f"{workdir.parent.name}.{workdir.name}.{uuid.uuid4().hex[:8]}"
+    shutil.rmtree(workdir, onerror=_make_removable)
+    if workdir.exists():
+        log.warning("Could not remove the working directory %s entirely.", workdir)
     try:
-        _rename(workdir, target)
-    except OSError:
-        if workdir.exists():  # e.g. the root is not writable for a trash: delete in place
-            _delete(workdir, workdir.parent)
-        else:  # nothing to remove: it never ran, or was removed already
-            _remove_parent(workdir.parent)
-    else:
-        reaper.put(target, workdir.parent, trash)
-
-
-def _rename(workdir, target):
-    """Move ``workdir`` to ``target``, making the trash first if the reaper removed it (one failed rename, not a mkdir per step)."""
-    try:
-        os.rename(workdir, target)
-    except FileNotFoundError:
-        if not workdir.exists():
-            raise
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        os.rename(workdir, target)
-
-
-def drain(timeout=30.0):
-    """Wait until the reaper has deleted everything handed to it so far (tests, and a worker stopping)."""
-    return reaper.drain(timeout)
-
-
-def _delete(path, parent):
-    shutil.rmtree(path, onerror=_make_removable)
-    if path.exists():
-        log.warning("Could not remove the working directory %s entirely.", path)
-    _remove_parent(parent)
-
-
-def _remove_parent(parent):
-    try:
-        parent.rmdir()
+        workdir.parent.rmdir()
     except OSError:  # another attempt of the submission still runs here, or it is gone already
         pass
-
-
-class Reaper:
-    """One thread per process that deletes what ``remove`` put in a trash, then the emptied submission and trash directories."""
-
-    def __init__(self):
-        self._queue = queue.Queue()
-        self._lock = threading.Lock()
-        self._thread = None
-
-    def put(self, target, parent, trash):
-        self._queue.put((target, parent, trash))
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="sluice-reaper", daemon=True)
-                self._thread.start()
-
-    def drain(self, timeout):
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def _loop(self):
-        while True:
-            target, parent, trash = self._queue.get()
-            try:
-                _delete(target, parent)
-                if self._queue.empty():
-                    _remove_parent(trash)  # only when empty: other processes' items may be in it
-            except Exception:  # whatever went wrong, the sweep finds what is left
-                log.exception("Could not remove %s.", target)
-            finally:
-                self._queue.task_done()
-
-
-reaper = Reaper()
 
 
 def roots():
@@ -162,10 +76,6 @@ def sweep(now=None):
     running = set(Node.objects.filter(status=NodeStatus.RUNNING).values_list("pk", "attempt"))
     removed = 0
     for root in roots():
-        for left in _children(Path(root) / TRASH, _ANY):  # what a process that stopped left for its reaper
-            if _older(left, now):
-                shutil.rmtree(left, onerror=_make_removable)
-                removed += 1
         for submission_dir in _children(root, _UUID):
             for attempt_dir in _children(submission_dir, _ATTEMPT):
                 node_id, attempt = (int(part) for part in _ATTEMPT.fullmatch(attempt_dir.name).groups())

@@ -69,7 +69,6 @@ def stop_worker(worker, grace=10.0):
         if handed_back:
             engine.record(node.submission_id, f"step '{node.key}' was interrupted by a worker shutdown; running it again", node=node)
             dispatch.send([node.pk])
-    workdirs.drain(timeout=grace)  # what is left in the trash, the next sweep removes
 
 
 class ReconcileLoop(threading.Thread):
