@@ -110,6 +110,8 @@ class Node(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["submission", "key"], name="unique_node_key_per_submission")]
+        # A submission's nodes by status (engine._busy: is any queued or running?) without reading the finished ones.
+        indexes = [models.Index(fields=["submission", "status"], name="node_submission_status")]
 
     def __str__(self):
         return f"{self.key} ({self.status})"
@@ -127,6 +129,8 @@ class Edge(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["source", "target"], name="unique_edge")]
+        # A node's in-edges newest first (statements.successors: is any predecessor unfinished?).
+        indexes = [models.Index(fields=["target", "-id"], name="edge_target_newest")]
 
     def __str__(self):
         return f"{self.source.key} -> {self.target.key}"
