@@ -5,7 +5,6 @@ A bad value (an unknown status or ordering, a date that is not ISO 8601) is a
 """
 import django_filters
 from django import forms
-from django.db.models import Q
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.widgets import BaseCSVWidget
 
@@ -57,7 +56,7 @@ class SubmissionFilter(django_filters.FilterSet):
     )
     job = django_filters.CharFilter(field_name="job__name", help_text="Only submissions to the job of this name.")
     search = django_filters.CharFilter(
-        method="search_text", help_text="Only submissions whose name, job name or upload's file name contains this text (case-insensitive).",
+        method="search_text", help_text="Only submissions whose name, job name or upload's file name holds each word of this text (case-insensitive).",
     )
     created_after = django_filters.DateTimeFilter(
         field_name="created_at", lookup_expr="gte",
@@ -92,7 +91,7 @@ class SubmissionFilter(django_filters.FilterSet):
         return valid
 
     def search_text(self, queryset, name, value):
-        return queryset.filter(Q(submission_name__icontains=value) | Q(job__name__icontains=value) | Q(upload_name__icontains=value))
+        return queryset.matching(value)
 
 
 class FilterBackend(DjangoFilterBackend):

@@ -110,7 +110,7 @@ def provide_input(submission_id, key, value, who="a user"):
         raise SubmissionInvalid({"value": f"the answer is {len(text)} characters; at most {INPUT_LIMIT}"})
     with transaction.atomic():
         intake.check_quota(node.submission)  # it works again, as a new submission would
-        if not lifecycle.answer(node.pk, {**node.outputs, "input": value}, f"answered by {who}"):
+        if not lifecycle.answer(node.pk, {**node.outputs, "input": value}, f"{ANSWERED_BY}{who}"):
             raise ControlRefused(f"step '{key}' was answered already")
         result = Result(submission_id=submission_id, node=node, name=f"{node.submission.file_id}.{key}.answer", ending=".answer", size=len(text.encode()))
         result.file.save(result.name, ContentFile(text.encode()), save=True)
@@ -118,6 +118,15 @@ def provide_input(submission_id, key, value, who="a user"):
             lifecycle.unwait(submission_id)
         engine.record(submission_id, f"step '{key}' answered by {who}", node=node)
     return engine.advance(submission_id, finished=node.pk)
+
+
+# An answered node's message: who answered it follows.
+ANSWERED_BY = "answered by "
+
+
+def answerer(node):
+    """Who answered ``node``, a step that waited for input, as its message says; "" if it was not answered."""
+    return node.message[len(ANSWERED_BY):] if "input" in (node.outputs or {}) and node.message.startswith(ANSWERED_BY) else ""
 
 
 def actor(user):

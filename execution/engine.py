@@ -587,17 +587,13 @@ def _start_followed(node, attempt, executor, follower):
         return advance(node.submission_id, finished=node.pk)
     workdir = workdirs.path_for(node)
     try:
-        run, used = _prepare(node, workdir)
-        key = _cache_key(node, run, used)
-        source = caching.find(node, key) if key else None
-        if source is not None:
-            _reuse(node, attempt, source)
-            return advance(node.submission_id, finished=node.pk)
-        handle = executor.start(run)
+        run, key, handle = _start_or_reuse(node, attempt, executor, workdir)
     except NOT_RUNNABLE as error:
         workdirs.remove(workdir)
         retry = _fail(node, attempt, str(error), retryable=False)
         return ([node.pk] if retry else []) + advance(node.submission_id, finished=node.pk)
+    if handle is None:  # a cached run's results were reused
+        return advance(node.submission_id, finished=node.pk)
     # Not recorded means the node was cancelled or taken meanwhile: the follower's first beat stops the run.
     lifecycle.record_handle(attempt, handle)
     follower.add(attempt, executor, handle, run, key)
@@ -663,15 +659,11 @@ def _attempt(node, attempt, executor, workdir, watch=False, released=None):
     the parent's nodes that this lets run are appended to ``released``.
     """
     try:
-        run, used = _prepare(node, workdir)
-        key = _cache_key(node, run, used)
-        source = caching.find(node, key) if key else None
-        if source is not None:
-            _reuse(node, attempt, source)
-            return False
-        handle = executor.start(run)
+        run, key, handle = _start_or_reuse(node, attempt, executor, workdir)
     except NOT_RUNNABLE as error:
         return _fail(node, attempt, str(error), retryable=False)
+    if handle is None:  # a cached run's results were reused
+        return False
     if watch:
         watchdog.started(attempt, handle)
     finished = executor.wait(handle, run.timeout)
@@ -740,6 +732,23 @@ def _conclude_with_writes(node, attempt, verdict, qc, outcome, changes, refused,
         for name in saved:  # the rows went with the rollback; their files must go too
             Result.file.field.storage.delete(name)
         raise
+
+
+def _start_or_reuse(node, attempt, executor, workdir):
+    """Describe the attempt's run and start it, or reuse an earlier run's results; return ``(run, cache key, handle)``.
+
+    The handle is None when cached results were reused (the node is done).
+
+    Raises:
+        any of NOT_RUNNABLE: the run cannot be described or started.
+    """
+    run, used = _prepare(node, workdir)
+    key = _cache_key(node, run, used)
+    source = caching.find(node, key) if key else None
+    if source is not None:
+        _reuse(node, attempt, source)
+        return run, key, None
+    return run, key, executor.start(run)
 
 
 def _cache_key(node, run, used):

@@ -32,6 +32,17 @@ class Batch(models.Model):
         return str(self.uuid)
 
 
+class SubmissionQuerySet(models.QuerySet):
+    def matching(self, text):
+        """Submissions whose name, job name or upload's file name holds every word of ``text`` (case-insensitive)."""
+        queryset = self
+        for word in text.split():
+            queryset = queryset.filter(
+                models.Q(submission_name__icontains=word) | models.Q(job__name__icontains=word) | models.Q(upload_name__icontains=word)
+            )
+        return queryset
+
+
 class Submission(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="submissions")
@@ -51,6 +62,8 @@ class Submission(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     idle_since = models.DateTimeField(null=True, blank=True, help_text="When it began waiting for input or was paused; it expires SLUICE_IDLE_EXPIRY later.")
+
+    objects = SubmissionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

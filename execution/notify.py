@@ -31,15 +31,8 @@ def submission_finished(submission_id):
         f"Your submission{name} to job '{submission.job.name}' finished: {submission.status}.\n\n"
         f"{submission.last_message}\n\nResults: {link}\n"
     )
-    try:
-        send_mail(f"Sluice: {submission.job.name} {submission.status}", body, None, [submission.email])
-    except (smtplib.SMTPException, OSError) as error:
-        log.warning("Could not mail submission %s's submitter: %s", submission.uuid, error)
-        Message.objects.create(submission=submission, level=Message.Level.WARNING, text=f"could not send the completion e-mail: {error}")
-        return False
-    if settings.EMAIL_DELETE_AFTER_USE:
-        Submission.objects.filter(pk=submission_id).update(email="")
-    return True
+    subject = f"Sluice: {submission.job.name} {submission.status}"
+    return _send(submission, subject, body, submission.email, "the completion e-mail", Submission.objects.filter(pk=submission_id))
 
 
 BATCH_MAIL_SENT = "the batch's e-mail was sent"
@@ -74,12 +67,18 @@ def batch_finished(submission):
             f"Job {batch.uuid} has failed\n\nPlease contact the server administrator with the job ID and the following error message\n\n"
             f"{failed.last_message}"
         )
+    subject = f"{submission.job.name} : {settings.SLUICE_AA_EMAIL_SUBJECT}: {batch.uuid}"
+    return _send(submission, subject, body, address, "the batch's e-mail", Submission.objects.filter(batch=batch))
+
+
+def _send(submission, subject, body, address, what, holders):
+    """Mail ``address``; on success forget it on ``holders`` (EMAIL_DELETE_AFTER_USE), on failure say so on ``submission``."""
     try:
-        send_mail(f"{submission.job.name} : {settings.SLUICE_AA_EMAIL_SUBJECT}: {batch.uuid}", body, None, [address])
+        send_mail(subject, body, None, [address])
     except (smtplib.SMTPException, OSError) as error:
-        log.warning("Could not mail batch %s's submitter: %s", batch.uuid, error)
-        Message.objects.create(submission=submission, level=Message.Level.WARNING, text=f"could not send the batch's e-mail: {error}")
+        log.warning("Could not send %s of submission %s: %s", what, submission.uuid, error)
+        Message.objects.create(submission=submission, level=Message.Level.WARNING, text=f"could not send {what}: {error}")
         return False
     if settings.EMAIL_DELETE_AFTER_USE:
-        Submission.objects.filter(batch=batch).update(email="")
+        holders.update(email="")
     return True

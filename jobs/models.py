@@ -569,7 +569,7 @@ class Job(models.Model):
             return []
         steps = [step for step in (steps if steps is not None else self.steps_with_tasks()) if step.task_id is not None]
         by_key = {step.key: step for step in steps}
-        edges = dag.step_edges(dag.StepSpec(step.key, step.ordering, tuple(step.after)) for step in steps)
+        edges = dag.step_edges(self.step_specs(steps)) if steps else []
         problems = []
         for step in steps:
             before = [by_key[key] for key in dag.ancestors(step.key, edges) if key in by_key]

@@ -10,7 +10,6 @@ from uuid import UUID
 
 import django_filters
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import dateformat, timezone
@@ -63,10 +62,7 @@ class SubmissionFilter(django_filters.FilterSet):
             self.form.fields[name].widget.input_type = "date"
 
     def search(self, queryset, name, value):
-        words = value.split()
-        for word in words:
-            queryset = queryset.filter(Q(submission_name__icontains=word) | Q(job__name__icontains=word) | Q(upload_name__icontains=word))
-        return queryset
+        return queryset.matching(value)
 
 
 def submission_list(request):

@@ -6,7 +6,6 @@ them, as the diagram draws them as one box: the page lists the group's counts by
 links to a paged list of its members (``/submissions/<uuid>/nodes/?by=<key>&task=<task>``).
 Nodes of the job's own steps are always listed one by one.
 """
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -14,7 +13,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from execution import stats
+from execution import controls, stats
 from execution.models import Result
 from execution.states import NodeStatus
 from jobs.diagrams import COLLAPSE_ABOVE, STATUS_PRIORITY
@@ -23,7 +22,6 @@ __all__ = ["GROUP_ABOVE", "LOG_PAGE", "Group", "answers", "bars", "groups", "log
 
 GROUP_ABOVE = COLLAPSE_ABOVE
 LOG_PAGE = 50  # messages per page of the log, newest first
-ANSWERED = re.compile(r"step '(?P<key>.*)' answered by (?P<who>.*)")
 
 
 @dataclass
@@ -173,17 +171,12 @@ def parameters(submission):
     return [(labels.get(name) or name, name, value) for name, value in submission.params.items()]
 
 
-def answers(submission, nodes):
-    """``{node key: (answer, who)}`` for the answered steps among ``nodes`` (who from the log's "answered by")."""
-    asked = {node.key: node for node in nodes if not isinstance(node, Group) and node.task.input_prompt and "input" in (node.outputs or {})}
-    if not asked:
-        return {}
-    who = {}
-    for text in submission.messages.filter(node__key__in=asked, text__contains="' answered by ").values_list("text", flat=True):
-        match = ANSWERED.fullmatch(text)
-        if match:
-            who[match["key"]] = match["who"]
-    return {key: (node.outputs["input"], who.get(key, "")) for key, node in asked.items()}
+def answers(nodes):
+    """``{node key: (answer, who)}`` for the answered steps among ``nodes``."""
+    return {
+        node.key: (node.outputs["input"], controls.answerer(node))
+        for node in nodes if not isinstance(node, Group) and node.task.input_prompt and "input" in (node.outputs or {})
+    }
 
 
 def log_page(submission, before=None):

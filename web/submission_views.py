@@ -36,7 +36,7 @@ def node_page(request, uuid, key):
         "earlier_runs": NodeLog.objects.filter(node=node, run__lt=node.restarts + 1).values("run").distinct().count(),
         "inputs": _inputs(submission, node),
         "outputs": _results(submission, Result.objects.filter(node=node, superseded=False).select_related("node")),
-        "answer": overview.answers(submission, [node]).get(node.key),
+        "answer": overview.answers([node]).get(node.key),
         "can_control": submission.visible_to(request.user),
         "restartable": node.status in RESTARTABLE,
     }

@@ -147,7 +147,7 @@ def submission_context(request, submission):
         "done": done, "total": total,
         "timing": overview.timing(submission),
         "parameters": overview.parameters(submission),
-        "answers": overview.answers(submission, rows),
+        "answers": overview.answers(rows),
         "failed": [row for row in rows if not isinstance(row, overview.Group) and row.status == "failed"][:10],
         "waiting": [row for row in rows if not isinstance(row, overview.Group) and row.status == "waiting" and row.task.input_prompt],
         "result_groups": overview.results(submission, big),
