@@ -210,10 +210,6 @@ class SubmissionList(GenericAPIView):
         return created(made)
 
 
-# What the engine changes on a submission after creating it.
-MOVING_FIELDS = ("status", "last_message", "started_at", "finished_at", "idle_since")
-
-
 def created(made):
     """The 201 for an accepted submission or batch; a replay (Idempotency-Key) says so in a header.
 
@@ -228,7 +224,7 @@ def created(made):
         if is_batch:
             document = batch_document(made)
         else:
-            made.refresh_from_db(fields=MOVING_FIELDS)  # the engine has moved it on since it was made; its job is as it was
+            documents.refresh(made)  # the engine has moved it on since it was made; its job is as it was
             document = submission_document(made)
     except DatabaseError as error:
         log.error("Submission %s was accepted, but its document could not be read (%s: %s); answering without it.", made.uuid, type(error).__name__, error)

@@ -1,9 +1,13 @@
 """The JSON document of a submission, shared by the API and ``runjob --json``."""
 from urllib.parse import quote
 
-from . import logs
+from . import logs, statements
+from .models import Message, Node, Result, Submission
 
-__all__ = ["log_url", "result_url", "submission_document"]
+__all__ = ["MOVING_FIELDS", "log_url", "refresh", "result_url", "submission_document"]
+
+# What the engine changes on a submission after creating it.
+MOVING_FIELDS = ("status", "last_message", "started_at", "finished_at", "idle_since")
 
 
 def result_url(result):
@@ -19,16 +23,26 @@ def _time(value):
     return value.isoformat() if value else None
 
 
+def refresh(submission):
+    """Re-read what the engine has changed on ``submission`` since it was loaded (``MOVING_FIELDS``), in one statement."""
+    now = statements.load(Submission, submission.pk)
+    if now is not None:
+        for name in MOVING_FIELDS:
+            setattr(submission, name, getattr(now, name))
+    return submission
+
+
 def submission_document(submission):
     """Return the status document of ``submission`` as plain JSON-ready data.
 
     Four statements: nodes with their tasks, logs (none while no node has
-    run an attempt), results (current and superseded at once), messages.
+    run an attempt), results (current and superseded at once), messages;
+    each built once per process (``statements.rows``), as clients poll this.
     """
-    nodes = list(submission.nodes.select_related("task"))
+    nodes = statements.rows(Node, "submission_id", submission.pk, "task")
     keys = {node.pk: node.key for node in nodes}
     sizes = logs.sizes(nodes) if any(node.attempt for node in nodes) else {node.pk: {} for node in nodes}
-    results = list(submission.results.all())
+    results = statements.rows(Result, "submission_id", submission.pk)
     for result in results:
         result.submission = submission  # for result_url, without a join
     return {
@@ -71,6 +85,6 @@ def submission_document(submission):
         ],
         "messages": [
             {"at": _time(message.created_at), "level": message.level, "node": keys.get(message.node_id), "text": message.text}
-            for message in submission.messages.all()
+            for message in statements.rows(Message, "submission_id", submission.pk)
         ],
     }

@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from jobs import dag, expressions, mappings, templating
+from jobs import catalogue, dag, expressions, mappings, templating
 from jobs.models import Compat, Job, QueueType, Task
 
 from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, stored, verdicts, workdirs
@@ -73,10 +73,10 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         raise SubmissionInvalid(errors)
     text = f"submitted to job '{job.name}'"
     with transaction.atomic():
-        submission = Submission.objects.create(
+        [submission] = statements.create(Submission, [Submission(
             job=job, params=values, submission_name=submission_name, email=email, user=user, ip=ip, priority=priority, batch=batch,
             parent_node=parent_node, last_message=text, upload_name=upload_name(input_data),
-        )
+        )])
         if input_data is not None:
             result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=input_data.size)
             result.file.save(result.name, File(input_data), save=True)  # File(): copied, not moved, so a batch can store it again
@@ -153,15 +153,15 @@ def _instantiate(submission, job, steps, disabled):
         for step in first
     )
     now = timezone.now()
-    nodes = Node.objects.bulk_create(
+    nodes = statements.create(Node, (
         Node(
             submission=submission, key=step.key, task=step.task, step=step, enabled=enabled[step.key],
             **({"status": NodeStatus.QUEUED, "queued_at": now} if plain and step.key not in later else {}),
         )
         for step in steps
-    )
+    ))
     by_key = {node.key: node for node in nodes}
-    Edge.objects.bulk_create(Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in edges)
+    statements.create(Edge, (Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in edges))
     if not plain:
         return None
     return [Ready(node.pk, broker.queue_name(node.task.backend.queue_type.name, submission.priority)) for node in nodes if node.status == NodeStatus.QUEUED]
@@ -1022,12 +1022,12 @@ def _reuse(node, attempt, source):
 
 
 def job_by_name(name):
-    """Return the job called ``name``.
+    """Return the job called ``name``, with what submitting needs loaded; shared by the process's threads, so never changed.
 
     Raises:
         SubmissionInvalid: there is no such job.
     """
     try:
-        return Job.for_submission().get(name=name)
+        return catalogue.job(name)
     except Job.DoesNotExist:
         raise SubmissionInvalid({"job": f"there is no job '{name}'"}) from None

@@ -12,7 +12,7 @@ from django.core.validators import EmailValidator
 from django.db import connection, transaction
 from django.db.models import Q
 
-from . import dispatch, engine, idempotency
+from . import dispatch, engine, idempotency, statements
 from .errors import LoginRequired, QuotaExceeded, SubmissionInvalid, UploadTooLarge
 from .models import Batch, Priority, Submission
 from .states import SubmissionStatus
@@ -191,13 +191,19 @@ def _active(user, ip):
     return Submission.objects.filter(mine, status__in=SubmissionStatus.ACTIVE)
 
 
+def _active_count(user, ip):
+    """``_active(user, ip).count()``, by a statement built once (every submission asks)."""
+    mine = {"user_id": user.pk} if user is not None and user.is_authenticated else {"user_id": None, "ip": ip}
+    return statements.count(Submission, sorted(SubmissionStatus.ACTIVE), **mine)
+
+
 def priority_for(user, ip, adding=1):
     """Pick the queue priority for ``adding`` new submissions by how many the submitter has active.
 
     Raises:
         QuotaExceeded: the new ones would take the submitter past QUEUE_HARD_LIMIT.
     """
-    active = _active(user, ip).count()
+    active = _active_count(user, ip)
     if settings.QUEUE_HARD_LIMIT and active + adding > settings.QUEUE_HARD_LIMIT:
         raise QuotaExceeded(active, settings.QUEUE_HARD_LIMIT, adding)
     if settings.QUEUE_HOG_SIZE and active >= settings.QUEUE_HOG_SIZE:

@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import DateTimeField
 from django.utils import timezone
 
-__all__ = ["Add", "conditional_update", "insert", "load", "plain", "successors", "update"]
+__all__ = ["Add", "conditional_update", "count", "create", "insert", "load", "plain", "rows", "successors", "update"]
 
 
 class Add:
@@ -82,6 +82,45 @@ def insert(model, **values):
         cursor.execute(_insert_sql(model, connection.vendor), params)
 
 
+def create(model, objects):
+    """Insert ``objects`` (new instances of ``model``) in one statement and give them their primary keys, as ``bulk_create`` does.
+
+    Each field's ``pre_save`` runs first (``auto_now_add`` takes the time now),
+    so the rows and the instances hold what the ORM would have stored.
+    Returns ``objects`` as a list.
+    """
+    objects = list(objects)
+    if not objects:
+        return objects
+    if not connection.features.can_return_rows_from_bulk_insert:
+        return model.objects.bulk_create(objects)
+    columns = _insert_columns(model, connection.vendor)
+    size = max(1, connection.ops.bulk_batch_size(columns, objects))  # what the database takes in one statement
+    keys = []
+    for start in range(0, len(objects), size):
+        batch = objects[start:start + size]
+        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in batch for field in columns]
+        with connection.cursor() as cursor:
+            cursor.execute(_create_sql(model, len(batch), connection.vendor), params)
+            keys += [row[0] for row in cursor.fetchall()]
+    for instance, key in zip(objects, keys, strict=True):
+        instance.pk = key
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    return objects
+
+
+@lru_cache(maxsize=64)
+def _create_sql(model, count, vendor):
+    quote = connection.ops.quote_name
+    columns = _insert_columns(model, vendor)
+    row = f"({', '.join(['%s'] * len(columns))})"
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
+        f"VALUES {', '.join([row] * count)} RETURNING {quote(model._meta.pk.column)}"
+    )
+
+
 def _prepare(model, name, value):
     if isinstance(value, Add):
         return value.amount
@@ -124,12 +163,45 @@ def load(model, pk, *paths):
 
     ``paths`` follow non-null foreign keys (``"task__backend__queue_type"``).
     """
-    plan = _load_plan(model, paths, connection.vendor)
+    plan = _load_plan(model, paths, None, connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(plan.sql, [pk])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _instance(plan, row)
+
+
+def rows(model, field, value, *paths):
+    """``list(model.objects.select_related(*paths).filter(field=value).order_by("pk"))``.
+
+    ``field`` is a column's attribute name (``"submission_id"``); ``paths`` as for ``load``.
+    """
+    plan = _load_plan(model, paths, field, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, [value])
+        found = cursor.fetchall()
+    return [_instance(plan, row) for row in found]
+
+
+def count(model, statuses, **equal):
+    """``model.objects.filter(status__in=statuses, **equal).count()``; a value None in ``equal`` means the column IS NULL."""
+    names = tuple(sorted(equal))
+    sql = _count_sql(model, names, tuple(equal[name] is None for name in names), len(statuses), connection.vendor)
+    params = [_prepare(model, name, equal[name]) for name in names if equal[name] is not None] + list(statuses)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+@lru_cache(maxsize=32)
+def _count_sql(model, names, nulls, count, vendor):
+    quote = connection.ops.quote_name
+    meta = model._meta
+    where = [f"{quote(meta.get_field(name).column)} {'IS NULL' if null else '= %s'}" for name, null in zip(names, nulls)]
+    where.append(f"{quote(meta.get_field('status').column)} IN ({', '.join(['%s'] * count)})")
+    return f"SELECT COUNT(*) FROM {quote(meta.db_table)} WHERE {' AND '.join(where)}"
+
+
+def _instance(plan, row):
     loaded = {}
     for part in plan.parts:
         values = list(row[part.start:part.start + len(part.columns)])
@@ -161,7 +233,7 @@ class _Plan:
 
 
 @lru_cache(maxsize=32)
-def _load_plan(model, paths, vendor):
+def _load_plan(model, paths, where, vendor):
     quote = connection.ops.quote_name
     parts, selects, joins, aliases = [], [], [], {(): "t0"}
 
@@ -191,10 +263,12 @@ def _load_plan(model, paths, vendor):
                 )
                 add(path, target, parent, name)
             klass = target
-    sql = (
-        f"SELECT {', '.join(selects)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)} "
-        f"WHERE t0.{quote(model._meta.pk.column)} = %s"
-    )
+    pk = quote(model._meta.pk.column)
+    sql = f"SELECT {', '.join(selects)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)} "
+    if where is None:
+        sql += f"WHERE t0.{pk} = %s"
+    else:
+        sql += f"WHERE t0.{quote(model._meta.get_field(where).column)} = %s ORDER BY t0.{pk}"
     return _Plan(sql, parts)
 
 

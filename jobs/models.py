@@ -871,3 +871,13 @@ def qc_problem(spec):
 def _task_changed(sender, instance, **kwargs):
     """A parameter or variable changed: move the task's version on, so cached run specs are dropped."""
     Task.objects.filter(pk=instance.task_id).update(updated_at=timezone.now())
+
+
+class CatalogueRevision(models.Model):
+    """One row whose ``token`` every change to the catalogue replaces (``jobs.catalogue``): what a process's cached jobs are checked against."""
+
+    token = models.BigIntegerField()
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "catalogue revision"

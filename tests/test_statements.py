@@ -186,9 +186,60 @@ def test_a_submission_and_its_document_take_a_fixed_number_of_statements():
     assert response.status_code == 201 and response.json()["nodes"][0]["status"] == "queued"
     with CaptureQueriesContext(connection) as polled:
         assert client.get(response.json()["url"]).status_code == 200
-    # job, steps, parameters, validators; the quota count (on PostgreSQL after the submitter's advisory
-    # lock); insert submission, node, message (with the transaction's statements); then the document:
-    # refresh, nodes, results, messages.
-    limit = 17 if connection.vendor == "postgresql" else 16
+    # The catalogue's revision (the job itself is held in memory, jobs/catalogue.py); the quota count
+    # (on PostgreSQL after the submitter's advisory lock); insert submission, node, message (with the
+    # transaction's statements); then the document: refresh, nodes, results, messages.
+    limit = 14 if connection.vendor == "postgresql" else 13
     assert len(posted) <= limit, [query["sql"][:80] for query in posted.captured_queries]
     assert len(polled) <= 4, [query["sql"][:80] for query in polled.captured_queries]
+
+
+def test_create_stores_and_numbers_rows_as_bulk_create_would():
+    job = make_job(steps=[make_task("a"), make_task("b")])
+    before = timezone.now()
+    [submission] = statements.create(Submission, [Submission(job=job, params={"n": 1, "é": ["x"]}, ip="10.0.0.7", last_message="made")])
+    stored = Submission.objects.get(pk=submission.pk)
+    assert (stored.uuid, stored.params, stored.ip, stored.status, stored.priority) == (submission.uuid, {"n": 1, "é": ["x"]}, "10.0.0.7", "submitted", "normal")
+    assert stored.created_at == submission.created_at and stored.created_at >= before  # auto_now_add, on the instance too
+    assert not submission._state.adding
+    steps = list(job.steps.all())
+    nodes = statements.create(Node, [Node(submission=submission, key=step.key, task=step.task, step=step) for step in steps])
+    assert [node.pk for node in nodes] == list(Node.objects.filter(submission=submission).order_by("id").values_list("pk", flat=True))
+    assert [Node.objects.get(pk=node.pk).key for node in nodes] == ["a", "b"]
+    assert statements.create(Node, []) == []
+
+
+def test_create_splits_what_one_statement_cannot_hold():
+    job = make_job(steps=[make_task("a")])
+    submission = engine.submit(job)
+    task = job.steps.get().task
+    count = 5003  # more parameters than either SQLite (32,766) or PostgreSQL (65,535) takes in one statement
+    assert connection.ops.bulk_batch_size(statements._insert_columns(Node, connection.vendor), [None] * count) < count
+    nodes = statements.create(Node, [Node(submission=submission, key=f"n{index}", task=task) for index in range(count)])
+    assert len({node.pk for node in nodes}) == count
+    assert Node.objects.filter(submission=submission).count() == count + 1
+    assert Node.objects.get(pk=nodes[-1].pk).key == f"n{count - 1}"
+
+
+def test_rows_reads_what_the_orm_reads():
+    job = make_job(steps=[make_task("a"), make_task("b")])
+    submission = engine.submit(job)
+    Node.objects.filter(submission=submission, key="b").update(outputs={"k": [1, 2]}, exit_code=3)
+    mine = statements.rows(Node, "submission_id", submission.pk, "task")
+    theirs = list(submission.nodes.select_related("task").order_by("pk"))
+    assert [(node.pk, node.key, node.status, node.outputs, node.exit_code, node.queued_at, node.task.name) for node in mine] == [
+        (node.pk, node.key, node.status, node.outputs, node.exit_code, node.queued_at, node.task.name) for node in theirs
+    ]
+    assert statements.rows(Node, "submission_id", submission.pk + 1000) == []
+
+
+def test_count_counts_what_the_orm_counts():
+    job = make_job(steps=[make_task("a")])
+    for ip in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):
+        engine.submit(job, ip=ip)
+    Submission.objects.filter(ip="10.0.0.2").update(status="complete")
+    active = sorted(("submitted", "running", "paused", "waiting"))
+    assert statements.count(Submission, active, user_id=None, ip="10.0.0.1") == 2
+    assert statements.count(Submission, active, user_id=None, ip="10.0.0.2") == 0
+    assert statements.count(Submission, ["complete"], user_id=None, ip="10.0.0.2") == 1
+    assert statements.count(Submission, active, user_id=12345) == 0
