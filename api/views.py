@@ -224,8 +224,12 @@ def created(made):
         if is_batch:
             document = batch_document(made)
         else:
-            documents.refresh(made)  # the engine has moved it on since it was made; its job is as it was
-            document = submission_document(made)
+            # The rows as this request committed them (engine.submit), unless the engine has moved them on
+            # since or this is a replay; then what they are now. Its job is as it was.
+            rows = None if made.replayed else getattr(made, "as_made", None)
+            if rows is None:
+                documents.refresh(made)
+            document = submission_document(made, rows)
     except DatabaseError as error:
         log.error("Submission %s was accepted, but its document could not be read (%s: %s); answering without it.", made.uuid, type(error).__name__, error)
         document = {
@@ -274,10 +278,10 @@ def parse_submission(request):
     return fields, params, input_data
 
 
-def submission_document(submission):
+def submission_document(submission, rows=None):
     url = submission_url(submission)
     document = {"url": url, "archive_url": f"{url}archive/", "ro_crate_url": f"{url}ro-crate/"}
-    for key, value in documents.submission_document(submission).items():
+    for key, value in documents.submission_document(submission, rows).items():
         document[key] = value
         if key == "submission_name":
             document["upload_name"] = submission.upload_name

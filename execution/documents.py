@@ -1,10 +1,14 @@
 """The JSON document of a submission, shared by the API and ``runjob --json``."""
+from collections import namedtuple
 from urllib.parse import quote
 
 from . import logs, statements
 from .models import Message, Node, Result, Submission
 
-__all__ = ["MOVING_FIELDS", "log_url", "refresh", "result_url", "submission_document"]
+__all__ = ["MOVING_FIELDS", "Rows", "log_url", "refresh", "result_url", "submission_document"]
+
+# A submission's nodes, results and messages, when the caller has them already (``engine.submit``'s, as committed).
+Rows = namedtuple("Rows", "nodes results messages")
 
 # What the engine changes on a submission after creating it.
 MOVING_FIELDS = ("status", "last_message", "started_at", "finished_at", "idle_since")
@@ -32,17 +36,23 @@ def refresh(submission):
     return submission
 
 
-def submission_document(submission):
+def submission_document(submission, rows=None):
     """Return the status document of ``submission`` as plain JSON-ready data.
 
     Four statements: nodes with their tasks, logs (none while no node has
     run an attempt), results (current and superseded at once), messages;
     each built once per process (``statements.rows``), as clients poll this.
+    None when ``rows`` (a ``Rows``) gives the nodes, results and messages.
     """
-    nodes = statements.rows(Node, "submission_id", submission.pk, "task")
+    if rows is None:
+        rows = Rows(
+            statements.rows(Node, "submission_id", submission.pk, "task"),
+            statements.rows(Result, "submission_id", submission.pk),
+            statements.rows(Message, "submission_id", submission.pk),
+        )
+    nodes, results, messages = rows
     keys = {node.pk: node.key for node in nodes}
     sizes = logs.sizes(nodes) if any(node.attempt for node in nodes) else {node.pk: {} for node in nodes}
-    results = statements.rows(Result, "submission_id", submission.pk)
     for result in results:
         result.submission = submission  # for result_url, without a join
     return {
@@ -85,6 +95,6 @@ def submission_document(submission):
         ],
         "messages": [
             {"at": _time(message.created_at), "level": message.level, "node": keys.get(message.node_id), "text": message.text}
-            for message in statements.rows(Message, "submission_id", submission.pk)
+            for message in messages
         ],
     }

@@ -19,7 +19,7 @@ from django.utils import timezone
 from jobs import catalogue, dag, expressions, mappings, templating
 from jobs.models import Compat, Job, QueueType, Task
 
-from . import broker, caching, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, stored, verdicts, workdirs
+from . import broker, caching, documents, executors, foreach, graph, lifecycle, logs, mutations, notify, quality, statements, stored, verdicts, workdirs
 from .errors import MissingInput, SubmissionInvalid
 from .models import Edge, Message, Node, Priority, Result, Submission
 from .states import NodeStatus, SubmissionStatus
@@ -80,9 +80,12 @@ def submit(job, *, params=None, input_data=None, submission_name="", email="", u
         if input_data is not None:
             result = Result(submission=submission, name=f"{submission.file_id}.input", ending=".input", size=input_data.size)
             result.file.save(result.name, File(input_data), save=True)  # File(): copied, not moved, so a batch can store it again
-        ready = _instantiate(submission, job, steps, set(disabled))
-        statements.insert(Message, submission_id=submission.pk, text=text)
+        nodes, ready = _instantiate(submission, job, steps, set(disabled))
+        [message] = statements.create(Message, [Message(submission=submission, text=text)])
     submission.ready = ready if ready is not None else advance(submission.pk)
+    # The rows as committed, for the answer to the submitter; None when advance() has moved them on.
+    inputs = [result] if input_data is not None else []
+    submission.as_made = documents.Rows(nodes, inputs, [message]) if ready is not None else None
     return submission
 
 
@@ -136,7 +139,7 @@ def _read(upload):
 
 
 def _instantiate(submission, job, steps, disabled):
-    """Create one node per step and the edges the steps imply; return the nodes queued, or None.
+    """Create one node per step and the edges the steps imply; return (the nodes, the nodes queued or None).
 
     Nodes are born pending, except that when ``graph.decide`` queues every
     first step (each is enabled, and none has a condition that is false, a
@@ -163,8 +166,8 @@ def _instantiate(submission, job, steps, disabled):
     by_key = {node.key: node for node in nodes}
     statements.create(Edge, (Edge(submission=submission, source=by_key[before], target=by_key[after]) for before, after in edges))
     if not plain:
-        return None
-    return [Ready(node.pk, broker.queue_name(node.task.backend.queue_type.name, submission.priority)) for node in nodes if node.status == NodeStatus.QUEUED]
+        return nodes, None
+    return nodes, [Ready(node.pk, broker.queue_name(node.task.backend.queue_type.name, submission.priority)) for node in nodes if node.status == NodeStatus.QUEUED]
 
 
 def _ready_node(key, when, foreach_source, params, prompt):
