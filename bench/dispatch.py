@@ -763,7 +763,7 @@ def targets(results):
     out = []
     for name, at_most in (("pg", 1.0), ("embedded", 0.6)):
         mine = per_step_runs(results.get(name))
-        text = f"- {LABELS[name]} per step ≤ {at_most:.1f}× the Celery chain's: "
+        text = f"- {LABELS[name]} per step ≤ {at_most:.1f}× the bare Celery chain's: "
         if not mine or not celery_steps:
             out.append(text + "not measured")
             continue
@@ -772,7 +772,7 @@ def targets(results):
         out.append(text + f"{figures}: {verdict(value / reference <= at_most)}")
     for name, at_least in (("embedded", 1.0), ("pg", 0.8)):
         mine = rate_runs(results.get(name))
-        text = f"- {LABELS[name]} throughput ≥ {at_least:.1f}× the Celery chain's: "
+        text = f"- {LABELS[name]} throughput ≥ {at_least:.1f}× the bare Celery chain's: "
         if not mine or not celery_rates:
             out.append(text + "not measured")
             continue
