@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Benchmark Sluice's dispatch overhead against a shell loop, Celery and plain Dramatiq, on Redis and RabbitMQ.
+"""Benchmark Sluice's dispatch overhead against a shell loop, Celery and Dramatiq, on Redis and RabbitMQ.
 
-    .venv/bin/python bench/dispatch.py [--steps 100] [--submissions 200] [--repeat 5] [--tp-repeat 3]
+    .venv/bin/python bench/dispatch.py [--steps 100] [--submissions 200] [--repeat 5] [--tp-repeat 3] [--only SYSTEM ...]
 
 Measures, side by side in one run:
 
@@ -9,12 +9,28 @@ Measures, side by side in one run:
    the floor (the commands in one Python loop), Sluice embedded (SQLite, stub
    broker, in-process worker as `manage.py up` runs it), Sluice on PostgreSQL +
    Redis and on PostgreSQL + RabbitMQ (each with a real
-   `manage.py worker --processes 2 --threads 2`; with both, one repeat on
-   each in turn, so that a shared machine's load falls on both), a Celery chain
-   (Redis, two `--pool solo` workers) and a self-chaining Dramatiq actor (Redis,
-   `dramatiq --processes 2 --threads 2`);
+   `manage.py worker --processes 2 --threads 2`), and four peers, each a chain
+   of the same steps:
+   - celery: a Celery chain on Redis, no result backend, two `--pool solo`
+     workers (bench/celery_chain.py);
+   - celery-aa: the same chain as Analytics Automated ran it, with a Redis
+     result backend, `task_acks_late=True` and `worker_prefetch_multiplier=1`
+     (why these, in bench/celery_chain.py);
+   - dramatiq: a self-chaining Dramatiq actor on Redis,
+     `dramatiq --processes 2 --threads 2` (bench/dramatiq_chain.py);
+   - dramatiq-pg: the same actor committing one row per step to a table of
+     its own on the PostgreSQL server Sluice's PostgreSQL modes use, before it
+     sends the next step: the durable floor (bench/dramatiq_pg_chain.py);
 2. throughput: SUBMISSIONS concurrent 3-step submissions, in steps per second
    from the first submit to the last completion, for the same systems.
+
+Every chosen system is started first; then each of max(REPEAT, TP_REPEAT)
+rounds runs one per-step repeat and one throughput repeat of every system in
+turn, starting with a different system each round, so that a shared
+machine's changing load falls on all of them alike. The report compares
+Sluice (embedded, PostgreSQL + Redis) with every peer and says which targets
+it met: per step PostgreSQL + Redis ≤ 1.0× and embedded ≤ 0.6× the bare
+Celery chain's; throughput embedded ≥ 1.0× and PostgreSQL + Redis ≥ 0.8× its.
 
 Django reads its settings from the environment at import, so each Sluice mode
 runs in its own child process (`--mode embedded|setup|client`, internal) that
@@ -24,6 +40,7 @@ stopped when it ends, also on Ctrl-C, SIGTERM or an error. Progress goes to
 stderr, the Markdown report to stdout. See docs/performance.md.
 """
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -63,7 +80,7 @@ def median(values):
 def measure_floor(figures, steps, repeat, when):
     """Add ``repeat`` samples of the per-step seconds of running the commands in one Python loop.
 
-    The floor is sampled before each system as well as at the start, so that its
+    The floor is sampled before each round as well as at the start, so that its
     median spans the whole run, as the load on a shared machine does.
     """
     for label, argv in (("floor_bash", SHELL_STEP), ("floor_true", ["true"])):
@@ -117,7 +134,7 @@ def run_embedded(args):
 
     from execution import workers
 
-    progress("Sluice embedded: migrating a fresh SQLite database")
+    progress("Sluice embedded: migrating its SQLite database (fresh in the first round)")
     call_command("migrate", verbosity=0)
     make_jobs(args.steps)
     result = {"executor_only": measure_executor(args.steps, args.repeat)}
@@ -260,8 +277,9 @@ class Processes:
             self.started.remove(process)
 
     def stop_all(self):
-        for process in reversed(list(self.started)):
-            self.stop(process)
+        """Stop every process at once: each takes its own grace period, and there are up to a dozen."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(self.started))) as pool:
+            list(pool.map(self.stop, reversed(list(self.started))))
 
 
 def run_child(mode, args, env, processes):
@@ -289,60 +307,38 @@ def sluice_env(data_dir, **extra):
     return env
 
 
-def bench_embedded(args, work, processes):
-    return run_child("embedded", args, sluice_env(work / "embedded", BROKER_URL=""), processes)
+# --- the systems: each started once, then measured one round at a time ------------
+#
+# A start function brings a system up (its database, its workers) and returns a function
+# that measures one round: ``measure(args)`` with ``args.repeat`` and ``args.tp_repeat`` of
+# 0 or 1, returning that round's figures, which the rounds' figures are merged into.
+
+SLUICE = ("embedded", "pg", "rabbit")
+PEERS = ("celery", "celery-aa", "dramatiq", "dramatiq-pg")
+SYSTEMS = SLUICE + PEERS
+REDIS_DATABASE = {"pg": 0, "celery": 1, "dramatiq": 2, "celery-aa": 3, "dramatiq-pg": 4}
 
 
-def bench_sluice_pg(args, work, processes, postgres, broker_url, broker_name="Redis", database="sluice"):
-    """Sluice on PostgreSQL and the broker at ``broker_url``, in a database of its own (``database``)."""
-    env, worker = start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, database)
-    try:
-        return run_child("client", args, env, processes)
-    finally:
-        processes.stop(worker)
+def start_embedded(args, work, processes, servers):
+    env = sluice_env(work / "embedded", BROKER_URL="")
+    return lambda one: run_child("embedded", one, env, processes)
 
 
-def bench_brokers(args, work, processes, postgres, redis_url, stack):
-    """Sluice on PostgreSQL + Redis and on PostgreSQL + RabbitMQ, round by round in turn.
+def start_pg(args, work, processes, servers):
+    env, _ = start_sluice_pg(args, work, processes, servers["postgres"], servers.redis_url("pg"), "Redis", "sluice")
+    return lambda one: run_child("client", one, env, processes)
 
-    Both stacks are up at once (idle, a worker costs next to nothing) and each
-    round measures one repeat on each, the first broker alternating, so that
-    a shared machine's changing load falls on both alike.
-    """
-    from tests.realservers.servers import RabbitMQ
 
-    progress("starting a throwaway RabbitMQ on loopback (about 5 s)")
-    server = RabbitMQ().start()
-    stack.callback(server.stop)
-    stacks = {
-        "pg": start_sluice_pg(args, work, processes, postgres, redis_url, "Redis", "sluice"),
-        "rabbit": start_sluice_pg(args, work, processes, postgres, server.url, "RabbitMQ", "sluice_rabbitmq"),
-    }
-    merged = {"pg": {}, "rabbit": {}}
-    try:
-        for number in range(max(args.repeat, args.tp_repeat)):
-            one = argparse.Namespace(**{**vars(args), "repeat": int(number < args.repeat), "tp_repeat": int(number < args.tp_repeat)})
-            for name in (("pg", "rabbit") if number % 2 == 0 else ("rabbit", "pg")):
-                progress(f"round {number + 1}: {name}")
-                figures = run_child("client", one, stacks[name][0], processes)
-                for part, values in figures.items():
-                    for key, runs in values.items():
-                        merged[name].setdefault(part, {}).setdefault(key, []).extend(runs)
-    finally:
-        for _, worker in stacks.values():
-            processes.stop(worker)
-    return merged
+def start_rabbit(args, work, processes, servers):
+    env, _ = start_sluice_pg(args, work, processes, servers["postgres"], servers["rabbitmq"].url, "RabbitMQ", "sluice_rabbitmq")
+    return lambda one: run_child("client", one, env, processes)
 
 
 def start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, database):
     """Create and migrate ``database``, make the jobs, start a worker on ``broker_url``; return (env, worker)."""
-    from tests.realservers.servers import _as_postgres, _pg_bin
-
     label = f"Sluice PostgreSQL+{broker_name}"
     progress(f"{label}: creating the database and migrating")
-    createdb = [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, database]
-    subprocess.run(_as_postgres(createdb), check=True, capture_output=True)
-    database_url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
+    database_url = createdb(postgres, database)
     env = sluice_env(work / database, DATABASE_URL=database_url, BROKER_URL=broker_url, DATABASE_CONN_MAX_AGE="60", BENCH_LABEL=label)
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
     # The jobs (and so their queue type) must exist before the worker starts: it consumes the
@@ -352,61 +348,114 @@ def start_sluice_pg(args, work, processes, postgres, broker_url, broker_name, da
     return env, worker
 
 
-def bench_rabbit(args, work, processes, postgres, stack):
-    """Sluice on PostgreSQL + a throwaway RabbitMQ node, as bench_sluice_pg does it on Redis."""
-    from tests.realservers.servers import RabbitMQ
+def createdb(postgres, database):
+    """Create ``database`` on the throwaway PostgreSQL; return its URL."""
+    from tests.realservers.servers import _as_postgres, _pg_bin
 
-    progress("starting a throwaway RabbitMQ on loopback (about 5 s)")
-    server = RabbitMQ().start()
-    stack.callback(server.stop)
-    return bench_sluice_pg(args, work, processes, postgres, server.url, "RabbitMQ", "sluice_rabbitmq")
-
-
-# --- Celery and plain Dramatiq, driven from this process -----------------------
+    argv = [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, database]
+    subprocess.run(_as_postgres(argv), check=True, capture_output=True)
+    return postgres.url.rsplit("/", 1)[0] + f"/{database}"
 
 
-def bench_celery(args, processes, redis_url):
+def start_celery(args, work, processes, servers, name="celery"):
+    """Two `celery worker --pool solo` processes; with name "celery-aa", a Redis result backend and late acks."""
     try:
         import celery  # noqa: F401
     except ImportError:
         progress("Celery is not installed, skipping it: .venv/bin/pip install -r bench/requirements.txt")
         return None
-    os.environ["BENCH_CELERY_URL"] = redis_url
     sys.path.insert(0, str(BENCH))
     import celery_chain
 
-    env = {**os.environ, "BENCH_CELERY_URL": redis_url, "PYTHONPATH": str(BENCH)}
-    workers = []
+    url = servers.redis_url(name)
+    # As Analytics Automated ran it: broker and result backend on the same Redis database.
+    backend = url if name == "celery-aa" else None
+    app = celery_chain.make_app(url, backend)
+    env = {**os.environ, "BENCH_CELERY_URL": url, "BENCH_CELERY_BACKEND": backend or "", "PYTHONPATH": str(BENCH)}
     for number in (1, 2):
         argv = [PYTHON, "-m", "celery", "-A", "celery_chain", "worker", "--pool", "solo", "--concurrency", "1", "-Q", celery_chain.QUEUE]
-        argv += ["-n", f"bench{number}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"]
-        workers.append(processes.start(f"celery-worker-{number}", argv, env, cwd=BENCH))
-    try:
-        return run_chains("Celery chain", args, redis_url, lambda total, token: celery_chain.start_chain(total, token))
-    finally:
-        for worker in workers:
-            processes.stop(worker)
+        argv += ["-n", f"{name}{number}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"]
+        processes.start(f"{name}-worker-{number}", argv, env, cwd=BENCH)
+    label = LABELS[name]
+
+    def check(token, total, sent):
+        # Outside the timing: the backend holds the last step's result (it is stored just after the
+        # step pushed its token).
+        if backend and sent.get(timeout=30) != total - 1:
+            raise RuntimeError(f"{label}: the result backend does not hold the last step's result")
+
+    return lambda one: run_chains(label, one, url, lambda total, token: celery_chain.start_chain(app, total, token), check)
 
 
-def bench_dramatiq(args, processes, redis_url):
-    os.environ["BENCH_DRAMATIQ_URL"] = redis_url
+def start_celery_aa(args, work, processes, servers):
+    return start_celery(args, work, processes, servers, "celery-aa")
+
+
+def start_dramatiq(args, work, processes, servers):
+    url = servers.redis_url("dramatiq")
+    os.environ["BENCH_DRAMATIQ_URL"] = url
     sys.path.insert(0, str(BENCH))
     import dramatiq_chain
 
-    env = {**os.environ, "BENCH_DRAMATIQ_URL": redis_url}
+    env = {**os.environ, "BENCH_DRAMATIQ_URL": url}
     argv = [PYTHON, "-m", "dramatiq", "dramatiq_chain", "--path", str(BENCH), "--processes", "2", "--threads", "2"]
-    worker = processes.start("dramatiq-worker", argv, env, cwd=BENCH)
-    try:
-        return run_chains("Dramatiq chain", args, redis_url, lambda total, token: dramatiq_chain.step.send(0, total, token))
-    finally:
-        processes.stop(worker)
+    processes.start("dramatiq-worker", argv, env, cwd=BENCH)
+    return lambda one: run_chains(LABELS["dramatiq"], one, url, lambda total, token: dramatiq_chain.step.send(0, total, token))
 
 
-def run_chains(label, args, redis_url, send):
-    """Time chains sent with ``send(total, token)``, whose last step pushes to bench:done:<token>."""
+def start_dramatiq_pg(args, work, processes, servers):
+    """The durable floor: a Dramatiq chain that commits one row per step, on Sluice's PostgreSQL server and Redis."""
+    url = servers.redis_url("dramatiq-pg")
+    progress("Dramatiq + PostgreSQL: creating its database and table")
+    dsn = createdb(servers["postgres"], "bench_dramatiq").replace("postgres://", "postgresql://", 1)
+    os.environ.update({"BENCH_DRAMATIQ_PG_URL": url, "BENCH_DRAMATIQ_PG_DSN": dsn})
+    sys.path.insert(0, str(BENCH))
+    import dramatiq_pg_chain
+
+    dramatiq_pg_chain.create_table(dsn)
+    env = {**os.environ, "BENCH_DRAMATIQ_PG_URL": url, "BENCH_DRAMATIQ_PG_DSN": dsn}
+    argv = [PYTHON, "-m", "dramatiq", "dramatiq_pg_chain", "--path", str(BENCH), "--processes", "2", "--threads", "2"]
+    processes.start("dramatiq-pg-worker", argv, env, cwd=BENCH)
+    label = LABELS["dramatiq-pg"]
+
+    def check(token, total, sent):
+        rows = dramatiq_pg_chain.count_rows(dsn, token)
+        if rows != total:
+            raise RuntimeError(f"{label}: {rows} rows for a chain of {total} steps")
+
+    return lambda one: run_chains(label, one, url, lambda total, token: dramatiq_pg_chain.step.send(0, total, token), check)
+
+
+STARTS = {
+    "embedded": start_embedded,
+    "pg": start_pg,
+    "rabbit": start_rabbit,
+    "celery": start_celery,
+    "celery-aa": start_celery_aa,
+    "dramatiq": start_dramatiq,
+    "dramatiq-pg": start_dramatiq_pg,
+}
+LABELS = {
+    "embedded": "Sluice embedded",
+    "pg": "Sluice PostgreSQL+Redis",
+    "rabbit": "Sluice PostgreSQL+RabbitMQ",
+    "celery": "Celery chain",
+    "celery-aa": "Celery chain, result backend + acks_late",
+    "dramatiq": "Dramatiq chain",
+    "dramatiq-pg": "Dramatiq chain + a PostgreSQL row per step",
+}
+
+
+def run_chains(label, args, redis_url, send, check=None):
+    """Time chains sent with ``send(total, token)``, whose last step pushes to bench:done:<token>.
+
+    ``check(token, total, sent)``, if given, runs after each timed long chain, outside the timing,
+    with what ``send`` returned; it raises if the chain did not leave what it should have.
+    """
     import redis
 
-    client = redis.Redis.from_url(redis_url)
+    # No socket timeout: redis-py's default of 5 s would end a BLPOP that waits longer than that.
+    client = redis.Redis.from_url(redis_url, socket_timeout=None)
 
     def wait(token, count, timeout):
         for _ in range(count):
@@ -422,9 +471,11 @@ def run_chains(label, args, redis_url, send):
         progress(f"{label}: {args.steps}-step chain, repeat {number}/{args.repeat}")
         token = uuid.uuid4().hex
         started = time.perf_counter()
-        send(args.steps, token)
+        sent = send(args.steps, token)
         wait(token, 1, RUN_TIMEOUT)
         per_step.append((time.perf_counter() - started) / args.steps)
+        if check:
+            check(token, args.steps, sent)
     throughput, walls, submits = [], [], []
     for number in range(1, args.tp_repeat + 1):
         progress(f"{label}: {args.submissions} chains of 3 steps, repeat {number}/{args.tp_repeat}")
@@ -437,6 +488,65 @@ def run_chains(label, args, redis_url, send):
         walls.append(time.perf_counter() - started)
         throughput.append(3 * args.submissions / walls[-1])
     return {"per_step": per_step, "tp": {"steps_per_second": throughput, "wall": walls, "submit_seconds": submits}}
+
+
+class Servers(dict):
+    """The throwaway servers the chosen systems need, by name ("postgres", "redis", "rabbitmq")."""
+
+    def redis_url(self, system):
+        return self["redis"].url.rsplit("/", 1)[0] + f"/{REDIS_DATABASE[system]}"
+
+
+def start_servers(chosen, stack):
+    from tests.realservers.servers import Postgres, RabbitMQ, Redis
+
+    servers = Servers()
+    wanted = (
+        ("postgres", Postgres, {"pg", "rabbit", "dramatiq-pg"}, "a throwaway PostgreSQL"),
+        ("redis", Redis, {"pg", "celery", "celery-aa", "dramatiq", "dramatiq-pg"}, "a throwaway Redis"),
+        ("rabbitmq", RabbitMQ, {"rabbit"}, "a throwaway RabbitMQ (about 5 s)"),
+    )
+    for name, server, users, text in wanted:
+        if users & set(chosen):
+            progress(f"starting {text} on loopback")
+            servers[name] = server().start()
+            stack.callback(servers[name].stop)
+    return servers
+
+
+def merge(into, figures):
+    """Append a round's figures (nested dicts of lists) to those of the rounds before."""
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            merge(into.setdefault(key, {}), value)
+        else:
+            into.setdefault(key, []).extend(value)
+
+
+def run_interleaved(args, measures, results, errors):
+    """Round by round, one per-step repeat and one throughput repeat of every system in turn.
+
+    Each round starts with a different system, so that a shared machine's changing load falls
+    on all of them alike; a floor sample opens every round. A system that fails is dropped from
+    the rounds after; the figures of its earlier rounds are kept, and the error says so.
+    """
+    rounds = max(args.repeat, args.tp_repeat)
+    active = list(measures)
+    for number in range(rounds):
+        if not active:
+            break
+        measure_floor(results, args.steps, 1, f"before round {number + 1}")
+        one = argparse.Namespace(**{**vars(args), "repeat": int(number < args.repeat), "tp_repeat": int(number < args.tp_repeat)})
+        shift = number % len(active)
+        for name in active[shift:] + active[:shift]:
+            progress(f"round {number + 1}/{rounds}: {name}")
+            try:
+                merge(results.setdefault(name, {}), measures[name](one))
+            except Exception as error:  # one system failing must not lose the others' figures
+                kept = " (figures of the rounds before kept)" if number else ""
+                errors[name] = f"round {number + 1}: {error}{kept}"
+                progress(f"{name} failed: {error}")
+                active.remove(name)
 
 
 # --- the run and its report ------------------------------------------------------
@@ -453,9 +563,9 @@ def orchestrate(args):
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
     sys.path.insert(0, str(ROOT))
-    from tests.realservers.servers import Postgres, Redis
 
     results, errors = {}, {}
+    chosen = [name for name in SYSTEMS if name in args.only]
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     # mkdtemp makes it 0700; with the sandbox on, steps run as SLUICE_STEP_USER, which must be able
     # to pass through it to their working directories (it still cannot list it).
@@ -467,44 +577,19 @@ def orchestrate(args):
         stack.callback(shutil.rmtree, work, ignore_errors=True)
         stack.callback(processes.stop_all)
         measure_floor(results, args.steps, args.repeat, "at the start")
-
-        def attempt(name, function, *extra):
-            measure_floor(results, args.steps, 1, f"before {name}")
+        servers = start_servers(chosen, stack)
+        # Every system is up before the first round (idle, a worker costs next to nothing).
+        measures = {}
+        for name in chosen:
             try:
-                results[name] = function(args, *extra)
-            except Exception as error:  # one system failing must not lose the others' figures
-                errors[name] = str(error)
-                progress(f"{name} failed: {error}")
-
-        if "embedded" in args.only:
-            attempt("embedded", bench_embedded, work, processes)
-        postgres = None
-        if {"pg", "rabbit"} & set(args.only):
-            progress("starting a throwaway PostgreSQL on loopback")
-            postgres = Postgres().start()
-            stack.callback(postgres.stop)
-        if {"pg", "celery", "dramatiq"} & set(args.only):
-            progress("starting a throwaway Redis on loopback")
-            redis_server = Redis().start()
-            stack.callback(redis_server.stop)
-            base = redis_server.url.rsplit("/", 1)[0]
-            if {"pg", "rabbit"} <= set(args.only):  # round by round in turn, so that both see the same load
-                measure_floor(results, args.steps, 1, "before pg and rabbit")
-                try:
-                    results.update(bench_brokers(args, work, processes, postgres, f"{base}/0", stack))
-                except Exception as error:
-                    errors["pg and rabbit"] = str(error)
-                    progress(f"pg and rabbit failed: {error}")
-            elif "pg" in args.only:
-                attempt("pg", bench_sluice_pg, work, processes, postgres, f"{base}/0")
-            elif "rabbit" in args.only:
-                attempt("rabbit", bench_rabbit, work, processes, postgres, stack)
-            if "celery" in args.only:
-                attempt("celery", bench_celery, processes, f"{base}/1")
-            if "dramatiq" in args.only:
-                attempt("dramatiq", bench_dramatiq, processes, f"{base}/2")
-        elif "rabbit" in args.only:
-            attempt("rabbit", bench_rabbit, work, processes, postgres, stack)
+                measure = STARTS[name](args, work, processes, servers)
+            except Exception as error:
+                errors[name] = f"start: {error}"
+                progress(f"{name} failed to start: {error}")
+                continue
+            if measure is not None:
+                measures[name] = measure
+        run_interleaved(args, measures, results, errors)
         if errors and logs.exists():
             keep = Path(tempfile.mkdtemp(prefix="sluice-bench-logs-"))
             shutil.copytree(logs, keep, dirs_exist_ok=True)
@@ -523,11 +608,23 @@ def ms(seconds):
     return "—" if seconds is None else f"{seconds * 1000:.2f}"
 
 
+def per_step_runs(figures):
+    """A system's per-step samples (seconds), Sluice's or a peer's; [] if it has none."""
+    figures = figures or {}
+    return (figures.get("sluice") or {}).get("per_step") or figures.get("per_step") or []
+
+
+def rate_runs(figures):
+    """A system's throughput samples (steps/s), Sluice's or a peer's; [] if it has none."""
+    figures = figures or {}
+    return (figures.get("sluice_tp") or figures.get("tp") or {}).get("steps_per_second") or []
+
+
 def render(args, results, errors, elapsed, load):
-    """The Markdown report: per-step table, throughput table, targets."""
+    """The Markdown report: per-step table, throughput table, Sluice against each peer, targets."""
     floor = median(results["floor_bash"]["per_step"])
-    embedded, pg, rabbit = results.get("embedded") or {}, results.get("pg") or {}, results.get("rabbit") or {}
-    celery, dramatiq = results.get("celery") or {}, results.get("dramatiq") or {}
+    embedded, pg, rabbit = (results.get(name) or {} for name in SLUICE)
+    rounds = max(args.repeat, args.tp_repeat)
 
     def row(label, runs, note=""):
         if not runs:
@@ -536,15 +633,19 @@ def render(args, results, errors, elapsed, load):
         return f"| {label} | {ms(value)} | {ms(min(runs))}–{ms(max(runs))} | {value / floor:.1f}× | {ms(value - floor)} | {note} |"
 
     def sluice_note(figures):
-        if not figures:
+        if not figures.get("sluice"):
             return ""
         s = figures["sluice"]
         return f"in node {ms(median(s['in_node']))}, between nodes {ms(median(s['between_nodes']))}, submit {median(s['submit_seconds']) * 1000:.0f} ms"
 
+    command = f"`.venv/bin/python bench/dispatch.py --steps {args.steps} --submissions {args.submissions} --repeat {args.repeat} --tp-repeat {args.tp_repeat}"
+    if set(args.only) != set(SYSTEMS):
+        command += " --only " + " ".join(name for name in SYSTEMS if name in args.only)
     lines = [
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}; {date.today().isoformat()}.",
-        f"Command: `.venv/bin/python bench/dispatch.py --steps {args.steps} --submissions {args.submissions} --repeat {args.repeat} --tp-repeat {args.tp_repeat}`",
+        f"Command: {command}`",
         f"Full run took {elapsed:.0f} s; 1-minute load average {load[0]:.2f} at the start, {load[-1]:.2f} at the end.",
+        f"{rounds} rounds; each runs one repeat of every system in turn, starting with a different one each round.",
         "",
         f"### Per step: a {args.steps}-step sequential job of `true` (median of {args.repeat})",
         "",
@@ -553,86 +654,158 @@ def render(args, results, errors, elapsed, load):
         row("floor: Python loop, `bash -c true`", results["floor_bash"]["per_step"], f"{len(results['floor_bash']['per_step'])} samples across the run"),
         row("floor: Python loop, `true`", results["floor_true"]["per_step"], f"{len(results['floor_true']['per_step'])} samples across the run"),
         row("Sluice executor alone (no database)", (embedded.get("executor_only") or {}).get("per_step")),
-        row("Sluice embedded (SQLite, stub broker, 4 threads)", (embedded.get("sluice") or {}).get("per_step"), sluice_note(embedded)),
-        row("Sluice PostgreSQL + Redis (worker 2×2)", (pg.get("sluice") or {}).get("per_step"), sluice_note(pg)),
-        row("Sluice PostgreSQL + RabbitMQ (worker 2×2)", (rabbit.get("sluice") or {}).get("per_step"), sluice_note(rabbit)),
-        row("Celery 5 chain (Redis, 2 solo workers)", celery.get("per_step")),
-        row("Dramatiq self-chaining actor (Redis, 2×2)", dramatiq.get("per_step")),
+        row("Sluice embedded (SQLite, stub broker, 4 threads)", per_step_runs(embedded), sluice_note(embedded)),
+        row("Sluice PostgreSQL + Redis (worker 2×2)", per_step_runs(pg), sluice_note(pg)),
+        row("Sluice PostgreSQL + RabbitMQ (worker 2×2)", per_step_runs(rabbit), sluice_note(rabbit)),
+        row("Celery 5 chain (Redis, 2 solo workers)", per_step_runs(results.get("celery"))),
+        row("Celery 5 chain, Redis result backend, acks_late, prefetch 1 (2 solo workers)", per_step_runs(results.get("celery-aa"))),
+        row("Dramatiq self-chaining actor (Redis, 2×2)", per_step_runs(results.get("dramatiq"))),
+        row("Dramatiq self-chaining actor + one PostgreSQL row per step (Redis, 2×2)", per_step_runs(results.get("dramatiq-pg"))),
         "",
         f"### Throughput: {args.submissions} concurrent 3-step submissions (median of {args.tp_repeat})",
         "",
         "| system | steps/s | range | wall (s) | of which submitting (s) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for label, figures in (
-        ("Sluice embedded", embedded.get("sluice_tp")),
-        ("Sluice PostgreSQL + Redis", pg.get("sluice_tp")),
-        ("Sluice PostgreSQL + RabbitMQ", rabbit.get("sluice_tp")),
-        (f"Celery ({args.submissions} chains of 3)", celery.get("tp")),
-        (f"Dramatiq ({args.submissions} chains of 3)", dramatiq.get("tp")),
-    ):
-        if not figures:
+    for name in SYSTEMS:
+        figures = (results.get(name) or {}).get("sluice_tp") or (results.get(name) or {}).get("tp")
+        label = LABELS[name] + ("" if name in SLUICE else f" ({args.submissions} chains of 3)")
+        if not figures or not figures.get("steps_per_second"):
             lines.append(f"| {label} | failed or skipped | | | |")
             continue
         rates = figures["steps_per_second"]
         lines.append(
             f"| {label} | {median(rates):.0f} | {min(rates):.0f}–{max(rates):.0f} | {median(figures['wall']):.2f} | {median(figures['submit_seconds']):.2f} |"
         )
+    lines += ["", "### Sluice against each peer", ""]
+    lines += against_peers(results)
     lines += ["", "### Ratios", ""]
-    lines += ratios(floor, embedded, pg, celery, dramatiq, rabbit)
+    lines += ratios(floor, embedded, pg, rabbit, results)
     lines += ["", "### Targets", ""]
-    lines += targets(floor, embedded, pg, celery)
+    lines += targets(results)
+    lines += ["", "Information, no targets:", ""]
+    lines += information(results)
+    lines += ["", "Earlier targets, kept to compare with earlier runs:", ""]
+    lines += earlier_targets(floor, embedded, pg)
     if errors:
         lines += ["", "### Errors", ""] + [f"- {name}: {text}" for name, text in errors.items()]
     return "\n".join(lines)
 
 
-def ratios(floor, embedded, pg, celery, dramatiq, rabbit):
+def ratio_cell(mine, theirs):
+    """Ratio of the medians, and the range of the round-by-round ratios when the rounds pair up."""
+    if not mine or not theirs:
+        return "—"
+    text = f"{median(mine) / median(theirs):.2f}×"
+    if len(mine) == len(theirs) and len(mine) > 1:
+        paired = [a / b for a, b in zip(mine, theirs)]
+        text += f" ({min(paired):.2f}–{max(paired):.2f})"
+    return text
+
+
+def against_peers(results):
+    """One table: each peer's figures beside Sluice embedded's and PostgreSQL + Redis's ratios to them."""
+    embedded, pg = results.get("embedded"), results.get("pg")
+    out = [
+        (
+            "Ratios of the medians; in brackets the range of the ratios round by round (a round runs the systems"
+            " one after another, so round N of each saw about the same load). Per step, below 1× means Sluice is"
+            " faster; throughput, above 1×."
+        ),
+        "",
+        "| peer | peer ms per step (range) | embedded ÷ peer | PostgreSQL+Redis ÷ peer | peer steps/s (range) | embedded ÷ peer | PostgreSQL+Redis ÷ peer |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in PEERS:
+        steps, rates = per_step_runs(results.get(name)), rate_runs(results.get(name))
+        step_text = f"{ms(median(steps))} ({ms(min(steps))}–{ms(max(steps))})" if steps else "failed or skipped"
+        rate_text = f"{median(rates):.0f} ({min(rates):.0f}–{max(rates):.0f})" if rates else "failed or skipped"
+        out.append(
+            f"| {LABELS[name]} | {step_text} | {ratio_cell(per_step_runs(embedded), steps)} | {ratio_cell(per_step_runs(pg), steps)}"
+            f" | {rate_text} | {ratio_cell(rate_runs(embedded), rates)} | {ratio_cell(rate_runs(pg), rates)} |"
+        )
+    return out
+
+
+def ratios(floor, embedded, pg, rabbit, results):
     """Per-step and throughput ratios between the systems, where both figures exist."""
-    step = {
-        "Sluice embedded": median((embedded.get("sluice") or {}).get("per_step", [])),
-        "Sluice PostgreSQL+Redis": median((pg.get("sluice") or {}).get("per_step", [])),
-        "Sluice PostgreSQL+RabbitMQ": median((rabbit.get("sluice") or {}).get("per_step", [])),
-    }
-    others = {"Celery chain": median(celery.get("per_step", [])), "Dramatiq chain": median(dramatiq.get("per_step", []))}
     out = []
-    for name, value in step.items():
+    for name, figures in (("embedded", embedded), ("pg", pg), ("rabbit", rabbit)):
+        value = median(per_step_runs(figures))
         if value is None:
             continue
         parts = [f"{value / floor:.1f}× the floor ({ms(value - floor)} ms over it)"]
-        parts += [f"{value / other:.2f}× {other_name}" for other_name, other in others.items() if other]
-        out.append(f"- {name} per step: " + ", ".join(parts))
-    rates = {
-        "Sluice embedded": (embedded.get("sluice_tp") or {}).get("steps_per_second"),
-        "Sluice PostgreSQL+Redis": (pg.get("sluice_tp") or {}).get("steps_per_second"),
-        "Sluice PostgreSQL+RabbitMQ": (rabbit.get("sluice_tp") or {}).get("steps_per_second"),
-    }
-    celery_rate = median((celery.get("tp") or {}).get("steps_per_second", []))
-    for name, values in rates.items():
-        if values and celery_rate:
-            out.append(f"- {name} throughput: {median(values) / celery_rate:.2f}× Celery's")
-    on_redis, on_rabbit = step["Sluice PostgreSQL+Redis"], step["Sluice PostgreSQL+RabbitMQ"]
+        for peer in PEERS:
+            theirs = median(per_step_runs(results.get(peer)))
+            if theirs:
+                parts.append(f"{value / theirs:.2f}× the {LABELS[peer]}")
+        out.append(f"- {LABELS[name]} per step: " + "; ".join(parts))
+    celery_rate = median(rate_runs(results.get("celery")))
+    for name, figures in (("embedded", embedded), ("pg", pg), ("rabbit", rabbit)):
+        if rate_runs(figures) and celery_rate:
+            out.append(f"- {LABELS[name]} throughput: {median(rate_runs(figures)) / celery_rate:.2f}× the Celery chain's")
+    on_redis, on_rabbit = median(per_step_runs(pg)), median(per_step_runs(rabbit))
     if on_redis and on_rabbit:
         line = f"- RabbitMQ vs Redis per step: {ms(on_rabbit)} ms vs {ms(on_redis)} ms, {on_rabbit / on_redis:.2f}×"
-        if rates["Sluice PostgreSQL+Redis"] and rates["Sluice PostgreSQL+RabbitMQ"]:
-            line += f"; throughput {median(rates['Sluice PostgreSQL+RabbitMQ']) / median(rates['Sluice PostgreSQL+Redis']):.2f}× Redis's"
+        if rate_runs(pg) and rate_runs(rabbit):
+            line += f"; throughput {median(rate_runs(rabbit)) / median(rate_runs(pg)):.2f}× Redis's"
         out.append(line)
     return out or ["- not enough figures"]
 
 
-def targets(floor, embedded, pg, celery):
-    def verdict(ok):
-        return "**met**" if ok else "**not met**"
+def verdict(ok):
+    return "**met**" if ok else "**not met**"
 
+
+def targets(results):
+    """Sluice against the bare Celery chain: per step at most a share of its time, throughput at least a share of its rate."""
+    celery_steps, celery_rates = per_step_runs(results.get("celery")), rate_runs(results.get("celery"))
     out = []
-    value = median((embedded.get("sluice") or {}).get("per_step", []))
+    for name, at_most in (("pg", 1.0), ("embedded", 0.6)):
+        mine = per_step_runs(results.get(name))
+        text = f"- {LABELS[name]} per step ≤ {at_most:.1f}× the bare Celery chain's: "
+        if not mine or not celery_steps:
+            out.append(text + "not measured")
+            continue
+        value, reference = median(mine), median(celery_steps)
+        figures = f"{ms(value)} ms vs {ms(reference)} ms × {at_most:.1f} = {ms(reference * at_most)} ms (ratio {value / reference:.2f})"
+        out.append(text + f"{figures}: {verdict(value / reference <= at_most)}")
+    for name, at_least in (("embedded", 1.0), ("pg", 0.8)):
+        mine = rate_runs(results.get(name))
+        text = f"- {LABELS[name]} throughput ≥ {at_least:.1f}× the bare Celery chain's: "
+        if not mine or not celery_rates:
+            out.append(text + "not measured")
+            continue
+        value, reference = median(mine), median(celery_rates)
+        figures = f"{value:.0f} vs {reference:.0f} steps/s × {at_least:.1f} = {reference * at_least:.0f} steps/s (ratio {value / reference:.2f})"
+        out.append(text + f"{figures}: {verdict(value / reference >= at_least)}")
+    return out
+
+
+def information(results):
+    """Sluice against Celery as Analytics Automated ran it and against the durable Dramatiq floor."""
+    out = []
+    for peer in ("celery-aa", "dramatiq-pg"):
+        theirs_steps, theirs_rates = median(per_step_runs(results.get(peer))), median(rate_runs(results.get(peer)))
+        for name in ("embedded", "pg"):
+            mine_steps, mine_rates = median(per_step_runs(results.get(name))), median(rate_runs(results.get(name)))
+            parts = []
+            if mine_steps and theirs_steps:
+                parts.append(f"per step {ms(mine_steps)} vs {ms(theirs_steps)} ms ({mine_steps / theirs_steps:.2f}×)")
+            if mine_rates and theirs_rates:
+                parts.append(f"throughput {mine_rates:.0f} vs {theirs_rates:.0f} steps/s ({mine_rates / theirs_rates:.2f}×)")
+            if parts:
+                out.append(f"- {LABELS[name]} vs the {LABELS[peer]}: " + "; ".join(parts))
+    return out or ["- not measured"]
+
+
+def earlier_targets(floor, embedded, pg):
+    out = []
+    value = median(per_step_runs(embedded))
     if value is not None:
         out.append(f"- Embedded per step ≤ floor + 3 ms: {ms(value)} ms vs {ms(floor + 0.003)} ms (floor + {ms(value - floor)} ms): {verdict(value <= floor + 0.003)}")
-    value, reference = median((pg.get("sluice") or {}).get("per_step", [])), median(celery.get("per_step", []))
-    if value is not None and reference is not None:
-        out.append(f"- PostgreSQL+Redis per step ≤ ½ Celery chain's: {ms(value)} ms vs {ms(reference / 2)} ms (ratio {value / reference:.2f}): {verdict(value <= reference / 2)}")
     for label, figures in (("embedded", embedded), ("PostgreSQL+Redis", pg)):
-        rates = (figures.get("sluice_tp") or {}).get("steps_per_second")
+        rates = rate_runs(figures)
         if rates:
             out.append(f"- Throughput ≥ 150 steps/s, {label}: {median(rates):.0f} steps/s: {verdict(median(rates) >= 150)}")
     return out or ["- no Sluice figures"]
@@ -644,8 +817,17 @@ def parse_args():
     parser.add_argument("--submissions", type=int, default=200, help="concurrent 3-step submissions for throughput (default 200)")
     parser.add_argument("--repeat", type=int, default=5, help="repeats of the per-step measurement (default 5)")
     parser.add_argument("--tp-repeat", type=int, default=3, help="repeats of the throughput measurement (default 3)")
-    systems = ("embedded", "pg", "rabbit", "celery", "dramatiq")
-    parser.add_argument("--only", nargs="+", choices=systems, default=list(systems), help="systems to run (default: all; the floor always runs)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SYSTEMS,
+        default=list(SYSTEMS),
+        help=(
+            "systems to run (default: all; the floor always runs): Sluice embedded, pg (PostgreSQL + Redis), rabbit"
+            " (PostgreSQL + RabbitMQ); the peers celery (bare chain), celery-aa (result backend + acks_late), dramatiq"
+            " (bare chain), dramatiq-pg (a PostgreSQL row per step)"
+        ),
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
     parser.add_argument("--mode", choices=("embedded", "setup", "client"), help=argparse.SUPPRESS)
     return parser.parse_args()
