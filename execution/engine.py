@@ -863,9 +863,11 @@ def retry_delay(attempt):
 
 def record(submission_id, text, level=Message.Level.INFO, node=None, node_id=None, last=True):
     """Add a message to the submission's timeline and (unless ``last`` is False: the caller has) make it the last message."""
-    statements.insert(Message, submission_id=submission_id, node_id=node.pk if node is not None else node_id, level=level, text=text)
+    message = {"submission_id": submission_id, "node_id": node.pk if node is not None else node_id, "level": level, "text": text}
     if last:
-        statements.update(Submission, submission_id, last_message=text)
+        statements.insert_then_update(Message, message, Submission, submission_id, last_message=text)
+    else:
+        statements.insert(Message, **message)
 
 
 def edge_keys(submission_id):

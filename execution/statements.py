@@ -21,7 +21,10 @@ from django.db import connection
 from django.db.models import DateTimeField
 from django.utils import timezone
 
-__all__ = ["Add", "conditional_update", "count", "create", "insert", "load", "plain", "rows", "successors", "update"]
+__all__ = ["Add", "conditional_update", "count", "create", "insert", "insert_then_update", "load", "plain", "rows", "successors", "update"]
+
+
+MAX_PARAMETERS = 65535  # in one PostgreSQL statement
 
 
 class Add:
@@ -66,20 +69,41 @@ def insert(model, **values):
     """Insert one row; fields not given take their defaults (``auto_now_add``: now). Returns nothing."""
     columns = _insert_columns(model, connection.vendor)
     now = timezone.now()
-    params = []
-    for field in columns:
-        if field.attname in values:
-            value = values[field.attname]
-        elif field.name in values:
-            value = values[field.name]
-            value = value.pk if field.is_relation and value is not None else value
-        elif isinstance(field, DateTimeField) and (field.auto_now or field.auto_now_add):
-            value = now
-        else:
-            value = field.get_default()
-        params.append(field.get_db_prep_save(value, connection))
+    params = [_insert_value(field, values, now) for field in columns]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(model, connection.vendor), params)
+
+
+def _insert_value(field, values, now):
+    if field.attname in values:
+        value = values[field.attname]
+    elif field.name in values:
+        value = values[field.name]
+        value = value.pk if field.is_relation and value is not None else value
+    elif isinstance(field, DateTimeField) and (field.auto_now or field.auto_now_add):
+        value = now
+    else:
+        value = field.get_default()
+    return field.get_db_prep_save(value, connection)
+
+
+def insert_then_update(model, values, other, pk, **fields):
+    """``insert(model, **values)`` and ``update(other, pk, **fields)``; one statement on PostgreSQL (a data-modifying WITH).
+
+    Returns the number of ``other`` rows changed.
+    """
+    if connection.vendor != "postgresql":
+        insert(model, **values)
+        return update(other, pk, **fields)
+    columns = _insert_columns(model, connection.vendor)
+    now = timezone.now()
+    params = [_insert_value(field, values, now) for field in columns]
+    names = tuple(fields)
+    update_sql = _update_sql(other, names, tuple(isinstance(fields[name], Add) for name in names), None, False, connection.vendor)
+    params += [_prepare(other, name, fields[name]) for name in names] + [pk]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH made AS ({_insert_sql(model, connection.vendor)}) {update_sql}", params)
+        return cursor.rowcount
 
 
 def create(model, objects):
@@ -95,7 +119,9 @@ def create(model, objects):
     if not connection.features.can_return_rows_from_bulk_insert:
         return model.objects.bulk_create(objects)
     columns = _insert_columns(model, connection.vendor)
-    size = max(1, connection.ops.bulk_batch_size(columns, objects))  # what the database takes in one statement
+    # What the database takes in one statement: SQLite's limit of parameters, as Django knows it, and
+    # PostgreSQL's 65,535 (which Django leaves to the caller).
+    size = max(1, min(connection.ops.bulk_batch_size(columns, objects), MAX_PARAMETERS // len(columns)))
     keys = []
     for start in range(0, len(objects), size):
         batch = objects[start:start + size]

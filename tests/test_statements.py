@@ -235,8 +235,8 @@ def test_create_splits_what_one_statement_cannot_hold():
     job = make_job(steps=[make_task("a")])
     submission = engine.submit(job)
     task = job.steps.get().task
-    count = 5003  # more parameters than either SQLite (32,766) or PostgreSQL (65,535) takes in one statement
-    assert connection.ops.bulk_batch_size(statements._insert_columns(Node, connection.vendor), [None] * count) < count
+    count = 5003  # some 125,000 parameters: more than either SQLite or PostgreSQL (65,535) takes in one statement
+    assert count * len(statements._insert_columns(Node, connection.vendor)) > statements.MAX_PARAMETERS
     nodes = statements.create(Node, [Node(submission=submission, key=f"n{index}", task=task) for index in range(count)])
     assert len({node.pk for node in nodes}) == count
     assert Node.objects.filter(submission=submission).count() == count + 1
@@ -265,3 +265,13 @@ def test_count_counts_what_the_orm_counts():
     assert statements.count(Submission, active, user_id=None, ip="10.0.0.2") == 0
     assert statements.count(Submission, ["complete"], user_id=None, ip="10.0.0.2") == 1
     assert statements.count(Submission, active, user_id=12345) == 0
+
+
+def test_insert_then_update_writes_both_rows():
+    submission = submitted(make_job(steps=[make_task("a")]))
+    node = submission.nodes.get()
+    assert statements.insert_then_update(Message, {"submission_id": submission.pk, "node_id": node.pk, "level": "warning", "text": "both"}, Submission, submission.pk, last_message="both") == 1
+    assert Message.objects.get(text="both").node_id == node.pk and Message.objects.get(text="both").level == "warning"
+    assert Submission.objects.get(pk=submission.pk).last_message == "both"
+    assert statements.insert_then_update(Message, {"submission_id": submission.pk, "text": "no such row"}, Submission, submission.pk + 1000, last_message="x") == 0
+    assert Message.objects.filter(text="no such row").count() == 1  # the insert stands on its own
