@@ -66,7 +66,7 @@ def test_a_submission_committed_while_the_broker_is_down_is_a_201_and_runs_once_
 
 
 def test_a_submission_whose_document_cannot_be_read_after_commit_is_still_a_201(one_step, monkeypatch):
-    def database_gone(submission):
+    def database_gone(submission, rows=None):
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(documents, "submission_document", database_gone)
