@@ -173,18 +173,25 @@ class Loader:
         self.models = (Submission, Node, Edge, Message, Result)
         self.finished_uuid = None
 
-    def load(self, count, days):
+    def load(self, count, days, chunk=10_000):
+        """Load ``count`` submissions finished ``days`` (from, to) ago, newest first, ``chunk`` per transaction."""
+        from django.utils import timezone
+
+        now = timezone.now()
+        for start in range(0, count, chunk):
+            self._load(range(start, min(count, start + chunk)), count, days, now)
+        self.loaded += count
+
+    def _load(self, indexes, count, days, now):
         from django.conf import settings
         from django.db import connection, transaction
-        from django.utils import timezone
 
         Submission, Node, Edge, Message, Result = self.models
         ids = {model: self._next_id(model) for model in self.models}
         rows = {model: [] for model in self.models}
-        now = timezone.now()
         span = (days[1] - days[0]) * 86400
         media = Path(settings.MEDIA_ROOT)
-        for index in range(count):
+        for offset, index in enumerate(indexes):
             number = self.loaded + index
             job = self.jobs[number % len(self.jobs)]
             user, ip = self._who(number)
@@ -192,7 +199,7 @@ class Loader:
             finished = now - timedelta(days=days[0], seconds=span * index / max(count, 1))
             created = finished - timedelta(seconds=30 + number % 90)
             uuid = uuidlib.uuid4()
-            submission = ids[Submission] + index
+            submission = ids[Submission] + offset
             name = f"{'liver' if number % 2 else 'kidney'} sample {number}"
             rows[Submission].append({
                 "id": submission, "uuid": uuid, "job_id": job.pk, "submission_name": name, "upload_name": f"reads_{number}.txt" if number % 3 == 0 else "",
@@ -236,7 +243,6 @@ class Loader:
                 with connection.cursor() as cursor:
                     for statement in connection.ops.sequence_reset_sql(no_style(), list(self.models)):
                         cursor.execute(statement)
-        self.loaded += count
 
     def _who(self, number):
         """Six in ten the owner's, one each the two others', one in ten anonymous from one of four addresses."""

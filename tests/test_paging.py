@@ -55,6 +55,10 @@ def test_the_web_list_says_more_than_past_the_limit(settings, owner, job):
     html = client.get("/submissions/").content.decode()
     assert "More than 30 submissions; page 1." in html and "Page 1</span>" in html and 'href="?page=2"' in html
     assert len(re.findall(r'<tr data-uuid="', client.get("/submissions/?page=3").content.decode())) == 10  # the last page
+    assert len(re.findall(r'<tr data-uuid="', client.get("/submissions/?page=9").content.decode())) == 25  # the first: the end is not known
+    settings.SLUICE_LIST_COUNT_LIMIT = 100
+    assert "page 3 of 3" in client.get("/submissions/?page=9").content.decode()  # past the end: the last page
+    settings.SLUICE_LIST_COUNT_LIMIT = 30
     # past the limit the count is what the pages up to this one hold
     assert "More than 50 submissions match; page 2." in client.get("/submissions/?q=liver&page=2").content.decode()
 

@@ -90,7 +90,8 @@ def _page_number(text):
 class Page:
     """Page ``number`` of ``found``, ``PAGE_SIZE`` rows, counted up to SLUICE_LIST_COUNT_LIMIT (``execution.paging``).
 
-    A number past the last page shows the last page, as Django's ``Paginator.get_page`` does.
+    A number past the last page shows the last page, as Django's ``Paginator.get_page`` does (the
+    first one when the count stopped short of the end: where the end is is not known).
     """
 
     def __init__(self, found, number):
