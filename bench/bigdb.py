@@ -5,38 +5,36 @@
                                     [--batch 500] [--no-files] [--explain] [--json FILE]
 
 For each database (SQLite in a file, as `manage.py up` uses it; PostgreSQL
-started on loopback by tests/realservers/servers.py), in a child process of
-its own: migrate, `loadjobs` three example jobs, then load ``--small``
-finished submissions (finished in the last 20 days) with bulk SQL
-(executemany; COPY on PostgreSQL), not through the engine. Each has a node
-per step of its job (2-4), an edge between consecutive nodes, 3 messages
-and 1 result (a real file unless ``--no-files``), and they are spread over
-three users and four anonymous addresses, three jobs and three end
-statuses. Then, through Django's test client in-process (server time, no
-network), each request below is timed ``--repeat`` times, round by round,
-counting its SQL statements:
+started on loopback by tests/realservers/servers.py) two child processes
+each hold a database of their own: both migrate, `loadjobs` three example
+jobs and load ``--small`` finished submissions (finished in the last 20
+days); the second loads ``--big`` more (finished 35-180 days ago). Loading
+is bulk SQL (executemany; COPY on PostgreSQL), not the engine. Each
+submission has a node per step of its job (2-4), an edge between
+consecutive nodes, 3 messages and 1 result (a real file unless
+``--no-files``); they are spread over three users and four anonymous
+addresses, three jobs and three end statuses. Then each request below is
+timed through Django's test client in the child's process (server time, no
+network), once per round, counting its SQL statements, the two children
+taking turns round by round for ``--repeat`` rounds:
 
 - ``POST /api/submissions/`` (JSON, a logged-in user), polling it and a
   finished submission (``GET /api/submissions/{uuid}/``), the web page of
   each;
-- ``GET /api/submissions/`` as the user (plain, filtered by status, a search,
-  sorted by ``-finished_at``, a later page) and as staff (everyone's);
+- ``GET /api/submissions/`` as the user (plain, filtered by status and by
+  job, a search, sorted by ``-finished_at``, a later page) and as staff;
 - the web list ``/submissions/`` (plain, filtered, searched, page 2).
 
-Then ``--big`` more (finished 35-180 days ago) are loaded, the same requests
-timed again, and retention (``retention.purge(days=30)``) deletes the big
-ones in batches of ``--batch`` while a thread keeps submitting: the report
-gives each batch's time and the writer's longest wait. Last, the requests
-are timed once more with only the small set left, which shows the drift of
-the machine during the run. With ``--explain`` the plans of the big phase's
-statements that read more than an index range (SQLite: SCAN or a temporary
-B-tree; PostgreSQL: Seq Scan or Sort) are listed.
+Last, in the big child, retention (``retention.purge(days=30)``) deletes
+the big set in batches of ``--batch`` while a thread keeps submitting: the
+report gives each batch's time and the writer's longest wait. With
+``--explain`` the big child's statements on growing tables whose plans sort
+or read a whole table (SQLite: SCAN or a temporary B-tree; PostgreSQL: Seq
+Scan or Sort) are listed.
 
 Targets (issue "Speed at scale", deliverable 5): with ``--big`` loaded each
 request issues as many statements as with ``--small`` and takes at most
-1.2x its median time (the mean of the small phases before and after the
-big one, so that the machine's drift cancels); retention's writer never
-waits a second. The report
+1.2x its median time; retention's writer never waits a second. The report
 says which were met. Progress goes to stderr, the Markdown report to stdout.
 """
 import argparse
@@ -77,6 +75,7 @@ def main():
     parser.add_argument("--explain", action="store_true", help="list the big phase's statements whose plans scan or sort")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--child", choices=("sqlite", "pg"), help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("small", "big"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -89,49 +88,104 @@ def main():
 
 
 def run_database(database, args):
-    """Run the child for ``database`` (starting PostgreSQL for it) and return its figures."""
+    """Start a child with the small set and one with the big set of ``database``, and time them round by round, alternating."""
     work = Path(tempfile.mkdtemp(prefix=f"sluice-bigdb-{database}-"))
     work.chmod(0o711)
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "BROKER_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update({"SLUICE_DATA_DIR": str(work), "SLUICE_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings", "BROKER_URL": ""})
-    env["SLUICE_RETENTION_BATCH"] = str(args.batch)
-    postgres = None
+    postgres, children = None, {}
     try:
         if database == "pg":
             sys.path.insert(0, str(ROOT))
-            from tests.realservers.servers import Postgres, _as_postgres, _pg_bin
+            from tests.realservers.servers import Postgres
 
             progress("pg: starting PostgreSQL")
             postgres = Postgres().start()
-            createdb = [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, "sluice"]
-            subprocess.run(_as_postgres(createdb), check=True, capture_output=True)
-            env["DATABASE_URL"] = postgres.url
-        argv = [PYTHON, __file__, "--child", database, "--small", str(args.small), "--big", str(args.big), "--repeat", str(args.repeat), "--batch", str(args.batch)]
-        argv += ["--no-files"] * args.no_files + ["--explain"] * args.explain
-        process = subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
-        lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-        if process.returncode != 0 or not lines:
-            raise SystemExit(f"the {database} child exited with {process.returncode} and no result (see its stderr above)")
-        return json.loads(lines[-1][len(RESULT_PREFIX):])
+        for role in ("small", "big"):
+            children[role] = start_child(database, role, work, postgres, args)
+        figures = {"database": database, "small": args.small, "big": args.big}
+        for role, process in children.items():
+            figures[f"{role}_load"] = ask(process, "load")
+            ask(process, "round")  # warms caches and sessions up; not counted
+        rounds = {"small": [], "big": []}
+        for number in range(args.repeat):
+            for role in ("small", "big") if number % 2 == 0 else ("big", "small"):
+                rounds[role].append(ask(children[role], "round"))
+        figures["rounds"] = rounds
+        progress(f"{database}: " + ", ".join(f"{name}: {median_ms(rounds['small'], name):.1f} → {median_ms(rounds['big'], name):.1f} ms" for name in rounds["small"][0]))
+        figures["plans"] = ask(children["big"], "explain")["plans"] if args.explain else {}
+        figures["retention"] = ask(children["big"], "purge")
+        return figures
     finally:
+        for process in children.values():
+            if process.poll() is None:
+                process.stdin.close()
+                process.wait(timeout=60)
         if postgres is not None:
             postgres.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def start_child(database, role, work, postgres, args):
+    """A child process holding one database with the ``role`` set of submissions, answering commands on stdin."""
+    data = work / role
+    data.mkdir(mode=0o711)
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "BROKER_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update({"SLUICE_DATA_DIR": str(data), "SLUICE_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings", "BROKER_URL": ""})
+    env["SLUICE_RETENTION_BATCH"] = str(args.batch)
+    if postgres is not None:
+        from tests.realservers.servers import _as_postgres, _pg_bin
+
+        name = f"sluice_{role}"
+        subprocess.run(_as_postgres([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, name]), check=True, capture_output=True)
+        env["DATABASE_URL"] = postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    argv = [PYTHON, __file__, "--child", database, "--role", role, "--small", str(args.small), "--big", str(args.big)]
+    argv += ["--no-files"] * args.no_files
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+
+def ask(process, command):
+    """Send ``command`` to a child and return its JSON answer."""
+    process.stdin.write(command + "\n")
+    process.stdin.flush()
+    for line in process.stdout:
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    raise SystemExit(f"a child exited with {process.wait()} before answering {command!r} (see its stderr above)")
+
+
+def median_ms(rounds, name):
+    return statistics.median(answer[name]["ms"] for answer in rounds)
 
 
 # ---------------------------------------------------------------- the child: one database
 
 
 def child(args):
+    """Hold one database and answer the parent's commands: load, round, explain, purge."""
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
+    state = {}
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "load":
+            answer = load(args, state)
+        elif command in ("round", "explain"):
+            answer = measure(state["clients"], state["loader"], explain=command == "explain")
+        elif command == "purge":
+            answer = purge_under_load(args.big)
+        else:
+            raise SystemExit(f"unknown command {command!r}")
+        print(RESULT_PREFIX + json.dumps(answer, default=str), flush=True)
+
+
+def load(args, state):
+    """Migrate, load the jobs, make the users and load this child's submissions; return how long the loading took."""
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection
+    from django.test import Client
 
-    progress(f"{args.child}: migrating, loading the jobs")
     call_command("migrate", verbosity=0)
     call_command("loadjobs", *(str(ROOT / "examples" / f"{name}.yaml") for name in JOBS), verbosity=0)
     people = {
@@ -141,22 +195,21 @@ def child(args):
         "staff": User.objects.create_user("bench-staff", password="x", is_staff=True),
     }
     loader = Loader(people, files=not args.no_files)
-    started = time.perf_counter()
     loader.load(args.small, days=(0.5, 20))
-    progress(f"{args.child}: {args.small} loaded in {time.perf_counter() - started:.1f} s")
-    figures = {"database": connection.vendor, "small": args.small, "big": args.big}
-    figures["phases"] = {"small": measure(people, loader, args.repeat, explain=False)}
     started = time.perf_counter()
-    loader.load(args.big, days=(RETENTION_DAYS + 5, 180))
-    figures["load_seconds"] = time.perf_counter() - started
-    progress(f"{args.child}: {args.big} more loaded in {figures['load_seconds']:.1f} s")
+    if args.role == "big":
+        loader.load(args.big, days=(RETENTION_DAYS + 5, 180))
+    seconds = time.perf_counter() - started
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")  # what autovacuum does after a bulk load; without it the planner guesses
-    figures["phases"]["big"] = measure(people, loader, args.repeat, explain=args.explain)
-    figures["retention"] = purge_under_load(args.big)
-    figures["phases"]["after"] = measure(people, loader, args.repeat, explain=False)
-    print(RESULT_PREFIX + json.dumps(figures, default=str), flush=True)
+    clients = {}
+    for who in ("owner", "staff"):
+        clients[who] = Client()
+        clients[who].force_login(people[who])
+    state.update(loader=loader, clients=clients)
+    progress(f"{args.child} ({args.role}): {loader.loaded:,} submissions loaded")
+    return {"seconds": seconds, "submissions": loader.loaded}
 
 
 class Loader:
@@ -332,44 +385,33 @@ def requests_to_time(posted, finished):
     ]
 
 
-def measure(people, loader, repeat, explain):
-    """Time every request ``repeat`` times, round by round; return ``{name: {ms: [...], queries: [...]}}``."""
+def measure(clients, loader, explain):
+    """Time every request once: ``{name: {ms, queries}}``, with ``plans`` when ``explain``."""
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     from execution.models import Submission
 
-    clients = {}
-    for who in ("owner", "staff"):
-        clients[who] = Client()
-        clients[who].force_login(people[who])
     posted = []
-    plan = requests_to_time(posted, loader.finished_uuid)
-    figures = {name: {"ms": [], "queries": []} for name, *_ in plan}
-    plans = {}
-    for round_number in range(repeat + 1):  # round 0 warms caches and sessions up and is not counted
-        for name, who, method, url in plan:
-            url = url() if callable(url) else url
-            with CaptureQueriesContext(connection) as queries:
-                started = time.perf_counter()
-                if method == "post":
-                    response = clients[who].post(url, {"job": "tmp_count", "submission_name": "bench post"}, content_type="application/json")
-                else:
-                    response = clients[who].get(url)
-                elapsed = 1000 * (time.perf_counter() - started)
-            if response.status_code not in (200, 201):
-                raise SystemExit(f"{method.upper()} {url} answered {response.status_code}: {response.content[:300]!r}")
+    figures, plans = {}, {}
+    for name, who, method, url in requests_to_time(posted, loader.finished_uuid):
+        url = url() if callable(url) else url
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
             if method == "post":
-                posted.append(response.json()["uuid"])
-            if round_number:
-                figures[name]["ms"].append(elapsed)
-                figures[name]["queries"].append(len(queries))
-            if explain and round_number == 1:
-                plans[name] = scanning_plans(queries.captured_queries)
-    Submission.objects.filter(uuid__in=posted).delete()  # the next phase starts with the same active ones: none
-    progress("  " + ", ".join(f"{name}: {statistics.median(values['ms']):.1f} ms" for name, values in figures.items()))
-    return {"requests": figures, "plans": plans}
+                response = clients[who].post(url, {"job": "tmp_count", "submission_name": "bench post"}, content_type="application/json")
+            else:
+                response = clients[who].get(url)
+            elapsed = 1000 * (time.perf_counter() - started)
+        if response.status_code not in (200, 201):
+            raise SystemExit(f"{method.upper()} {url} answered {response.status_code}: {response.content[:300]!r}")
+        if method == "post":
+            posted.append(response.json()["uuid"])
+        figures[name] = {"ms": elapsed, "queries": len(queries)}
+        if explain:
+            plans[name] = scanning_plans(queries.captured_queries)
+    Submission.objects.filter(uuid__in=posted).delete()  # every round starts with the same active ones: none
+    return {"plans": plans} if explain else figures
 
 
 def scanning_plans(captured):
@@ -474,30 +516,29 @@ def report(args, results):
     targets = []
     for database, figures in results.items():
         small, big = figures["small"], figures["big"]
+        rounds = figures["rounds"]
         print(f"## {names[database]}")
         print()
-        print(f"{big:,} finished submissions loaded in {figures['load_seconds']:.1f} s. Milliseconds, median (range) of {args.repeat}; the ratio is the big "
-              f"phase's median over the mean of the two small phases' (before and after it); SQL statements per request.")
+        print(f"{big:,} finished submissions loaded in {figures['big_load']['seconds']:.1f} s. Milliseconds, median (range) of {args.repeat} rounds, "
+              f"the two databases taking turns round by round; SQL statements per request.")
         print()
-        print(f"| request | {small:,} loaded | {small + big:,} loaded | {small:,} again, after retention | ratio | statements |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        phases = figures["phases"]
+        print(f"| request | {small:,} loaded | {small + big:,} loaded | ratio | statements |")
+        print("| --- | ---: | ---: | ---: | ---: |")
         worst, unequal = 0, []
-        for name in phases["small"]["requests"]:
-            cells, medians = [], {}
-            for phase in ("small", "big", "after"):
-                samples = phases[phase]["requests"][name]["ms"]
-                medians[phase] = statistics.median(samples)
-                cells.append(f"{medians[phase]:.1f} ({min(samples):.1f}–{max(samples):.1f})")
-            # Against the mean of the small phases before and after it: the machine's drift during the run cancels out.
-            ratio = medians["big"] / ((medians["small"] + medians["after"]) / 2)
+        for name in rounds["small"][0]:
+            cells, medians, counts = [], {}, {}
+            for role in ("small", "big"):
+                samples = [answer[name]["ms"] for answer in rounds[role]]
+                medians[role] = statistics.median(samples)
+                counts[role] = sorted({answer[name]["queries"] for answer in rounds[role]})
+                cells.append(f"{medians[role]:.1f} ({min(samples):.1f}–{max(samples):.1f})")
+            ratio = medians["big"] / medians["small"]
             worst = max(worst, ratio)
-            counts = {phase: sorted(set(phases[phase]["requests"][name]["queries"])) for phase in ("small", "big")}
             same = counts["small"] == counts["big"]
             if not same:
                 unequal.append(name)
             statements = "/".join(map(str, counts["small"])) + ("" if same else " → " + "/".join(map(str, counts["big"])))
-            print(f"| {name} | {cells[0]} | {cells[1]} | {cells[2]} | {ratio:.2f} | {statements} |")
+            print(f"| {name} | {cells[0]} | {cells[1]} | {ratio:.2f} | {statements} |")
         print()
         retention = figures["retention"]
         batch, loaded, quiet = retention["batch_ms"], retention["writer_ms"], retention["writer_quiet_ms"]
@@ -506,7 +547,7 @@ def report(args, results):
               f"The writer submitted {len(loaded)} times meanwhile: median {statistics.median(loaded or [0]):.1f} ms, longest {max(loaded or [0]):.0f} ms "
               f"(before the purge: median {statistics.median(quiet or [0]):.1f} ms, longest {max(quiet or [0]):.0f} ms).")
         print()
-        for name, plans in phases["big"].get("plans", {}).items():
+        for name, plans in figures.get("plans", {}).items():
             for sql, lines in plans:
                 print(f"- plan of *{name}* scans or sorts: `{sql[:200]}` → {'; '.join(lines)}")
         targets += [
