@@ -51,7 +51,7 @@ class Ordering(django_filters.OrderingFilter):
 
 class SubmissionFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(
-        choices=SubmissionStatus.choices, widget=Values,
+        choices=SubmissionStatus.choices, widget=Values, distinct=False,  # a column of the row itself: no join to repeat rows
         help_text="Only submissions in these statuses: repeat the parameter or separate them by commas (status=running,waiting).",
     )
     job = django_filters.CharFilter(field_name="job__name", help_text="Only submissions to the job of this name.")

@@ -268,6 +268,8 @@ SLUICE_RETRY_BACKOFF_MAX = float(os.environ.get("SLUICE_RETRY_BACKOFF_MAX", "300
 SLUICE_LOST_NODE_RETRIES = int(os.environ.get("SLUICE_LOST_NODE_RETRIES", "2"))
 # Finished submissions older than this many days are deleted with their files (0: keep).
 SLUICE_RETENTION_DAYS = int(os.environ.get("SLUICE_RETENTION_DAYS", "0"))
+# Retention deletes this many submissions per transaction: writers wait for one batch at most.
+SLUICE_RETENTION_BATCH = max(1, int(os.environ.get("SLUICE_RETENTION_BATCH", "500")))
 # A submission left waiting (for input) or paused this long ends, cancelled, freeing its
 # submitter's quota. Seconds, or with a unit: 90m, 12h, 7d. 0 never expires them.
 SLUICE_IDLE_EXPIRY = env_duration("SLUICE_IDLE_EXPIRY", "7d")
@@ -354,6 +356,10 @@ SLUICE_UP_CLEANUP_INTERVAL = int(os.environ.get("SLUICE_UP_CLEANUP_INTERVAL", "5
 SLUICE_UP_MAX_BODY_BYTES = int(os.environ.get(
     "SLUICE_UP_MAX_BODY_BYTES", str(max(SLUICE_MAX_JSON_BYTES, SLUICE_MAX_UPLOAD_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE) + 1024 * 1024)
 ))
+
+# Lists of submissions count matching rows up to this many and then say "more than": a count
+# of every row would cost more than the page itself in a big database.
+SLUICE_LIST_COUNT_LIMIT = max(1, int(os.environ.get("SLUICE_LIST_COUNT_LIMIT", "1000")))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -67,6 +67,17 @@ class Submission(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Each serves a question asked of one submitter's or one job's history, so that it costs the
+        # same with a hundred thousand finished submissions as with a hundred (bench/bigdb.py):
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="submission_user_newest"),  # my list, newest first
+            models.Index(fields=["user", "status"], name="submission_user_status"),  # the quota's active count; status filters
+            models.Index(fields=["ip", "status"], name="submission_ip_status"),  # the quota of anonymous submitters
+            models.Index(fields=["user", "job", "-created_at", "-id"], name="submission_user_job"),  # a job filter; the list's job choices
+            models.Index(fields=["user", "-finished_at", "-id"], name="submission_user_finished"),  # ordering=-finished_at
+            models.Index(fields=["job", "status", "-finished_at"], name="submission_job_finished"),  # stats.typical_seconds
+            models.Index(fields=["finished_at"], name="submission_finished"),  # retention, oldest first; staff's finished_at order
+        ]
 
     def __str__(self):
         return f"{self.job.name} {self.uuid}"

@@ -9,11 +9,12 @@ rows from ``submission_status`` (web/static/web/lists.js).
 from uuid import UUID
 
 import django_filters
-from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import dateformat, timezone
 
+from execution import paging
 from execution.models import Batch, Submission
 from execution.states import SubmissionStatus
 from jobs.models import Job
@@ -67,11 +68,12 @@ class SubmissionFilter(django_filters.FilterSet):
 
 def submission_list(request):
     base = visible_list(request)
-    jobs = Job.objects.filter(pk__in=base.values("job_id"))
+    # A job is offered when the list has any of its submissions: one indexed look-up per job, not a read of the list.
+    jobs = Job.objects.filter(Exists(base.filter(job=OuterRef("pk"))))
     chosen = SubmissionFilter(request.GET or None, queryset=base, jobs=jobs)
     # A filter that cannot be read (a date like "yesterday") shows its error and no rows, not everything.
     found = chosen.qs if not chosen.is_bound or chosen.form.is_valid() else base.none()
-    page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Page(found, _page_number(request.GET.get("page")))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -79,6 +81,29 @@ def submission_list(request):
         "filtered": any(value for key, value in request.GET.items() if key != "page"), "any": base.exists(),
     }
     return render(request, "web/submissions.html", context)
+
+
+def _page_number(text):
+    return int(text) if text and text.isascii() and text.isdigit() and 0 < int(text) < 10**6 else 1
+
+
+class Page:
+    """Page ``number`` of ``found``, ``PAGE_SIZE`` rows, counted up to SLUICE_LIST_COUNT_LIMIT (``execution.paging``).
+
+    A number past the last page shows the last page, as Django's ``Paginator.get_page`` does (the
+    first one when the count stopped short of the end: where the end is is not known).
+    """
+
+    def __init__(self, found, number):
+        window = paging.window(found, (number - 1) * PAGE_SIZE, PAGE_SIZE)
+        if not window.rows and number > 1:
+            number = max(1, -(-window.count // PAGE_SIZE)) if window.exact else 1
+            window = paging.window(found, (number - 1) * PAGE_SIZE, PAGE_SIZE)
+        self.number, self.object_list, self.count, self.exact = number, window.rows, window.count, window.exact
+        self.num_pages = max(1, -(-window.count // PAGE_SIZE)) if window.exact else None
+        self.has_next, self.has_previous = window.more, number > 1
+        self.next_page_number, self.previous_page_number = number + 1, number - 1
+        self.has_other_pages = self.has_next or self.has_previous
 
 
 def submission_status(request):
