@@ -1,4 +1,5 @@
 """Limit/offset pagination that refuses bad values instead of quietly ignoring them."""
+from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 
@@ -15,3 +16,15 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         if errors:
             raise ValidationError(errors)
         return super().paginate_queryset(queryset, request, view)
+
+
+class DocumentListPagination(StrictLimitOffsetPagination):
+    """Pages of one list of a submission's document: as many a page as the document holds unless asked otherwise."""
+
+    @property
+    def default_limit(self):
+        return settings.SLUICE_DOCUMENT_LIMIT
+
+    @property
+    def max_limit(self):
+        return max(StrictLimitOffsetPagination.max_limit, settings.SLUICE_DOCUMENT_LIMIT)

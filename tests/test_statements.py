@@ -192,3 +192,28 @@ def test_a_submission_and_its_document_take_a_fixed_number_of_statements():
     limit = 17 if connection.vendor == "postgresql" else 16
     assert len(posted) <= limit, [query["sql"][:80] for query in posted.captured_queries]
     assert len(polled) <= 4, [query["sql"][:80] for query in polled.captured_queries]
+
+
+def test_a_large_submissions_document_and_its_pages_take_as_many_statements_as_a_small_ones(settings):
+    """The document lists SLUICE_DOCUMENT_LIMIT entries of each list and counts the rest in the same
+    statements; a page of a list is a count and the page (and, for nodes, their logs)."""
+    from rest_framework.test import APIClient
+
+    from execution.local import SynchronousRunner
+
+    each = make_task("each", "echo $VALUE", stdout_glob=".out")
+    job = make_job("fan", steps=[("each", each, {"foreach": {"lines": ".input"}}), ("after", make_task("after_all", "true"), {"ordering": 1})])
+    small, large = (SynchronousRunner(job, input=b"1\n2\n").init().process(), SynchronousRunner(job, input=b"".join(b"%d\n" % n for n in range(20))).init().process())
+    settings.SLUICE_DOCUMENT_LIMIT = 3
+    client = APIClient()
+    client.get(f"/api/submissions/{small.uuid}/")  # warm: content types
+    counted = {}
+    for submission in (small, large):
+        for path in ("", "nodes/?offset=3", "results/?offset=3", "messages/?offset=3"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(f"/api/submissions/{submission.uuid}/{path}").status_code == 200
+            counted[submission.uuid, path] = len(queries)
+    for path in ("", "nodes/?offset=3", "results/?offset=3", "messages/?offset=3"):
+        assert counted[large.uuid, path] == counted[small.uuid, path], path
+    # submission, nodes, their logs, results, messages; a page: submission, count, page (nodes: and logs).
+    assert counted[large.uuid, ""] <= 5 and counted[large.uuid, "nodes/?offset=3"] <= 4 and counted[large.uuid, "messages/?offset=3"] <= 3
