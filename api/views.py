@@ -282,7 +282,7 @@ def submission_document(submission):
     """The API's document of ``submission``: each list its first SLUICE_DOCUMENT_LIMIT entries, with a count and a link to the rest."""
     url = submission_url(submission)
     document = {"url": url, "archive_url": f"{url}archive/", "ro_crate_url": f"{url}ro-crate/"}
-    for key, value in documents.submission_document(submission, limit=settings.SLUICE_DOCUMENT_LIMIT).items():
+    for key, value in documents.submission_document(submission).items():
         document[key] = value
         if key == "submission_name":
             document["upload_name"] = submission.upload_name
@@ -339,11 +339,10 @@ PAGE = [
 ]
 
 
-class DocumentList(GenericAPIView):
+class DocumentList(APIView):
     """One list of a submission's document (``documents.LISTS``), all of it, a page at a time."""
 
     pagination_class = DocumentListPagination
-    filter_backends = []
     part = None  # which list: nodes, results, history or messages
 
     def get(self, request, uuid):

@@ -1,21 +1,26 @@
 """The JSON document of a submission, shared by the API and ``runjob --json``.
 
 The document's four lists (``nodes``, ``results``, ``history``, ``messages``)
-can each hold thousands of entries (a wide ``foreach``). ``submission_document``
-takes a limit: each list then holds its first entries, with ``<list>_count``
-(how many there are) and ``<list>_next`` (where the rest are served, a page at
-a time, or null). ``rows`` and ``entries`` serve those pages.
+can each hold thousands of entries (a wide ``foreach``). Each holds its first
+SLUICE_DOCUMENT_LIMIT entries, with ``<list>_count`` (how many there are) and
+``<list>_next`` (where the rest are served, a page at a time, or null);
+``runjob --json`` asks for every entry. ``rows`` and ``entries`` serve the pages.
 """
 from urllib.parse import quote
 
-from django.db.models import Count, F, Window
-from django.db.models.functions import RowNumber
+from django.conf import settings
+from django.db.models import F, Func, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from . import logs
 
 __all__ = ["LISTS", "entries", "list_url", "log_url", "result_url", "rows", "submission_document"]
 
 LISTS = ("nodes", "results", "history", "messages")
+DEFAULT = object()  # submission_document's limit when none is given: SLUICE_DOCUMENT_LIMIT, read when called
+# What a node's entry shows (and logs.sizes reads): a page of a thousand nodes need not decode
+# every node's parameters, style and command.
+NODE_FIELDS = ("submission", "key", "task", "task__name", "status", "started_at", "finished_at", "exit_code", "attempt", "image_digest", "message", "outputs")
 
 
 def result_url(result):
@@ -36,19 +41,24 @@ def _time(value):
     return value.isoformat() if value else None
 
 
+def _every(submission, name):
+    if name == "nodes":
+        return submission.nodes.all()
+    if name in ("results", "history"):
+        return submission.results.filter(superseded=name == "history")
+    if name == "messages":
+        return submission.messages.all()
+    raise ValueError(f"a submission document has no list {name!r}; its lists are {', '.join(LISTS)}")
+
+
 def rows(submission, name):
     """The rows behind the list ``name`` (one of ``LISTS``) of ``submission``'s document, oldest first, as a queryset.
 
     Raises:
         ValueError: ``name`` is not one of ``LISTS``.
     """
-    if name == "nodes":
-        return submission.nodes.select_related("task")
-    if name in ("results", "history"):
-        return submission.results.filter(superseded=name == "history").annotate(node_key=F("node__key"))
-    if name == "messages":
-        return submission.messages.annotate(node_key=F("node__key"))
-    raise ValueError(f"a submission document has no list {name!r}; its lists are {', '.join(LISTS)}")
+    every = _every(submission, name)
+    return every.select_related("task").only(*NODE_FIELDS) if name == "nodes" else every.annotate(node_key=F("node__key"))
 
 
 def entries(submission, name, items):
@@ -91,36 +101,47 @@ def _result_entry(submission, result):
     return {"name": result.name, "node": result.node_key, "url": result_url(result), "size": result.size}
 
 
-def _heads(queryset, limit, by=None):
-    """The first ``limit`` rows of ``queryset`` (None: all), or of each of its groups by the field ``by``.
+def _count(queryset):
+    """How many rows ``queryset`` has, as an expression: an uncorrelated subquery, which the database evaluates once."""
+    return Coalesce(Subquery(queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n")), 0)
 
-    Each row carries ``total``, how many rows its group has. One statement: the
-    database counts and ranks, so only the rows returned reach Python.
-    """
-    groups = [F(by)] if by else None
-    queryset = queryset.annotate(total=Window(Count("pk"), partition_by=groups))
+
+def _first(submission, name, limit):
+    """The first ``limit`` rows (None: all) of the list ``name``, and how many the list has, in one statement."""
+    first = rows(submission, name).annotate(total=_count(_every(submission, name)))
+    first = list(first if limit is None else first[:limit])
+    return first, first[0].total if first else 0
+
+
+def _first_results(submission, limit):
+    """The first ``limit`` (None: all) current results and superseded ones, and how many of each there are, in one statement."""
+    current, superseded = _every(submission, "results"), _every(submission, "history")
+    first = submission.results.annotate(node_key=F("node__key"), current_total=_count(current), superseded_total=_count(superseded))
     if limit is not None:
-        queryset = queryset.annotate(rank=Window(RowNumber(), partition_by=groups, order_by=F("pk").asc())).filter(rank__lte=limit)
-    return list(queryset)
+        first = first.filter(Q(pk__in=current.values("pk")[:limit]) | Q(pk__in=superseded.values("pk")[:limit]))
+    first = list(first)
+    counts = (first[0].current_total, first[0].superseded_total) if first else (0, 0)
+    return [result for result in first if not result.superseded], [result for result in first if result.superseded], *counts
 
 
-def _listed(document, submission, name, items, limit):
+def _listed(document, submission, name, items, count, limit):
     """Put the list ``name`` into ``document`` with its count and the link to the rest (null when it is all there)."""
-    count = items[0].total if items else 0
     document[name] = entries(submission, name, items)
     document[f"{name}_count"] = count
     document[f"{name}_next"] = f"{list_url(submission, name)}?limit={limit}&offset={limit}" if limit is not None and count > limit else None
 
 
-def submission_document(submission, limit=None):
+def submission_document(submission, limit=DEFAULT):
     """Return the status document of ``submission`` as plain JSON-ready data.
 
-    Each list holds at most ``limit`` entries (None: all of them). Four
+    Each list holds at most ``limit`` entries: by default SLUICE_DOCUMENT_LIMIT;
+    None lists every entry (``runjob --json``). Four
     statements, whatever the submission's size: nodes with their tasks, logs
     (none while no node of the page has run an attempt), results (current and
-    superseded at once), messages; each also counts its list.
+    superseded at once), messages; each also counts its lists, and reads only
+    the rows it returns.
     """
-    results = _heads(submission.results.annotate(node_key=F("node__key")), limit, by="superseded")
+    limit = settings.SLUICE_DOCUMENT_LIMIT if limit is DEFAULT else limit
     document = {
         "uuid": str(submission.uuid),
         "job": submission.job.name,
@@ -133,8 +154,9 @@ def submission_document(submission, limit=None):
         "finished_at": _time(submission.finished_at),
         "params": submission.params,
     }
-    _listed(document, submission, "nodes", _heads(rows(submission, "nodes"), limit), limit)
-    _listed(document, submission, "results", [result for result in results if not result.superseded], limit)
-    _listed(document, submission, "history", [result for result in results if result.superseded], limit)
-    _listed(document, submission, "messages", _heads(rows(submission, "messages"), limit), limit)
+    _listed(document, submission, "nodes", *_first(submission, "nodes", limit), limit)
+    results, history, results_count, history_count = _first_results(submission, limit)
+    _listed(document, submission, "results", results, results_count, limit)
+    _listed(document, submission, "history", history, history_count, limit)
+    _listed(document, submission, "messages", *_first(submission, "messages", limit), limit)
     return document

@@ -262,11 +262,23 @@ def test_a_large_submissions_document_lists_the_first_entries_their_count_and_wh
     assert (document["results_count"], len(document["results"])) == (submission.results.count(), 3) == (7, 3)  # the upload and six outputs
     assert document["messages_count"] == submission.messages.count() and len(document["messages"]) == 3
     assert (document["history"], document["history_count"], document["history_next"]) == ([], 0, None)
-    whole = documents.submission_document(submission)  # runjob --json's: every entry
+    whole = documents.submission_document(submission, limit=None)  # runjob --json's: every entry
     assert whole["nodes_next"] is whole["results_next"] is whole["messages_next"] is None
     for name in ("nodes", "results", "history", "messages"):
         assert walk(client, document, name) == whole[name], name
     assert [node["key"] for node in walk(client, document, "nodes")] == keys
+
+
+def test_results_of_earlier_runs_are_counted_and_paged_apart_from_current_ones(owner, settings):
+    submission = fan_out(6, user=owner)
+    submission.results.filter(node__key__in=["each_0", "each_1", "each_2", "each_3"]).update(superseded=True)
+    settings.SLUICE_DOCUMENT_LIMIT = 3
+    client = client_for(owner)
+    document = client.get(f"/api/submissions/{submission.uuid}/").json()
+    assert [result["node"] for result in document["results"]] == [None, "each_4", "each_5"]
+    assert (document["results_count"], document["results_next"]) == (3, None)
+    assert [result["node"] for result in document["history"]] == ["each_0", "each_1", "each_2"] and document["history_count"] == 4
+    assert [result["node"] for result in walk(client, document, "history")] == ["each_0", "each_1", "each_2", "each_3"]
 
 
 def test_a_page_of_a_submissions_list_says_where_the_next_and_previous_pages_are(owner):
