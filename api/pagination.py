@@ -5,6 +5,7 @@
 ``count_exact`` is false (see ``execution.paging``). ``next`` says whether
 there is more either way.
 """
+from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -53,3 +54,15 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         }
         answer["required"] = ["count", "count_exact", "results"]
         return answer
+
+
+class DocumentListPagination(StrictLimitOffsetPagination):
+    """Pages of one list of a submission's document: as many a page as the document holds unless asked otherwise."""
+
+    @property
+    def default_limit(self):
+        return settings.SLUICE_DOCUMENT_LIMIT
+
+    @property
+    def max_limit(self):
+        return max(StrictLimitOffsetPagination.max_limit, settings.SLUICE_DOCUMENT_LIMIT)

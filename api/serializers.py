@@ -135,10 +135,18 @@ class SubmissionSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     params = serializers.DictField()
-    nodes = NodeSerializer(many=True)
-    results = ResultSerializer(many=True)
-    history = ResultSerializer(many=True, help_text="Results of earlier runs of restarted nodes.")
-    messages = MessageSerializer(many=True)
+    nodes = NodeSerializer(many=True, help_text="The first SLUICE_DOCUMENT_LIMIT nodes, oldest first; nodes_next links to the rest.")
+    nodes_count = serializers.IntegerField(help_text="How many nodes the submission has.")
+    nodes_next = serializers.CharField(allow_null=True, help_text="The page of nodes after those listed (GET .../nodes/?limit=&offset=), or null when all are listed.")
+    results = ResultSerializer(many=True, help_text="The first SLUICE_DOCUMENT_LIMIT current results; results_next links to the rest.")
+    results_count = serializers.IntegerField(help_text="How many current results the submission has.")
+    results_next = serializers.CharField(allow_null=True, help_text="The page of results after those listed, or null when all are listed.")
+    history = ResultSerializer(many=True, help_text="Results of earlier runs of restarted nodes (the first SLUICE_DOCUMENT_LIMIT).")
+    history_count = serializers.IntegerField(help_text="How many results of earlier runs there are.")
+    history_next = serializers.CharField(allow_null=True, help_text="The page of history after the entries listed, or null when all are listed.")
+    messages = MessageSerializer(many=True, help_text="The first SLUICE_DOCUMENT_LIMIT messages, oldest first; messages_next links to the rest.")
+    messages_count = serializers.IntegerField(help_text="How many messages the submission has.")
+    messages_next = serializers.CharField(allow_null=True, help_text="The page of messages after those listed, or null when all are listed.")
 
 
 class SubmissionSummarySerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -24,7 +24,7 @@ from jobs.models import Job
 from . import serializers as s
 from .errors import error_body
 from .filters import FilterBackend, SubmissionFilter
-from .pagination import StrictLimitOffsetPagination
+from .pagination import DocumentListPagination, StrictLimitOffsetPagination
 
 log = logging.getLogger(__name__)
 
@@ -279,9 +279,13 @@ def parse_submission(request):
 
 
 def submission_document(submission, rows=None):
+    """The API's document of ``submission``: each list its first SLUICE_DOCUMENT_LIMIT entries, with a count and a link to the rest.
+
+    ``rows`` (a ``documents.Rows``) are its nodes, results and messages when the caller has them.
+    """
     url = submission_url(submission)
     document = {"url": url, "archive_url": f"{url}archive/", "ro_crate_url": f"{url}ro-crate/"}
-    for key, value in documents.submission_document(submission, rows).items():
+    for key, value in documents.submission_document(submission, rows=rows).items():
         document[key] = value
         if key == "submission_name":
             document["upload_name"] = submission.upload_name
@@ -324,9 +328,57 @@ def visible_submission(request, uuid):
 
 
 class SubmissionDetail(APIView):
-    @extend_schema(responses={200: s.SubmissionSerializer, 404: s.ErrorSerializer}, summary="A submission's status, nodes, results and messages")
+    @extend_schema(
+        responses={200: s.SubmissionSerializer, 404: s.ErrorSerializer}, summary="A submission's status, nodes, results and messages",
+        description="Each list holds its first SLUICE_DOCUMENT_LIMIT entries (1000 by default); <list>_count says how many there are and <list>_next links to the rest.",
+    )
     def get(self, request, uuid):
         return Response(submission_document(visible_submission(request, uuid)))
+
+
+PAGE = [
+    OpenApiParameter("limit", int, description="page size (at least 1; default SLUICE_DOCUMENT_LIMIT, 1000; at most 1000, or SLUICE_DOCUMENT_LIMIT if larger)"),
+    OpenApiParameter("offset", int, description="how many to skip"),
+]
+
+
+class DocumentList(APIView):
+    """One list of a submission's document (``documents.LISTS``), all of it, a page at a time."""
+
+    pagination_class = DocumentListPagination
+    part = None  # which list: nodes, results, history or messages
+
+    def get(self, request, uuid):
+        submission = visible_submission(request, uuid)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(documents.rows(submission, self.part), request, view=self)
+        return paginator.get_paginated_response(documents.entries(submission, self.part, page))
+
+
+def list_schema(serializer, summary):
+    return extend_schema_view(get=extend_schema(
+        parameters=PAGE, responses={200: serializer(many=True), 400: s.ErrorSerializer, 404: s.ErrorSerializer}, summary=summary,
+    ))
+
+
+@list_schema(s.NodeSerializer, "A submission's nodes, in the order they were made, a page at a time")
+class NodeList(DocumentList):
+    part = "nodes"
+
+
+@list_schema(s.ResultSerializer, "A submission's current results, oldest first, a page at a time")
+class ResultList(DocumentList):
+    part = "results"
+
+
+@list_schema(s.ResultSerializer, "Results of earlier runs of a submission's restarted nodes, oldest first, a page at a time")
+class HistoryList(DocumentList):
+    part = "history"
+
+
+@list_schema(s.MessageSerializer, "A submission's messages, oldest first, a page at a time")
+class MessageList(DocumentList):
+    part = "messages"
 
 
 class SubmissionGraph(APIView):

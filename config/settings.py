@@ -292,6 +292,13 @@ SLUICE_IDEMPOTENCY_HOURS = float(os.environ.get("SLUICE_IDEMPOTENCY_HOURS", "24"
 # Whether a cacheable task's results are reused across submitters. Off: only within one
 # user's submissions (anonymous: one address's), so the cache tells nobody what others ran.
 SLUICE_CACHE_SHARED = env_bool("SLUICE_CACHE_SHARED", False)
+# How many entries of each list (nodes, results, history, messages) a submission's API document
+# holds; the rest are served a page at a time (GET /api/submissions/{uuid}/nodes/ and the like).
+SLUICE_DOCUMENT_LIMIT = int(os.environ.get("SLUICE_DOCUMENT_LIMIT", "1000"))
+if SLUICE_DOCUMENT_LIMIT < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"SLUICE_DOCUMENT_LIMIT must be at least 1, got {SLUICE_DOCUMENT_LIMIT}")
 # Most instances one foreach step may expand into.
 SLUICE_MAX_FOREACH = int(os.environ.get("SLUICE_MAX_FOREACH", "10000"))
 # How deeply sub-jobs may nest (a job that runs itself stops here).

@@ -139,13 +139,20 @@ def sizes(nodes):
     """For each node, the bytes each attempt of its current run wrote: ``{node id: {attempt: {stream: bytes}}}``.
 
     Every attempt a node has run is listed; a stream it left empty counts 0.
-    One query for all of ``nodes`` (typically those of one submission).
+    One query for all of ``nodes`` (typically those of one submission, or a
+    page of them: a run of consecutive ids).
     """
     nodes = list(nodes)
-    found = {}
-    # By submission rather than by a list of node ids, which can be longer than a database takes.
+    if not nodes:
+        return {}
+    # By submission and id range rather than by a list of node ids, which can be longer than a
+    # database takes; the range keeps a page of a large submission from reading every node's logs.
     submissions = {node.submission_id for node in nodes}
-    rows = NodeLog.objects.filter(node__submission_id__in=submissions, run=F("node__restarts") + 1).values_list("node_id", "attempt", "stream", "original_size")
+    ids = [node.pk for node in nodes]
+    rows = NodeLog.objects.filter(
+        node__submission_id__in=submissions, node_id__gte=min(ids), node_id__lte=max(ids), run=F("node__restarts") + 1,
+    ).values_list("node_id", "attempt", "stream", "original_size")
+    found = {}
     for node_id, attempt, stream, size in rows:
         found[node_id, attempt, stream] = size
     return {

@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import DateTimeField
 from django.utils import timezone
 
-__all__ = ["Add", "conditional_update", "count", "create", "insert", "insert_then_update", "load", "plain", "rows", "successors", "update"]
+__all__ = ["Add", "conditional_update", "count", "create", "insert", "insert_then_update", "load", "plain", "successors", "update"]
 
 
 MAX_PARAMETERS = 65535  # in one PostgreSQL statement
@@ -189,23 +189,11 @@ def load(model, pk, *paths):
 
     ``paths`` follow non-null foreign keys (``"task__backend__queue_type"``).
     """
-    plan = _load_plan(model, paths, None, connection.vendor)
+    plan = _load_plan(model, paths, connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(plan.sql, [pk])
         row = cursor.fetchone()
     return None if row is None else _instance(plan, row)
-
-
-def rows(model, field, value, *paths):
-    """``list(model.objects.select_related(*paths).filter(field=value).order_by("pk"))``.
-
-    ``field`` is a column's attribute name (``"submission_id"``); ``paths`` as for ``load``.
-    """
-    plan = _load_plan(model, paths, field, connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(plan.sql, [value])
-        found = cursor.fetchall()
-    return [_instance(plan, row) for row in found]
 
 
 def count(model, statuses, **equal):
@@ -259,7 +247,7 @@ class _Plan:
 
 
 @lru_cache(maxsize=32)
-def _load_plan(model, paths, where, vendor):
+def _load_plan(model, paths, vendor):
     quote = connection.ops.quote_name
     parts, selects, joins, aliases = [], [], [], {(): "t0"}
 
@@ -289,12 +277,10 @@ def _load_plan(model, paths, where, vendor):
                 )
                 add(path, target, parent, name)
             klass = target
-    pk = quote(model._meta.pk.column)
-    sql = f"SELECT {', '.join(selects)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)} "
-    if where is None:
-        sql += f"WHERE t0.{pk} = %s"
-    else:
-        sql += f"WHERE t0.{quote(model._meta.get_field(where).column)} = %s ORDER BY t0.{pk}"
+    sql = (
+        f"SELECT {', '.join(selects)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)} "
+        f"WHERE t0.{quote(model._meta.pk.column)} = %s"
+    )
     return _Plan(sql, parts)
 
 

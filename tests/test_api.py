@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from execution import engine
+from execution import documents, engine
 from execution.local import SynchronousRunner
 from execution.models import Batch, Submission
 from tests.conftest import settle, wait_for
@@ -199,7 +199,7 @@ def submission_of(user, job=None):
     return SynchronousRunner(job, user=user).init().process()
 
 
-@pytest.mark.parametrize("path", ["", "graph/", "results/{result}/"])
+@pytest.mark.parametrize("path", ["", "graph/", "results/{result}/", "nodes/", "results/", "history/", "messages/"])
 def test_a_users_submission_is_theirs_and_staffs_alone(owner, other_user, staff, path):
     submission = submission_of(owner)
     url = f"/api/submissions/{submission.uuid}/" + path.format(result=submission.results.get().pk)
@@ -232,6 +232,80 @@ def test_the_status_document_has_nodes_results_and_messages(owner):
     [result] = document["results"]
     assert result["url"] == f"/api/submissions/{submission.uuid}/results/{submission.results.get().pk}/"
     assert document["messages"][-1]["text"] == "complete: 1 of 1 steps done"
+
+
+def fan_out(width, user=None):
+    """A finished submission of a foreach over ``width`` lines, each instance writing a result: width + 2 nodes."""
+    each = make_task("each", "echo $VALUE", stdout_glob=".out")
+    job = make_job("fan", steps=[("each", each, {"foreach": {"lines": ".input"}}), ("after", make_task("after_all", "true"), {"ordering": 1})])
+    return SynchronousRunner(job, input="".join(f"{index}\n" for index in range(width)).encode(), user=user).init().process()
+
+
+def walk(client, document, name):
+    """Every entry of the document's list ``name``: its first page, then the pages its ``<name>_next`` leads to."""
+    listed, following = list(document[name]), document[f"{name}_next"]
+    while following:
+        page = client.get(following)
+        assert page.status_code == 200, page.content
+        listed, following = listed + page.json()["results"], page.json()["next"]
+    return listed
+
+
+def test_a_large_submissions_document_lists_the_first_entries_their_count_and_where_the_rest_are(owner, settings):
+    submission = fan_out(6, user=owner)
+    settings.SLUICE_DOCUMENT_LIMIT = 3
+    client = client_for(owner)
+    document = client.get(f"/api/submissions/{submission.uuid}/").json()
+    keys = list(submission.nodes.values_list("key", flat=True))
+    assert [node["key"] for node in document["nodes"]] == keys[:3] and document["nodes_count"] == 8
+    assert document["nodes_next"] == f"/api/submissions/{submission.uuid}/nodes/?limit=3&offset=3"
+    assert (document["results_count"], len(document["results"])) == (submission.results.count(), 3) == (7, 3)  # the upload and six outputs
+    assert document["messages_count"] == submission.messages.count() and len(document["messages"]) == 3
+    assert (document["history"], document["history_count"], document["history_next"]) == ([], 0, None)
+    whole = documents.submission_document(submission, limit=None)  # runjob --json's: every entry
+    assert whole["nodes_next"] is whole["results_next"] is whole["messages_next"] is None
+    for name in ("nodes", "results", "history", "messages"):
+        assert walk(client, document, name) == whole[name], name
+    assert [node["key"] for node in walk(client, document, "nodes")] == keys
+
+
+def test_results_of_earlier_runs_are_counted_and_paged_apart_from_current_ones(owner, settings):
+    submission = fan_out(6, user=owner)
+    submission.results.filter(node__key__in=["each_0", "each_1", "each_2", "each_3"]).update(superseded=True)
+    settings.SLUICE_DOCUMENT_LIMIT = 3
+    client = client_for(owner)
+    document = client.get(f"/api/submissions/{submission.uuid}/").json()
+    assert [result["node"] for result in document["results"]] == [None, "each_4", "each_5"]
+    assert (document["results_count"], document["results_next"]) == (3, None)
+    assert [result["node"] for result in document["history"]] == ["each_0", "each_1", "each_2"] and document["history_count"] == 4
+    assert [result["node"] for result in walk(client, document, "history")] == ["each_0", "each_1", "each_2", "each_3"]
+
+
+def test_a_page_of_a_submissions_list_says_where_the_next_and_previous_pages_are(owner):
+    submission = fan_out(6, user=owner)
+    page = client_for(owner).get(f"/api/submissions/{submission.uuid}/nodes/?limit=2&offset=2").json()
+    assert page["count"] == 8 and [node["key"] for node in page["results"]] == list(submission.nodes.values_list("key", flat=True))[2:4]
+    assert page["next"] == f"http://testserver/api/submissions/{submission.uuid}/nodes/?limit=2&offset=4"
+    assert page["previous"] == f"http://testserver/api/submissions/{submission.uuid}/nodes/?limit=2"
+    assert client_for(owner).get(f"/api/submissions/{submission.uuid}/messages/?offset=1000").json()["results"] == []
+
+
+def test_a_small_submissions_document_lists_everything(owner):
+    submission = submission_of(owner)
+    document = client_for(owner).get(f"/api/submissions/{submission.uuid}/").json()
+    assert (document["nodes_count"], document["nodes_next"]) == (1, None)
+    assert (document["results_count"], document["results_next"]) == (1, None)
+    assert (document["messages_count"], document["messages_next"]) == (len(document["messages"]), None)
+
+
+@pytest.mark.parametrize("name", ["nodes", "results", "history", "messages"])
+def test_bad_paging_values_of_a_submissions_lists_are_refused(owner, name):
+    submission = submission_of(owner)
+    response = client_for(owner).get(f"/api/submissions/{submission.uuid}/{name}/?limit=0&offset=-1")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert errors(response) == {"limit": ["must be a whole number, at least 1; got '0'"], "offset": ["must be a whole number, at least 0; got '-1'"]}
+    response = client_for(owner).get(f"/api/submissions/{submission.uuid}/{name}/?limit=abc")
+    assert response.status_code == 400 and set(errors(response)) == {"limit"}
 
 
 def test_results_download_as_attachments(owner):

@@ -243,18 +243,6 @@ def test_create_splits_what_one_statement_cannot_hold():
     assert Node.objects.get(pk=nodes[-1].pk).key == f"n{count - 1}"
 
 
-def test_rows_reads_what_the_orm_reads():
-    job = make_job(steps=[make_task("a"), make_task("b")])
-    submission = engine.submit(job)
-    Node.objects.filter(submission=submission, key="b").update(outputs={"k": [1, 2]}, exit_code=3)
-    mine = statements.rows(Node, "submission_id", submission.pk, "task")
-    theirs = list(submission.nodes.select_related("task").order_by("pk"))
-    assert [(node.pk, node.key, node.status, node.outputs, node.exit_code, node.queued_at, node.task.name) for node in mine] == [
-        (node.pk, node.key, node.status, node.outputs, node.exit_code, node.queued_at, node.task.name) for node in theirs
-    ]
-    assert statements.rows(Node, "submission_id", submission.pk + 1000) == []
-
-
 def test_count_counts_what_the_orm_counts():
     job = make_job(steps=[make_task("a")])
     for ip in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):
@@ -275,3 +263,30 @@ def test_insert_then_update_writes_both_rows():
     assert Submission.objects.get(pk=submission.pk).last_message == "both"
     assert statements.insert_then_update(Message, {"submission_id": submission.pk, "text": "no such row"}, Submission, submission.pk + 1000, last_message="x") == 0
     assert Message.objects.filter(text="no such row").count() == 1  # the insert stands on its own
+
+
+def test_a_large_submissions_document_and_its_pages_take_as_many_statements_as_a_small_ones(settings):
+    """The document lists SLUICE_DOCUMENT_LIMIT entries of each list and counts the rest in the same
+    statements; a page of a list is a count and the page (and, for nodes, their logs)."""
+    from rest_framework.test import APIClient
+
+    from execution.local import SynchronousRunner
+
+    each = make_task("each", "echo $VALUE", stdout_glob=".out")
+    job = make_job("fan", steps=[("each", each, {"foreach": {"lines": ".input"}}), ("after", make_task("after_all", "true"), {"ordering": 1})])
+    # Both have entries past the page asked for, so that both pages count their lists (a last page
+    # knows its count without one, api/pagination.py).
+    small, large = (SynchronousRunner(job, input=b"".join(b"%d\n" % n for n in range(8))).init().process(), SynchronousRunner(job, input=b"".join(b"%d\n" % n for n in range(40))).init().process())
+    settings.SLUICE_DOCUMENT_LIMIT = 3
+    client = APIClient()
+    client.get(f"/api/submissions/{small.uuid}/")  # warm: content types
+    counted = {}
+    for submission in (small, large):
+        for path in ("", "nodes/?offset=3", "results/?offset=3", "messages/?offset=3"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(f"/api/submissions/{submission.uuid}/{path}").status_code == 200
+            counted[submission.uuid, path] = len(queries)
+    for path in ("", "nodes/?offset=3", "results/?offset=3", "messages/?offset=3"):
+        assert counted[large.uuid, path] == counted[small.uuid, path], path
+    # submission, nodes, their logs, results, messages; a page: submission, count, page (nodes: and logs).
+    assert counted[large.uuid, ""] <= 5 and counted[large.uuid, "nodes/?offset=3"] <= 4 and counted[large.uuid, "messages/?offset=3"] <= 3

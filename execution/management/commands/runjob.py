@@ -43,7 +43,7 @@ class Command(BaseCommand):
             if "runner" in locals():
                 runner.deinit()
         if options["json"]:
-            self.stdout.write(json.dumps(documents.submission_document(submission), indent=2))
+            self.stdout.write(json.dumps(documents.submission_document(submission, limit=None), indent=2))
         else:
             self._summary(submission)
         if submission.status != SubmissionStatus.COMPLETE:
