@@ -14,6 +14,10 @@ from rest_framework.utils.urls import replace_query_param
 from execution import paging
 
 
+# The largest limit or offset taken: past it a 400 (the databases' integers end at 2**63 - 1).
+LARGEST = 10**15
+
+
 class StrictLimitOffsetPagination(LimitOffsetPagination):
     max_limit = 1000
 
@@ -23,6 +27,8 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
             for value in request.query_params.getlist(name):
                 if not (value.isascii() and value.isdigit()) or int(value) < smallest:
                     errors[name] = [f"must be a whole number, at least {smallest}; got {value!r}"]
+                elif int(value) > LARGEST:  # no list is that long, and no database takes such a number
+                    errors[name] = [f"must be at most {LARGEST}; got {value}"]
         if errors:
             raise ValidationError(errors)
         self.request = request

@@ -47,6 +47,17 @@ def test_under_the_limit_the_api_count_is_exact(settings, owner, job):
     assert (past["count"], past["count_exact"], past["results"], past["next"]) == (8, True, [], None)
 
 
+@pytest.mark.parametrize("path", ["/api/submissions/", "/api/submissions/{uuid}/nodes/", "/api/submissions/{uuid}/messages/"])
+def test_an_offset_no_database_can_hold_is_a_400_not_a_500(owner, job, path):
+    submission = intake.accept("alpha", user=owner, ip="127.0.0.1")
+    client = client_for(owner)
+    for query in ("offset=3216612455506006228737967783936", "offset=1000000000000001", "limit=99999999999999999999999&offset=1000000000000001"):
+        answer = client.get(path.format(uuid=submission.uuid) + "?" + query)
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["errors"]["offset"] == [f"must be at most 1000000000000000; got {query.rsplit('=', 1)[1]}"]
+    assert client.get(path.format(uuid=submission.uuid) + "?offset=1000000000000000").status_code == 200
+
+
 def test_the_web_list_says_more_than_past_the_limit(settings, owner, job):
     settings.SLUICE_LIST_COUNT_LIMIT = 30
     made(job, owner, 60)
