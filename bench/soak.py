@@ -16,7 +16,8 @@ It loads a job of ``--steps`` steps in a chain, each running `true`, and sends
 accepted submissions are not yet terminal (read from the database every
 0.2 s), so the deployment runs at the rate it keeps up with and no backlog
 builds up. Every 500 accepted submissions, and once more after the last one
-is terminal, it reads VmRSS from /proc/PID/status of each process group:
+is terminal, it reads VmRSS (and Threads) from /proc/PID/status of each
+process group:
 
 - ``up``: the `manage.py up` process (the steps it starts are not counted);
 - ``web``: the gunicorn master and its worker processes;
@@ -62,16 +63,18 @@ PYTHON_EXE = os.path.realpath(sys.executable)
 # --- resident memory -------------------------------------------------------------
 
 
-def rss_kib(pid):
-    """VmRSS of ``pid`` in KiB, or None once it has gone."""
+def memory(pid):
+    """(VmRSS in KiB, threads) of ``pid``, or None once it has gone."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "Threads"):
+                    found[key] = int(value.split()[0])
     except OSError:
         return None
-    return 0  # a zombie has no VmRSS line
+    return found.get("VmRSS", 0), found.get("Threads", 0)  # a zombie has no VmRSS line
 
 
 def _processes():
@@ -144,17 +147,18 @@ def groups_of(deployment):
 
 
 def sample(deployment, submitted, terminal, commands):
-    """One reading of every group: {"submitted", "terminal", "groups": {name: {"kib", "pids": {pid: kib}}}}.
+    """One reading of every group: {"submitted", "terminal", "groups": {name: {"kib", "threads", "pids": {pid: kib}}}}.
 
     The command line of each pid not yet in ``commands`` is added to it.
     """
     reading = {"submitted": submitted, "terminal": terminal, "groups": {}}
     for name, root in groups_of(deployment).items():
-        pids = {pid: rss_kib(pid) for pid in group(root)}
-        pids = {pid: kib for pid, kib in pids.items() if kib is not None}
+        readings = {pid: memory(pid) for pid in group(root)}
+        readings = {pid: reading for pid, reading in readings.items() if reading is not None}
+        pids = {pid: kib for pid, (kib, _) in readings.items()}
         for pid in pids:
             commands.setdefault(pid, f"`{command_line(pid)}`" + ("" if pid == root else f" (child of {parent_of(pid)})"))
-        reading["groups"][name] = {"kib": sum(pids.values()), "pids": pids}
+        reading["groups"][name] = {"kib": sum(pids.values()), "threads": sum(threads for _, threads in readings.values()), "pids": pids}
     return reading
 
 
@@ -223,8 +227,8 @@ def soak(deployment, args):
         with samples_lock:
             samples.append(reading)
         rate = accepted / (time.monotonic() - started)
-        memory = ", ".join(f"{name} {entry['kib'] / 1024:.1f} MiB" for name, entry in reading["groups"].items())
-        intake.progress(f"{deployment.name}: {accepted}/{args.submissions} accepted, {reading['terminal']} terminal, {rate:.1f}/s; {memory}")
+        sizes = ", ".join(f"{name} {entry['kib'] / 1024:.1f} MiB ({entry['threads']} threads)" for name, entry in reading["groups"].items())
+        intake.progress(f"{deployment.name}: {accepted}/{args.submissions} accepted, {reading['terminal']} terminal, {rate:.1f}/s; {sizes}")
 
     def client():
         connection = http.client.HTTPConnection("127.0.0.1", deployment.port, timeout=120)
@@ -324,13 +328,14 @@ def report(args, results, errors):
     for mode, result in results.items():
         names = list(result["samples"][-1]["groups"])
         print()
-        print(f"## {MODE_TITLES[mode]}: RSS (MiB) at each sample")
+        print(f"## {MODE_TITLES[mode]}: RSS (MiB) and threads at each sample")
         print()
-        print("| accepted | terminal | " + " | ".join(GROUP_TITLES[name] for name in names) + " |")
-        print("| ---: | ---: | " + " | ".join("---:" for _ in names) + " |")
+        print("| accepted | terminal | " + " | ".join(f"{GROUP_TITLES[name]} MiB | threads" for name in names) + " |")
+        print("| ---: | ---: | " + " | ".join("---: | ---:" for _ in names) + " |")
         for entry in result["samples"]:
             label = f"{entry['submitted']} (end)" if entry.get("end") else str(entry["submitted"])
-            print(f"| {label} | {entry['terminal']} | " + " | ".join(mib(entry["groups"][name]["kib"]) for name in names) + " |")
+            cells = [f"{mib(entry['groups'][name]['kib'])} | {entry['groups'][name]['threads']}" for name in names]
+            print(f"| {label} | {entry['terminal']} | " + " | ".join(cells) + " |")
         print()
         print("Processes counted (pid, command line, RSS in MiB after the warm-up → at the end):")
         print()
