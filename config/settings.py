@@ -147,7 +147,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Each connection lives for one request or one step's message (CONN_MAX_AGE 0), so a large
     # page cache buys little; SQLite's default, 2 MiB for each, made `up` grow about 1 MiB per 500
-    # submissions until 8,500 of 10,000 (bench/soak.py, docs/performance.md "Memory").
+    # submissions until about 9,000 of 10,000 (bench/soak.py, docs/performance.md "Memory").
     SQLITE_CACHE_KIB = int(os.environ.get("SLUICE_SQLITE_CACHE_KIB", "256"))
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
