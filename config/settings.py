@@ -145,10 +145,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # than failing, and take the write lock at BEGIN so that read-then-write
     # transactions cannot deadlock.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Each connection lives for one request or one step's message (CONN_MAX_AGE 0), so a large
+    # page cache buys little; SQLite's default, 2 MiB for each, made `up` grow about 1 MiB per 500
+    # submissions until about 9,000 of 10,000 (bench/soak.py, docs/performance.md "Memory").
+    SQLITE_CACHE_KIB = int(os.environ.get("SLUICE_SQLITE_CACHE_KIB", "256"))
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-{SQLITE_CACHE_KIB};",
     }
     # The database holds password hashes and sessions: readable by this user alone. Created
     # here (an empty file is a new SQLite database) so that it never exists with wider rights;
