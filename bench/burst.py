@@ -8,7 +8,7 @@ throwaway data:
 
 - ``embedded``: `manage.py up` on SQLite (its web server and its in-process worker);
 - ``pg``: a throwaway PostgreSQL and Redis, gunicorn with 2 workers
-  (`config/gunicorn.conf.py`) and `manage.py worker --processes 2`.
+  (`config/gunicorn.conf.py`, DATABASE_POOL_SIZE=8) and `manage.py worker --processes 2`.
 
 It loads a job of ``--steps`` steps in a chain, each running `true`, sends a
 few warm-up submissions, waits for them, and then sends ``--submissions``
@@ -151,7 +151,8 @@ class OnPostgres(Deployment):
         env = self.env(DATABASE_URL=postgres.url, BROKER_URL=redis.url, DATABASE_CONN_MAX_AGE="60", WEB_CONCURRENCY="2")
         self.prepare(env, steps)
         self.start("worker", [PYTHON, "manage.py", "worker", "--processes", "2"], env)
-        web = self.start("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"], env)
+        gunicorn = [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
+        web = self.start("gunicorn", gunicorn, {**env, "DATABASE_POOL_SIZE": "8"})  # as docs/operations.md runs it
         intake.wait_for_port(self.port, web, self.work / "pg-gunicorn.log")
 
     def _query(self, sql, params=()):

@@ -215,7 +215,7 @@ def submit_and_wait(jobs, poll, timeout=RUN_TIMEOUT):
     started = time.perf_counter()
     ids = []
     for job in jobs:
-        submission = engine.submit(job)
+        submission = engine.submit(engine.job_by_name(job.name))  # looked up as the front door does (jobs/catalogue.py)
         dispatch.start(submission)
         ids.append(submission.pk)
     submitted = time.perf_counter()

@@ -7,8 +7,9 @@ Two ways of serving, each side by side in one run (``--modes``):
 
 - ``up``: `manage.py up` on SQLite (waitress and the in-process worker), as
   the embedded mode runs;
-- ``pg``: gunicorn with 2 workers (`config/gunicorn.conf.py`) on PostgreSQL,
-  with `manage.py worker --processes 2` on Redis, as a deployment runs. One
+- ``pg``: gunicorn with 2 workers (`config/gunicorn.conf.py`, a pool of 8
+  database connections each: DATABASE_POOL_SIZE) on PostgreSQL, with
+  `manage.py worker --processes 2` on Redis, as a deployment runs. One
   throwaway PostgreSQL and Redis on loopback serve every checkout, each with
   its own database and Redis database number.
 
@@ -43,6 +44,11 @@ of the rounds, the non-201 answers their sum. The first checkout is the
 reference of the ratios. Progress goes to stderr, the Markdown report to
 stdout, ending with the targets met and missed. Every server started is
 stopped at the end, also on Ctrl-C or SIGTERM.
+
+``pg-intake`` is ``pg`` with the workers stopped (SIGSTOP) while the
+requests of a measurement come in and let go (SIGCONT) before the drain:
+the front door alone, without the steps it starts competing for the two
+cores (no targets; it says what the steps cost the front door).
 
 Targets (issue "Speed at scale"), at 4 clients: `up` at least 200 requests/s
 and gunicorn on PostgreSQL at least 300, p99 under 100 ms, and a p50 within
@@ -79,7 +85,11 @@ jobs: [{{name: {JOB_NAME}, steps: [{{id: noop, task: {JOB_NAME}}}]}}]
 """
 BODY = json.dumps({"job": JOB_NAME}).encode()
 SUBMIT_PATH, FLOOR_PATH = "/api/submissions/", "/bench-floor/"
-MODES = {"up": "`manage.py up` (SQLite)", "pg": "gunicorn, 2 workers, on PostgreSQL + Redis"}
+MODES = {
+    "up": "`manage.py up` (SQLite)",
+    "pg": "gunicorn, 2 workers, on PostgreSQL + Redis",
+    "pg-intake": "gunicorn, 2 workers, on PostgreSQL + Redis, the workers stopped while the requests come in",
+}
 TARGET_RPS = {"up": 200, "pg": 300}  # at 4 clients
 TARGET_P99_MS = 100
 TARGET_FLOOR_RATIO = 2.5
@@ -136,7 +146,7 @@ class Server:
         env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "BROKER_URL", "DJANGO_SETTINGS_MODULE")}
         settings = "bench.floor_settings" if self.floor else "config.settings"
         env.update({"SLUICE_DATA_DIR": str(self.data_dir), "SLUICE_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": settings})
-        if self.mode == "pg":
+        if self.mode != "up":
             env.update({"DATABASE_URL": self.database_url, "BROKER_URL": self.broker_url, "DATABASE_CONN_MAX_AGE": "60", "WEB_CONCURRENCY": "2"})
         # All the submissions come from one address: with the default limit of active submissions
         # per client (50) most of them would be cheap 429s once the worker falls behind.
@@ -145,7 +155,7 @@ class Server:
 
     def start(self):
         manage = [PYTHON, str(self.root / "manage.py")]
-        if self.mode == "pg":
+        if self.mode != "up":
             self.database_url, self.broker_url = self.cluster.database()
         progress(f"{self.mode} {self.label}: migrate and loadjobs in {self.data_dir}")
         self.data_dir.mkdir(mode=0o711)
@@ -160,15 +170,18 @@ class Server:
         else:
             if not self.floor:  # the floor makes no steps to run
                 self._spawn("worker", [*manage, "worker", "--processes", "2"])
-            web = self._spawn("gunicorn", [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"])
+            # As docs/operations.md runs it: a pool of connections per worker (a checkout without
+            # DATABASE_POOL_SIZE keeps one per thread for DATABASE_CONN_MAX_AGE).
+            gunicorn = [PYTHON, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"]
+            web = self._spawn("gunicorn", gunicorn, DATABASE_POOL_SIZE="8")
         wait_for_port(self.port, web, web.log_path)
         progress(f"{self.mode} {self.label}: listening on 127.0.0.1:{self.port} (pid {web.pid})")
 
-    def _spawn(self, what, argv):
+    def _spawn(self, what, argv, **extra):
         log_path = self.data_dir.parent / f"{self.name}-{what}.log"
         log = open(log_path, "w")
         # Its own process group, so that a Ctrl-C reaches only this script, which then stops it.
-        process = subprocess.Popen(argv, env=self.env(), cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(argv, env={**self.env(), **extra}, cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         process.what, process.log_path = what, log_path
         self.processes.append(process)
@@ -323,7 +336,14 @@ def percentile(values, fraction):
 
 
 def measure(server, clients, requests):
-    wall, latencies, statuses = load(server.port, clients, requests, path=server.path)
+    paused = [process for process in server.processes if process.what == "worker"] if server.mode == "pg-intake" else []
+    for process in paused:  # the front door alone: the steps wait (queued) until the measurement is over
+        os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        wall, latencies, statuses = load(server.port, clients, requests, path=server.path)
+    finally:
+        for process in paused:
+            os.killpg(process.pid, signal.SIGCONT)
     return {
         "rps": len(latencies) / wall,
         "p50": percentile(latencies, 0.50) * 1000,
@@ -420,7 +440,7 @@ def render(args, servers, results, drains, elapsed, load_average):
             ))
         failed = [f"`{server.label}`: {server.counts()[1]}" for server in sluice]
         lines += ["", "Submissions whose step did not complete (error, crash or cancelled): " + ", ".join(failed) + "."]
-        if 4 in args.clients:
+        if 4 in args.clients and mode in TARGET_RPS:  # pg-intake explains, it has no targets
             last = sluice[-1]
             rps, p99, p50 = (median_of(results, last, 4, key) for key in ("rps", "p99", "p50"))
             ratio = p50 / median_of(results, floor, 4, "p50")

@@ -140,6 +140,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.envi
     # statements once. Set DATABASE_PREPARED_STATEMENTS=0 behind a pooler
     # that cannot keep prepared statements (PgBouncer's transaction mode before 1.21).
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
+DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "0"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE > 0:
+    # At most DATABASE_POOL_SIZE connections per process, shared by its threads (psycopg_pool, through
+    # Django's "pool" option), instead of one per thread: a gunicorn worker of 256 threads neither
+    # opens a connection per request (DATABASE_CONN_MAX_AGE=0) nor keeps hundreds open past
+    # PostgreSQL's max_connections. A request waits up to DATABASE_POOL_TIMEOUT seconds for one.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web server share one SQLite file: wait for locks rather
     # than failing, and take the write lock at BEGIN so that read-then-write

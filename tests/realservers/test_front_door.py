@@ -82,3 +82,46 @@ def test_connections_cut_by_a_database_restart_cost_no_request(web):
     time.sleep(0.5)
     answers = [post(web, {"job": "quick"}) for _ in range(12)]
     assert [status for status, _ in answers] == [201] * 12, [body for status, body in answers if status != 201][:2]
+
+
+def test_a_pooled_web_server_shares_a_few_connections_among_many_threads(server_env, tmp_path):
+    """DATABASE_POOL_SIZE as docs/operations.md has it: 2 workers of 64 threads, 16 clients at once
+    on fresh connections, and never more than 2 x 3 database connections from the web server."""
+    import threading
+
+    make_job("quick", steps=[make_task("a", "true")])
+    port = free_port()
+    log = open(tmp_path / "gunicorn.log", "w")
+    argv = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    env = {**server_env, "DATABASE_POOL_SIZE": "3", "SLUICE_GUNICORN_THREADS": "64", "QUEUE_HARD_LIMIT": "0"}
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port)
+        base, answers, most = f"http://127.0.0.1:{port}", [], []
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            ours = {row[0] for row in cursor.fetchall()}  # this test's own, and any other already there
+
+        def client():
+            for _ in range(10):
+                answers.append(post(base, {"job": "quick"})[0])
+
+        def watch():
+            while any(thread.is_alive() for thread in clients):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+                    most.append(len({row[0] for row in cursor.fetchall()} - ours))
+                time.sleep(0.02)
+
+        clients = [threading.Thread(target=client) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        watch()
+        for thread in clients:
+            thread.join()
+    finally:
+        process.terminate()
+        process.wait(15)
+    assert answers == [201] * 160
+    assert Submission.objects.count() == 160
+    assert 1 <= max(most) <= 6, most
