@@ -118,7 +118,9 @@ class Cluster:
 
         if self.postgres is None:
             progress("pg: starting a throwaway PostgreSQL and Redis on loopback")
-            self.postgres = Postgres().start()
+            # Six servers can share it, and a checkout without DATABASE_POOL_SIZE keeps a connection
+            # per gunicorn thread: more than PostgreSQL's default 100.
+            self.postgres = Postgres(max_connections=1000).start()
             self.stack.callback(self.postgres.stop)
             self.redis = Redis().start()
             self.stack.callback(self.redis.stop)

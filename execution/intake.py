@@ -66,7 +66,8 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip}
     try:
         with transaction.atomic():
-            _serialise(user, ip)
+            if settings.QUEUE_HARD_LIMIT:  # no limit, no count to keep true: one submitter's requests need not take turns
+                _serialise(user, ip)
             replay = idempotency.earlier(key)  # under the submitter's lock: a retry that raced the first
             if replay is not None:
                 return _replayed(replay)

@@ -290,3 +290,17 @@ def test_a_large_submissions_document_and_its_pages_take_as_many_statements_as_a
         assert counted[large.uuid, path] == counted[small.uuid, path], path
     # submission, nodes, their logs, results, messages; a page: submission, count, page (nodes: and logs).
     assert counted[large.uuid, ""] <= 5 and counted[large.uuid, "nodes/?offset=3"] <= 4 and counted[large.uuid, "messages/?offset=3"] <= 3
+
+
+@pytest.mark.parametrize("limit", [0, 3])
+def test_a_submitters_requests_take_turns_only_when_a_quota_is_to_be_kept(settings, limit):
+    """On PostgreSQL the quota count is kept true by an advisory lock on the submitter; with no
+    QUEUE_HARD_LIMIT there is no count to keep and one submitter's requests run side by side."""
+    from execution import intake
+
+    settings.QUEUE_HARD_LIMIT = limit
+    make_job("one", steps=[make_task("t")])
+    with CaptureQueriesContext(connection) as queries:
+        intake.accept("one", ip="10.0.0.9")
+    locked = any("pg_advisory_xact_lock" in query["sql"] for query in queries.captured_queries)
+    assert locked == (connection.vendor == "postgresql" and limit > 0)

@@ -51,7 +51,8 @@ def _as_postgres(argv):
 
 
 class Postgres:
-    def __init__(self):
+    def __init__(self, max_connections=None):
+        self.max_connections = max_connections  # None: PostgreSQL's default (100)
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="sluice-pg-"))
         self.data = self.root / "data"
@@ -67,6 +68,8 @@ class Postgres:
         run = lambda argv: subprocess.run(_as_postgres(argv), check=True, capture_output=True)  # noqa: E731
         run([_pg_bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", self.user, "--no-sync"])
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if self.max_connections:
+            options += f" -c max_connections={int(self.max_connections)}"
         run([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"])
         wait_for_port(self.port)
         return self
