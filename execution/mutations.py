@@ -139,13 +139,14 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
     state.growing = state.growers() - {node}
     active = [(promise, -1, None) for promise in promises]  # (promise, index and operation that made it)
     grown = []  # (index, operation, new node keys, new edges)
+    children = _children(state.edges)  # kept up to date below: a fan-out's N additions cost O(N), not O(N²)
     result = Plan()
     for index, operation in enumerate(operations):
         kind = operation["op"]
         if kind in ("add_node", "add_edge"):
             if not dynamic:
                 raise PromiseBroken({"kind": "static"}, operation, f"node '{node}' runs a task that is not dynamic")
-            new_nodes, new_edges = _grow(state, operation, node, tasks)
+            new_nodes, new_edges = _grow(state, operation, node, tasks, children)
             for promise, _, _ in active:
                 reason = _breaks(promise, state, operation, new_nodes, new_edges)
                 if reason:
@@ -157,6 +158,8 @@ def plan(state, operations, *, node, dynamic, tasks, promises, dynamic_tasks=Non
                 result.nodes.append({"key": key, "task": task, "params": params})
             added = [edge for edge in new_edges if edge not in state.edges]
             state.edges.update(new_edges)
+            for source, target in added:
+                children.setdefault(source, []).append(target)
             result.edges.extend(new_edges)
             grown.append((index, operation, [key for key, _, _ in new_nodes], added))
         elif kind == "promise":
@@ -222,8 +225,11 @@ def _check_future(state, active, grown):
                 break
         raise PromiseBroken(promise, culprit, reason)
 
-def _grow(state, operation, node, tasks):
-    """Return (new nodes, new edges) for a growth operation, or raise OperationError."""
+def _grow(state, operation, node, tasks, children):
+    """Return (new nodes, new edges) for a growth operation, or raise OperationError.
+
+    ``children`` maps each node key to the targets of its edges in ``state``.
+    """
     if operation["op"] == "add_node":
         key, task = operation.get("key"), operation.get("task")
         if not isinstance(key, str) or not KEY.match(key):
@@ -245,14 +251,14 @@ def _grow(state, operation, node, tasks):
             _not_started(state, child, operation)
         for parent in after:
             for child in before:
-                if parent == child or _reaches(state.edges, child, parent):
+                if parent == child or _reaches(children, child, parent):
                     raise OperationError(f"{describe(operation)}: a cycle through '{child}' and '{parent}'")
         return [(key, task, params)], edges
     source, target = operation.get("from"), operation.get("to")
     _exists(state, source, operation)
     _exists(state, target, operation)
     _not_started(state, target, operation)
-    if source == target or _reaches(state.edges, target, source):
+    if source == target or _reaches(children, target, source):
         raise OperationError(f"{describe(operation)}: a cycle through '{source}' and '{target}'")
     return [], [] if (source, target) in state.edges else [(source, target)]
 
@@ -274,11 +280,15 @@ def _not_started(state, key, operation):
         raise OperationError(f"{describe(operation)}: an edge into node '{key}', which has already started ({state.nodes[key][1]})")
 
 
-def _reaches(edges, start, goal):
-    """Is there a path start -> ... -> goal?"""
+def _children(edges):
     children = {}
     for source, target in edges:
         children.setdefault(source, []).append(target)
+    return children
+
+
+def _reaches(children, start, goal):
+    """Is there a path start -> ... -> goal? (``children`` as ``_children`` makes it.)"""
     seen, stack = {start}, [start]
     while stack:
         current = stack.pop()

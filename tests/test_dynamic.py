@@ -60,6 +60,24 @@ def test_bad_operations_are_refused_naming_the_operation(operation, message):
     assert json.dumps(operation, sort_keys=True)[:40] in str(caught.value)
 
 
+def test_a_cycle_made_of_edges_added_earlier_in_the_same_step_is_refused():
+    """Reachability sees the edges the step's own earlier operations added (kept up to date as they come)."""
+    graph = state(a="A", b="B", c="X", d="X")  # a -> b -> c -> d
+    with pytest.raises(OperationError, match="a cycle through 'm' and 'b'"):
+        run_plan(graph, {"op": "add_node", "key": "m", "task": "M", "after": ["c"], "before": ["d"]}, {"op": "add_edge", "from": "m", "to": "b"})
+
+
+def test_many_nodes_between_two_take_one_pass_over_the_edges():
+    """A fan-out of 5,000 added by one step: each add_node checks for a cycle from the join, which
+    must not rebuild the graph's adjacency each time (that made 10,000 instances cost O(N²))."""
+    graph = state(a="A", b="B")
+    operations = [{"op": "add_node", "key": f"m{index}", "task": "M", "before": ["b"]} for index in range(5000)]
+    result = run_plan(graph, *operations)
+    assert len(result.nodes) == 5000 and len(result.edges) == 10000
+    with pytest.raises(OperationError, match="a cycle through 'm4999' and 'b'"):
+        run_plan(graph, *operations, {"op": "add_node", "key": "back", "task": "M", "after": ["b"], "before": ["m4999"]})
+
+
 def test_a_static_task_that_grows_the_graph_breaks_a_promise():
     with pytest.raises(PromiseBroken, match="not dynamic"):
         run_plan(state(a="A"), {"op": "add_node", "key": "m", "task": "M"}, dynamic=False)
