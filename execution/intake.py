@@ -66,7 +66,9 @@ def accept(job_field, *, params=None, input_data=None, submission_name="", email
     common = {"input_data": input_data, "submission_name": submission_name, "email": email, "user": user if user and user.is_authenticated else None, "ip": ip}
     try:
         with transaction.atomic():
-            if settings.QUEUE_HARD_LIMIT:  # no limit, no count to keep true: one submitter's requests need not take turns
+            # One submitter's requests take turns when there is a quota count to keep true, or a key
+            # whose retries must not both pass the check below; otherwise they run side by side.
+            if settings.QUEUE_HARD_LIMIT or key is not None:
                 _serialise(user, ip)
             replay = idempotency.earlier(key)  # under the submitter's lock: a retry that raced the first
             if replay is not None:

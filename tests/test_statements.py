@@ -292,15 +292,16 @@ def test_a_large_submissions_document_and_its_pages_take_as_many_statements_as_a
     assert counted[large.uuid, ""] <= 5 and counted[large.uuid, "nodes/?offset=3"] <= 4 and counted[large.uuid, "messages/?offset=3"] <= 3
 
 
-@pytest.mark.parametrize("limit", [0, 3])
-def test_a_submitters_requests_take_turns_only_when_a_quota_is_to_be_kept(settings, limit):
-    """On PostgreSQL the quota count is kept true by an advisory lock on the submitter; with no
-    QUEUE_HARD_LIMIT there is no count to keep and one submitter's requests run side by side."""
-    from execution import intake
+@pytest.mark.parametrize("limit, keyed", [(0, False), (3, False), (0, True)])
+def test_a_submitters_requests_take_turns_only_when_a_quota_or_a_key_is_to_be_kept(settings, limit, keyed):
+    """On PostgreSQL the quota count and an Idempotency-Key's first use are kept true by an advisory
+    lock on the submitter; with no QUEUE_HARD_LIMIT and no key one submitter's requests run side by side."""
+    from execution import idempotency, intake
 
     settings.QUEUE_HARD_LIMIT = limit
     make_job("one", steps=[make_task("t")])
+    key = idempotency.parse("retry-1", None, "10.0.0.9", idempotency.fingerprint({"job": "one"}, {}, None)) if keyed else None
     with CaptureQueriesContext(connection) as queries:
-        intake.accept("one", ip="10.0.0.9")
+        intake.accept("one", ip="10.0.0.9", key=key)
     locked = any("pg_advisory_xact_lock" in query["sql"] for query in queries.captured_queries)
-    assert locked == (connection.vendor == "postgresql" and limit > 0)
+    assert locked == (connection.vendor == "postgresql" and (limit > 0 or keyed))
